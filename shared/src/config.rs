@@ -1,0 +1,309 @@
+//! Configuration: intents, agents, workflow and addresses come from a TOML
+//! document (a file or an environment variable), never from code.
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::model::WorkflowMode;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("no configuration: set CASEBRIDGE_CONFIG (TOML text) or CASEBRIDGE_CONFIG_FILE (a path)")]
+    Missing,
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("configuration is not valid TOML: {0}")]
+    Parse(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("environment variable {0} is required")]
+    MissingEnv(&'static str),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub mail: MailConfig,
+    #[serde(default)]
+    pub workflow: WorkflowConfig,
+    #[serde(default)]
+    pub inbound: InboundConfig,
+    #[serde(default)]
+    pub classifier: ClassifierConfig,
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+    #[serde(default)]
+    pub intents: Vec<IntentConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The address casebridge writes from (and that customers write to).
+    pub from_address: String,
+    #[serde(default)]
+    pub from_name: Option<String>,
+    /// Other addresses that are casebridge's own: mail from them is never answered.
+    #[serde(default)]
+    pub own_addresses: Vec<String>,
+    /// Where escalation notices go.
+    pub queue_address: String,
+    #[serde(default = "default_queue_name")]
+    pub queue_name: String,
+    /// Domain used in the Message-IDs casebridge generates.
+    #[serde(default)]
+    pub message_id_domain: Option<String>,
+    /// Prefix of case ids (and so of the subject reference).
+    #[serde(default = "default_case_prefix")]
+    pub case_prefix: String,
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+fn default_queue_name() -> String {
+    "support".into()
+}
+fn default_case_prefix() -> String {
+    "CB".into()
+}
+
+impl MailConfig {
+    pub fn message_id_domain(&self) -> &str {
+        self.message_id_domain
+            .as_deref()
+            .unwrap_or_else(|| self.from_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("casebridge.invalid"))
+    }
+
+    pub fn is_own_address(&self, address: &str) -> bool {
+        let bare = strip_plus(address);
+        address.eq_ignore_ascii_case(&self.from_address)
+            || bare.eq_ignore_ascii_case(&self.from_address)
+            || address.eq_ignore_ascii_case(&self.queue_address)
+            || self.own_addresses.iter().any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&bare))
+    }
+}
+
+/// `support+tag@example.com` → `support@example.com`.
+pub fn strip_plus(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let base = local.split_once('+').map(|(b, _)| b).unwrap_or(local);
+            format!("{base}@{domain}")
+        }
+        None => address.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    pub mode: WorkflowMode,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        WorkflowConfig { mode: WorkflowMode::FullyAutonomous }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Open a new case for mail that links to none (off: record it only).
+    #[serde(default = "yes")]
+    pub create_cases: bool,
+    /// Mail larger than this is recorded with the reason and not parsed.
+    #[serde(default = "default_max_mail_bytes")]
+    pub max_mail_bytes: usize,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig { create_cases: true, max_mail_bytes: default_max_mail_bytes() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_mail_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// Below this confidence the case goes to a representative.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig { threshold: default_threshold() }
+    }
+}
+
+fn default_threshold() -> f64 {
+    0.3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_agent_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Total attempts per turn for timeouts, 429 and 5xx.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Name of the environment variable holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+}
+
+fn default_agent_timeout_ms() -> u64 {
+    10_000
+}
+fn default_attempts() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// The agent that handles it; none means a representative does.
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+pub const CONFIG_ENV: &str = "CASEBRIDGE_CONFIG";
+pub const CONFIG_FILE_ENV: &str = "CASEBRIDGE_CONFIG_FILE";
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::from_toml(&text)
+    }
+
+    /// `CASEBRIDGE_CONFIG` (inline TOML) wins over `CASEBRIDGE_CONFIG_FILE`.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        if let Ok(text) = std::env::var(CONFIG_ENV) {
+            return Config::from_toml(&text);
+        }
+        match std::env::var(CONFIG_FILE_ENV) {
+            Ok(path) => Config::from_file(std::path::Path::new(&path)),
+            Err(_) => Err(ConfigError::Missing),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !self.mail.from_address.contains('@') {
+            return invalid(format!("mail.from_address {:?} is not an address", self.mail.from_address));
+        }
+        if !self.mail.queue_address.contains('@') {
+            return invalid(format!("mail.queue_address {:?} is not an address", self.mail.queue_address));
+        }
+        if crate::ids::CaseId::parse(&format!("{}-0000000000", self.mail.case_prefix)).is_none() {
+            return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
+        }
+        if !(0.0..=1.0).contains(&self.classifier.threshold) {
+            return invalid(format!("classifier.threshold {} is not in [0, 1]", self.classifier.threshold));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for agent in &self.agents {
+            if !seen.insert(agent.name.as_str()) {
+                return invalid(format!("agent {:?} is declared twice", agent.name));
+            }
+            if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
+                return invalid(format!("agent {:?} has url {:?}, which is not http(s)", agent.name, agent.url));
+            }
+            if agent.max_attempts == 0 || agent.timeout_ms == 0 {
+                return invalid(format!("agent {:?} needs max_attempts and timeout_ms above 0", agent.name));
+            }
+        }
+        let mut intents = std::collections::HashSet::new();
+        for intent in &self.intents {
+            if !intents.insert(intent.name.as_str()) {
+                return invalid(format!("intent {:?} is declared twice", intent.name));
+            }
+            if intent.examples.is_empty() && intent.keywords.is_empty() {
+                return invalid(format!("intent {:?} has neither examples nor keywords", intent.name));
+            }
+            if let Some(agent) = &intent.agent {
+                if self.agent(agent).is_none() {
+                    return invalid(format!("intent {:?} names unknown agent {:?}", intent.name, agent));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn intent(&self, name: &str) -> Option<&IntentConfig> {
+        self.intents.iter().find(|i| i.name == name)
+    }
+}
+
+/// Reads a required environment variable with a typed error.
+pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError::MissingEnv(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[mail]
+from_address = "support@example.com"
+queue_address = "escalations@example.com"
+[[agents]]
+name = "refunds"
+url = "http://127.0.0.1:9/invoke"
+[[intents]]
+name = "refund"
+keywords = ["refund"]
+agent = "refunds"
+"#;
+
+    #[test]
+    fn loads_and_validates() {
+        let config = Config::from_toml(BASE).unwrap();
+        assert_eq!(config.workflow.mode, WorkflowMode::FullyAutonomous);
+        assert_eq!(config.mail.message_id_domain(), "example.com");
+        assert!(config.mail.is_own_address("Support+cb-x@example.com"));
+    }
+
+    #[test]
+    fn refuses_unknown_agent_duplicates_and_empty_intents() {
+        let unknown = BASE.replace("agent = \"refunds\"", "agent = \"nobody\"");
+        assert!(matches!(Config::from_toml(&unknown), Err(ConfigError::Invalid(m)) if m.contains("unknown agent")));
+        let dup = format!("{BASE}\n[[intents]]\nname = \"refund\"\nkeywords = [\"x\"]\n");
+        assert!(matches!(Config::from_toml(&dup), Err(ConfigError::Invalid(m)) if m.contains("twice")));
+        let empty = format!("{BASE}\n[[intents]]\nname = \"other\"\n");
+        assert!(matches!(Config::from_toml(&empty), Err(ConfigError::Invalid(m)) if m.contains("neither")));
+        assert!(matches!(Config::from_toml("[mail"), Err(ConfigError::Parse(_))));
+        let typo = BASE.replace("from_address", "from_adress");
+        assert!(matches!(Config::from_toml(&typo), Err(ConfigError::Parse(_))));
+    }
+}

@@ -1,0 +1,305 @@
+//! Inbound mail: parse the raw MIME, work out the new text, screen out mail
+//! that must never be answered, and find the case it belongs to.
+//! Everything here is pure; the inbound step in `pipeline` does the I/O.
+
+mod new_text;
+
+pub use new_text::extract_new_text;
+
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::ids::{normalize_message_id, sha256_hex};
+use crate::model::{AttachmentMeta, Disposition};
+
+/// Stored body text is bounded; the raw MIME stays in S3.
+pub const MAX_STORED_BODY_CHARS: usize = 100_000;
+/// Headers beyond this count make the mail hostile: recorded, not processed.
+pub const MAX_HEADERS: usize = 2_000;
+const MAX_IDS_PER_HEADER: usize = 100;
+const MAX_SUBJECT_CHARS: usize = 998;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InboundError {
+    #[error("mail is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("mail could not be parsed as MIME")]
+    Unparseable,
+    #[error("mail has {0} headers, over the limit of {MAX_HEADERS}")]
+    TooManyHeaders(usize),
+}
+
+/// SES verdicts as received with the mail. `None` means "not provided".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdicts {
+    pub spam: Option<String>,
+    pub virus: Option<String>,
+    pub spf: Option<String>,
+    pub dkim: Option<String>,
+    pub dmarc: Option<String>,
+    pub dmarc_policy: Option<String>,
+}
+
+/// Headers and structure that say a mail was sent by a machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RobotSignals {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub vendor_auto_reply_header: Option<String>,
+    pub x_loop: Vec<String>,
+    pub list_id: bool,
+    pub delivery_report: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedMail {
+    pub message_id: String,
+    /// True when the mail had no usable Message-ID and one was derived from its content.
+    pub message_id_derived: bool,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub body_text: String,
+    pub new_text: String,
+    pub attachments: Vec<AttachmentMeta>,
+    pub robot: RobotSignals,
+}
+
+impl ParsedMail {
+    /// Message-IDs this mail refers to, most specific first.
+    pub fn referenced_ids(&self) -> impl Iterator<Item = &String> {
+        self.in_reply_to.iter().chain(self.references.iter().rev())
+    }
+
+    /// Everyone the mail was addressed to.
+    pub fn recipients(&self) -> impl Iterator<Item = &String> {
+        self.to.iter().chain(self.cc.iter())
+    }
+}
+
+fn bounded(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text.to_string(),
+    }
+}
+
+fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
+    let raw: Vec<&str> = match value {
+        HeaderValue::Text(t) => vec![t.as_ref()],
+        HeaderValue::TextList(list) => list.iter().map(|t| t.as_ref()).collect(),
+        _ => Vec::new(),
+    };
+    raw.into_iter()
+        .flat_map(|t| t.split_whitespace())
+        .filter_map(normalize_message_id)
+        .take(MAX_IDS_PER_HEADER)
+        .collect()
+}
+
+fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    address
+        .map(|a| a.iter().filter_map(|addr| addr.address.as_deref()).map(|s| s.trim().to_ascii_lowercase()).collect())
+        .unwrap_or_default()
+}
+
+/// Parses raw MIME. Never panics; bad input gives a typed error.
+pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundError> {
+    if raw.len() > max_bytes {
+        return Err(InboundError::TooLarge { size: raw.len(), limit: max_bytes });
+    }
+    let message = MessageParser::default().parse(raw).ok_or(InboundError::Unparseable)?;
+    let header_count = message.headers().len();
+    if header_count > MAX_HEADERS {
+        return Err(InboundError::TooManyHeaders(header_count));
+    }
+    if header_count == 0 {
+        return Err(InboundError::Unparseable);
+    }
+
+    let sender = message.from().and_then(|a| a.first());
+    let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
+    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| bounded(s.trim(), 200));
+    let subject = bounded(message.subject().unwrap_or("").trim(), MAX_SUBJECT_CHARS);
+    let body_text = bounded(message.body_text(0).as_deref().unwrap_or(""), MAX_STORED_BODY_CHARS);
+    let new_text = extract_new_text(&body_text);
+
+    let mut robot = RobotSignals::default();
+    for (name, value) in message.headers_raw() {
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "auto-submitted" => robot.auto_submitted = Some(value.to_ascii_lowercase()),
+            "precedence" => robot.precedence = Some(value.to_ascii_lowercase()),
+            "x-autoreply" | "x-autorespond" | "x-autoresponder" | "x-autogenerated" => {
+                robot.vendor_auto_reply_header = Some(name.to_string())
+            }
+            "x-auto-response-suppress" => {
+                let v = value.to_ascii_lowercase();
+                if v.contains("all") || v.contains("oof") || v.contains("autoreply") {
+                    robot.vendor_auto_reply_header = Some(name.to_string());
+                }
+            }
+            "x-loop" => robot.x_loop.push(value.to_ascii_lowercase()),
+            "list-id" => robot.list_id = true,
+            _ => {}
+        }
+    }
+    if let Some(ct) = message.root_part().content_type() {
+        let report = ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"));
+        robot.delivery_report = report;
+    }
+
+    let attachments = message
+        .attachments()
+        .take(100)
+        .map(|part| AttachmentMeta {
+            name: part.attachment_name().map(|n| bounded(n, 255)),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: part.len(),
+        })
+        .collect();
+
+    let (message_id, message_id_derived) = match message.message_id().and_then(normalize_message_id) {
+        Some(id) => (id, false),
+        // Same bytes, same id: a redelivery of a mail without Message-ID still dedupes.
+        None => (format!("{}@derived.casebridge", &sha256_hex(raw)[..32]), true),
+    };
+
+    Ok(ParsedMail {
+        message_id,
+        message_id_derived,
+        from,
+        from_name,
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        subject,
+        in_reply_to: ids_of(message.in_reply_to()),
+        references: ids_of(message.references()),
+        body_text,
+        new_text,
+        attachments,
+        robot,
+    })
+}
+
+/// Decides whether a parsed mail may go to an agent (SPEC §3 "never answer").
+pub fn screen(mail: &ParsedMail, verdicts: &Verdicts, config: &Config) -> Disposition {
+    let fail = |v: &Option<String>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
+    if fail(&verdicts.virus) {
+        return Disposition::Quarantined("virus verdict FAIL".into());
+    }
+    if fail(&verdicts.spam) {
+        return Disposition::Quarantined("spam verdict FAIL".into());
+    }
+    if fail(&verdicts.dmarc) {
+        let policy = verdicts.dmarc_policy.as_deref().unwrap_or("").to_ascii_lowercase();
+        if policy == "quarantine" || policy == "reject" {
+            return Disposition::Quarantined(format!("DMARC FAIL with policy {policy}"));
+        }
+    }
+    let Some(from) = mail.from.as_deref() else {
+        return Disposition::Ignored("no sender address".into());
+    };
+    if config.mail.is_own_address(from) {
+        return Disposition::Ignored("sent from casebridge's own address".into());
+    }
+    let local = from.split('@').next().unwrap_or("");
+    if local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster") {
+        return Disposition::Ignored(format!("delivery report from {local}"));
+    }
+    if mail.robot.delivery_report {
+        return Disposition::Ignored("delivery or disposition report (multipart/report)".into());
+    }
+    if let Some(value) = mail.robot.auto_submitted.as_deref() {
+        if value != "no" {
+            return Disposition::Ignored(format!("auto-submitted mail (Auto-Submitted: {value})"));
+        }
+    }
+    if let Some(header) = &mail.robot.vendor_auto_reply_header {
+        return Disposition::Ignored(format!("auto-reply ({header})"));
+    }
+    if let Some(precedence) = mail.robot.precedence.as_deref() {
+        if ["bulk", "list", "junk"].contains(&precedence) {
+            return Disposition::Ignored(format!("bulk mail (Precedence: {precedence})"));
+        }
+    }
+    let ours = config.mail.from_address.to_ascii_lowercase();
+    if mail.robot.x_loop.iter().any(|v| v.contains(&ours)) {
+        return Disposition::Ignored("mail loop (X-Loop names casebridge)".into());
+    }
+    if mail.robot.list_id {
+        return Disposition::Ignored("mailing-list traffic (List-Id)".into());
+    }
+    Disposition::Accepted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_toml(
+            "[mail]\nfrom_address = \"support@example.com\"\nqueue_address = \"queue@example.com\"\n",
+        )
+        .unwrap()
+    }
+
+    const PLAIN: &str = "From: Ann Customer <ann@customer.test>\r\nTo: support@example.com\r\nSubject: Refund please\r\nMessage-ID: <m1@customer.test>\r\nIn-Reply-To: <out1@example.com>\r\nReferences: <a@x> <out1@example.com>\r\n\r\nI want a refund.\r\n\r\nOn Mon, 1 Jan 2026, Support wrote:\r\n> old text\r\n";
+
+    #[test]
+    fn parses_the_fields_casebridge_needs() {
+        let mail = parse_mail(PLAIN.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(mail.message_id, "m1@customer.test");
+        assert_eq!(mail.from.as_deref(), Some("ann@customer.test"));
+        assert_eq!(mail.from_name.as_deref(), Some("Ann Customer"));
+        assert_eq!(mail.to, vec!["support@example.com"]);
+        assert_eq!(mail.in_reply_to, vec!["out1@example.com"]);
+        assert_eq!(mail.references, vec!["a@x", "out1@example.com"]);
+        assert_eq!(mail.new_text, "I want a refund.");
+        assert_eq!(screen(&mail, &Verdicts::default(), &config()), Disposition::Accepted);
+    }
+
+    #[test]
+    fn derives_a_stable_id_when_message_id_is_missing() {
+        let raw = PLAIN.replace("Message-ID: <m1@customer.test>\r\n", "");
+        let a = parse_mail(raw.as_bytes(), 1 << 20).unwrap();
+        let b = parse_mail(raw.as_bytes(), 1 << 20).unwrap();
+        assert!(a.message_id_derived);
+        assert_eq!(a.message_id, b.message_id);
+    }
+
+    #[test]
+    fn screens_robots_and_verdicts() {
+        let cfg = config();
+        let with = |header: &str| parse_mail(PLAIN.replace("Subject:", &format!("{header}\r\nSubject:")).as_bytes(), 1 << 20).unwrap();
+        for header in ["Auto-Submitted: auto-replied", "Precedence: bulk", "X-Autoreply: yes", "List-Id: <x.list>", "X-Loop: support@example.com"] {
+            assert!(matches!(screen(&with(header), &Verdicts::default(), &cfg), Disposition::Ignored(_)), "{header}");
+        }
+        assert_eq!(screen(&with("Auto-Submitted: no"), &Verdicts::default(), &cfg), Disposition::Accepted);
+        let spam = Verdicts { spam: Some("FAIL".into()), ..Verdicts::default() };
+        assert!(matches!(screen(&with("X-Other: 1"), &spam, &cfg), Disposition::Quarantined(_)));
+        let own = parse_mail(PLAIN.replace("ann@customer.test", "support@example.com").as_bytes(), 1 << 20).unwrap();
+        assert!(matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own")));
+    }
+
+    #[test]
+    fn refuses_oversize_and_garbage_without_panicking() {
+        assert_eq!(parse_mail(&[0u8; 100], 10), Err(InboundError::TooLarge { size: 100, limit: 10 }));
+        for junk in [&b""[..], b"\xff\xfe\x00", b"no headers at all", b":\r\n\r\n"] {
+            let _ = parse_mail(junk, 1 << 20);
+        }
+    }
+}

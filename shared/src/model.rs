@@ -1,0 +1,513 @@
+//! The case and everything stored under it. Every record is a plain serde
+//! document so both store adapters keep it the same way.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::CaseId;
+use crate::protocol::AgentResponse;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowMode {
+    /// Agent mail is sent without a human in the loop.
+    FullyAutonomous,
+    /// Agent mail becomes a draft a representative reviews and sends.
+    SemiAutonomous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// A turn is in flight: the agent has been or is about to be called.
+    AgentWorking,
+    /// casebridge asked the customer something and waits for the answer.
+    WaitingOnCustomer,
+    /// A draft waits for a representative.
+    PendingReview,
+    /// A resolution went (or is drafted) to the customer.
+    Resolved,
+    /// A representative owns the case; agents are not called.
+    Escalated,
+    /// The agent chose to do nothing; the case waits for new mail.
+    Idle,
+    Closed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::AgentWorking => "agent_working",
+            CaseStatus::WaitingOnCustomer => "waiting_on_customer",
+            CaseStatus::PendingReview => "pending_review",
+            CaseStatus::Resolved => "resolved",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Idle => "idle",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    pub const ALL: [CaseStatus; 7] = [
+        CaseStatus::AgentWorking,
+        CaseStatus::WaitingOnCustomer,
+        CaseStatus::PendingReview,
+        CaseStatus::Resolved,
+        CaseStatus::Escalated,
+        CaseStatus::Idle,
+        CaseStatus::Closed,
+    ];
+}
+
+impl std::fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub queue: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub id: CaseId,
+    /// Optimistic-concurrency version; the store bumps it on every write.
+    pub version: u64,
+    pub status: CaseStatus,
+    pub workflow: WorkflowMode,
+    pub subject: String,
+    pub customer: String,
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    /// Sent to the agent on every turn; stable for the life of the case.
+    pub conversation_id: String,
+    #[serde(default)]
+    pub intent: Option<String>,
+    #[serde(default)]
+    pub intent_confidence: Option<f64>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Addresses allowed to add mail to the case by subject reference.
+    #[serde(default)]
+    pub participants: Vec<String>,
+    /// Message-IDs of the thread in order, for References.
+    #[serde(default)]
+    pub thread_message_ids: Vec<String>,
+    #[serde(default)]
+    pub last_inbound_message_id: Option<String>,
+    /// The turn whose answer has not been carried out yet.
+    #[serde(default)]
+    pub turn_in_flight: Option<String>,
+    /// Customer mail stored while a turn was in flight, for the next turn.
+    #[serde(default)]
+    pub pending_mail: Vec<String>,
+    #[serde(default)]
+    pub escalation: Option<Escalation>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Case {
+    pub fn is_participant(&self, address: &str) -> bool {
+        self.participants.iter().any(|p| p.eq_ignore_ascii_case(address))
+    }
+
+    pub fn add_participant(&mut self, address: &str) {
+        if !address.is_empty() && !self.is_participant(address) {
+            self.participants.push(address.to_ascii_lowercase());
+        }
+    }
+
+    /// Agents are called only for cases nobody human holds and that are open.
+    pub fn agents_may_work(&self) -> bool {
+        !matches!(self.status, CaseStatus::Escalated | CaseStatus::Closed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// What casebridge made of an inbound mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
+pub enum Disposition {
+    /// Customer mail that goes to the agent.
+    Accepted,
+    /// Stored, never answered (auto-reply, bounce, own mail, list traffic...).
+    Ignored(String),
+    /// Stored, never shown to an agent nor answered (verdict policy).
+    Quarantined(String),
+}
+
+impl Disposition {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Disposition::Accepted)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentMeta {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// An inbound mail as stored on its case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailRecord {
+    pub id: String,
+    pub direction: Direction,
+    pub message_id: String,
+    pub from: String,
+    #[serde(default)]
+    pub from_name: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    pub subject: String,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Text body as received (bounded).
+    pub body_text: String,
+    /// What the customer wrote this time, without quoted history or signature.
+    pub new_text: String,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentMeta>,
+    pub disposition: Disposition,
+    /// Where the raw MIME is (e.g. `s3://bucket/key`), when known.
+    #[serde(default)]
+    pub raw_location: Option<String>,
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// Short machine-readable kind, e.g. `mail_received`, `agent_answered`.
+    pub kind: String,
+    /// One human-readable line; never a mail body or a secret.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkItemStatus {
+    Pending,
+}
+
+/// A request for one agent turn; its stream record triggers the agent function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    pub id: String,
+    /// The inbound mail records this turn answers.
+    pub mail_ids: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub status: WorkItemStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    /// The agent call was claimed; the answer is not stored yet.
+    InFlight,
+    /// The answer (or the failure) is stored and waits to be carried out.
+    Answered,
+    /// The answer was carried out.
+    Done,
+    /// The case could not be worked by an agent (escalated or closed meanwhile).
+    Skipped,
+}
+
+impl TurnStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::InFlight => "in_flight",
+            TurnStatus::Answered => "answered",
+            TurnStatus::Done => "done",
+            TurnStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What came of calling the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TurnResult {
+    Answered { response: AgentResponse },
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentTurn {
+    pub id: String,
+    pub work_item: String,
+    pub agent: String,
+    pub mail_ids: Vec<String>,
+    pub status: TurnStatus,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub result: Option<TurnResult>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailKind {
+    Question,
+    Resolution,
+    EscalationNotice,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Question => "question",
+            MailKind::Resolution => "resolution",
+            MailKind::EscalationNotice => "escalation_notice",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftStatus {
+    PendingReview,
+    Sent,
+    Discarded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub id: String,
+    pub turn: String,
+    pub kind: MailKind,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// Why it is a draft: semi-autonomous workflow, needsReview, ...
+    pub reason: String,
+    pub answer: AgentResponse,
+    pub status: DraftStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundStatus {
+    /// Written; nobody has started sending it.
+    Pending,
+    /// Claimed by a sender; if this stays, the send outcome is unknown.
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl OutboundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundStatus::Pending => "pending",
+            OutboundStatus::Sending => "sending",
+            OutboundStatus::Sent => "sent",
+            OutboundStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMail {
+    pub id: String,
+    pub kind: MailKind,
+    pub turn: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    pub status: OutboundStatus,
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The exact MIME handed to the mail provider (kept for audit and re-send).
+    #[serde(default)]
+    pub raw_mime: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A mail that could not be tied to any case (unparseable, oversized, a bounce
+/// for nobody, new mail while case creation is off...). Kept with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedMail {
+    pub key: String,
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub raw_location: Option<String>,
+    pub size: usize,
+}
+
+/// Everything stored under a case besides the case itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record_type", content = "doc")]
+pub enum Record {
+    Mail(MailRecord),
+    Event(TimelineEvent),
+    WorkItem(WorkItem),
+    Turn(AgentTurn),
+    Draft(Draft),
+    Outbound(OutboundMail),
+}
+
+/// The kinds of record, with the sort-key prefix each lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Mail,
+    Event,
+    WorkItem,
+    Turn,
+    Draft,
+    Outbound,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Mail,
+        RecordKind::Event,
+        RecordKind::WorkItem,
+        RecordKind::Turn,
+        RecordKind::Draft,
+        RecordKind::Outbound,
+    ];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            RecordKind::Mail => "MSG#",
+            RecordKind::Event => "EVT#",
+            RecordKind::WorkItem => "WORK#",
+            RecordKind::Turn => "TURN#",
+            RecordKind::Draft => "DRAFT#",
+            RecordKind::Outbound => "OUT#",
+        }
+    }
+
+    pub fn type_name(self) -> &'static str {
+        match self {
+            RecordKind::Mail => "Mail",
+            RecordKind::Event => "Event",
+            RecordKind::WorkItem => "WorkItem",
+            RecordKind::Turn => "Turn",
+            RecordKind::Draft => "Draft",
+            RecordKind::Outbound => "Outbound",
+        }
+    }
+
+    pub fn of_key(key: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| key.starts_with(k.prefix()))
+    }
+}
+
+impl Record {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::Mail(_) => RecordKind::Mail,
+            Record::Event(_) => RecordKind::Event,
+            Record::WorkItem(_) => RecordKind::WorkItem,
+            Record::Turn(_) => RecordKind::Turn,
+            Record::Draft(_) => RecordKind::Draft,
+            Record::Outbound(_) => RecordKind::Outbound,
+        }
+    }
+
+    /// The record's sort key within its case; always starts with its kind's prefix.
+    pub fn key(&self) -> &str {
+        match self {
+            Record::Mail(r) => &r.id,
+            Record::Event(r) => &r.id,
+            Record::WorkItem(r) => &r.id,
+            Record::Turn(r) => &r.id,
+            Record::Draft(r) => &r.id,
+            Record::Outbound(r) => &r.id,
+        }
+    }
+
+    /// A status string for records that have one; stored as its own attribute
+    /// so stream filters and conditional writes can use it.
+    pub fn status(&self) -> Option<&'static str> {
+        match self {
+            Record::Turn(t) => Some(t.status.as_str()),
+            Record::Outbound(o) => Some(o.status.as_str()),
+            Record::Draft(d) => Some(match d.status {
+                DraftStatus::PendingReview => "pending_review",
+                DraftStatus::Sent => "sent",
+                DraftStatus::Discarded => "discarded",
+            }),
+            Record::WorkItem(_) => Some("pending"),
+            Record::Mail(_) | Record::Event(_) => None,
+        }
+    }
+
+    pub fn into_mail(self) -> Option<MailRecord> {
+        match self {
+            Record::Mail(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_event(self) -> Option<TimelineEvent> {
+        match self {
+            Record::Event(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_work_item(self) -> Option<WorkItem> {
+        match self {
+            Record::WorkItem(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_turn(self) -> Option<AgentTurn> {
+        match self {
+            Record::Turn(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_draft(self) -> Option<Draft> {
+        match self {
+            Record::Draft(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_outbound(self) -> Option<OutboundMail> {
+        match self {
+            Record::Outbound(r) => Some(r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The three steps of casebridge, each a plain async function over ports:
+//! `inbound::ingest` (mail → case, work item), `agent::run_turn` (work item →
+//! agent answer) and `outcome::carry_out` (answer → mail, draft, escalation,
+//! closure). Each step writes everything it did to the store before the next
+//! step can act on it, and each is safe to run twice for the same input.
+
+pub mod agent;
+pub mod inbound;
+pub mod outcome;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::ids::CaseId;
+use crate::mail::MailError;
+use crate::model::{Case, Record, TimelineEvent};
+use crate::store::{CommitError, StoreError};
+
+/// How often a step re-reads and retries after another writer changed the case.
+pub const MAX_CONFLICT_RETRIES: usize = 8;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// What every step needs besides its ports.
+#[derive(Clone, Copy)]
+pub struct StepEnv<'a> {
+    pub config: &'a Config,
+    pub clock: &'a dyn Clock,
+}
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("case {0} does not exist")]
+    CaseNotFound(CaseId),
+    #[error("record {0} does not exist")]
+    RecordNotFound(String),
+    #[error("{0} kept conflicting with other writers; gave up after {MAX_CONFLICT_RETRIES} attempts")]
+    Contention(String),
+    #[error("sending mail failed: {0}")]
+    Mail(#[from] MailError),
+    #[error("unexpected commit failure: {0}")]
+    Commit(String),
+}
+
+impl PipelineError {
+    /// Whether the triggering event should be retried (store or provider
+    /// trouble) or is final (the input names something that does not exist).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Store(_) | PipelineError::Contention(_) | PipelineError::Commit(_) => true,
+            PipelineError::Mail(e) => e.is_retryable(),
+            PipelineError::CaseNotFound(_) | PipelineError::RecordNotFound(_) => false,
+        }
+    }
+}
+
+impl From<CommitError> for PipelineError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(s) => PipelineError::Store(s),
+            other => PipelineError::Commit(other.to_string()),
+        }
+    }
+}
+
+/// Collects timeline events for one commit and gives them ordered keys:
+/// `EVT#<case version after the commit>#<n>`.
+pub(crate) struct Timeline {
+    version: u64,
+    at: DateTime<Utc>,
+    events: Vec<TimelineEvent>,
+}
+
+impl Timeline {
+    /// For a commit that will store the case with version `case.version + 1`
+    /// (an update) or 1 (a create, where `case.version` is 0).
+    pub(crate) fn for_commit(case: &Case, at: DateTime<Utc>) -> Timeline {
+        Timeline { version: case.version + 1, at, events: Vec::new() }
+    }
+
+    pub(crate) fn add(&mut self, kind: &str, detail: impl Into<String>) {
+        let id = format!("EVT#{:010}#{:03}", self.version, self.events.len());
+        self.events.push(TimelineEvent { id, at: self.at, kind: kind.to_string(), detail: detail.into() });
+    }
+
+    /// Key for one-per-commit records such as mail and work items.
+    pub(crate) fn record_key(&self, prefix: &str) -> String {
+        format!("{prefix}{:010}", self.version)
+    }
+
+    pub(crate) fn into_records(self) -> impl Iterator<Item = Record> {
+        self.events.into_iter().map(Record::Event)
+    }
+}
+
+/// Reads a case or fails with a typed error.
+pub(crate) async fn load_case<S: crate::store::Store>(store: &S, id: &CaseId) -> Result<Case, PipelineError> {
+    store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
+}

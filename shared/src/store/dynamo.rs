@@ -1,0 +1,360 @@
+//! DynamoDB adapter: one table, single-table design.
+//!
+//! | item            | pk                 | sk                     | other attributes                       |
+//! |-----------------|--------------------|------------------------|----------------------------------------|
+//! | case            | `CASE#<id>`        | `CASE`                 | record_type=Case, version, status, doc |
+//! | case record     | `CASE#<id>`        | `MSG#…` `EVT#…` `WORK#…` `TURN#…` `DRAFT#…` `OUT#…` | record_type, status, case_id, doc |
+//! | Message-ID index| `MSGID#<sha256>`   | `MSGID`                | case_id, message_id                    |
+//! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc                                    |
+//!
+//! `doc` holds the serde JSON of the case or record; `record_type` and
+//! `status` are top-level so stream filters (WorkItem INSERT → agent
+//! function, Turn with status `answered` → outcome function) and conditional
+//! writes can use them. A commit is one TransactWriteItems call.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use crate::ids::CaseId;
+use crate::model::{Case, Record, RecordKind, RejectedMail};
+
+pub const CASE_SK: &str = "CASE";
+const INDEX_SK: &str = "MSGID";
+const REJECTED_PK: &str = "REJECTED";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+pub fn case_pk(id: &CaseId) -> String {
+    format!("CASE#{id}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("item has no string attribute {name}")))
+}
+
+/// What a failed condition on the i-th item of a commit means.
+enum OnConflict {
+    Version(CaseId),
+    Exists(String),
+    State(String),
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table as the SAM template declares it (for local runs and tests).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(backend);
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(backend)
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(backend)?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder().table_name(&self.table).set_item(Some(item))
+    }
+
+    fn build_transaction(&self, commit: &Commit) -> Result<(Vec<TransactWriteItem>, Vec<OnConflict>), StoreError> {
+        let pk = case_pk(&commit.case_id);
+        let mut items = Vec::new();
+        let mut conflicts = Vec::new();
+
+        if let Some(write) = &commit.case {
+            let mut case = write.case().clone();
+            let (put, conflict) = match write {
+                CaseWrite::Create(_) => {
+                    case.version = 1;
+                    (
+                        self.put(self.case_item(&case)?).condition_expression("attribute_not_exists(pk)"),
+                        OnConflict::Exists(format!("case {}", case.id)),
+                    )
+                }
+                CaseWrite::Update(_) => {
+                    let expected = case.version;
+                    case.version = expected + 1;
+                    (
+                        self.put(self.case_item(&case)?)
+                            .condition_expression("#v = :expected")
+                            .expression_attribute_names("#v", "version")
+                            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+                        OnConflict::Version(case.id.clone()),
+                    )
+                }
+            };
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+            conflicts.push(conflict);
+        }
+
+        for write in &commit.records {
+            let record = write.record();
+            let mut item = HashMap::new();
+            item.insert("pk".to_string(), s(&pk));
+            item.insert("sk".to_string(), s(record.key()));
+            item.insert("record_type".to_string(), s(record.kind().type_name()));
+            item.insert("case_id".to_string(), s(commit.case_id.as_str()));
+            item.insert("doc".to_string(), s(encode(record)?));
+            if let Some(status) = record.status() {
+                item.insert("status".to_string(), s(status));
+            }
+            let name = format!("{}/{}", commit.case_id, record.key());
+            let put = match write {
+                RecordWrite::Create(_) => {
+                    conflicts.push(OnConflict::Exists(name));
+                    self.put(item).condition_expression("attribute_not_exists(pk)")
+                }
+                RecordWrite::Replace(_) => {
+                    conflicts.push(OnConflict::State(name));
+                    self.put(item)
+                }
+                RecordWrite::ReplaceIfStatus { expected_status, .. } => {
+                    conflicts.push(OnConflict::State(name));
+                    self.put(item)
+                        .condition_expression("#s = :expected")
+                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_values(":expected", s(*expected_status))
+                }
+            };
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+        }
+
+        for entry in &commit.message_index {
+            let mut item = HashMap::new();
+            item.insert("pk".to_string(), s(message_index_key(&entry.message_id)));
+            item.insert("sk".to_string(), s(INDEX_SK));
+            item.insert("record_type".to_string(), s("MessageIndex"));
+            item.insert("case_id".to_string(), s(entry.case_id.as_str()));
+            item.insert("message_id".to_string(), s(&entry.message_id));
+            let mut put = self.put(item);
+            if entry.must_be_new {
+                put = put.condition_expression("attribute_not_exists(pk)");
+            }
+            conflicts.push(OnConflict::Exists(format!("message {}", entry.message_id)));
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+        }
+        Ok((items, conflicts))
+    }
+
+    fn case_item(&self, case: &Case) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item = HashMap::new();
+        item.insert("pk".to_string(), s(case_pk(&case.id)));
+        item.insert("sk".to_string(), s(CASE_SK));
+        item.insert("record_type".to_string(), s("Case"));
+        item.insert("case_id".to_string(), s(case.id.as_str()));
+        item.insert("version".to_string(), AttributeValue::N(case.version.to_string()));
+        item.insert("status".to_string(), s(case.status.as_str()));
+        item.insert("doc".to_string(), s(encode(case)?));
+        Ok(item)
+    }
+
+    async fn get_doc(&self, pk: String, sk: String) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    /// Runs a query to the end, page by page.
+    async fn query_all(
+        &self,
+        request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = request.clone().set_exclusive_start_key(start).send().await.map_err(sdk_error)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+impl Store for DynamoStore {
+    async fn get_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
+        match self.get_doc(case_pk(id), CASE_SK.into()).await? {
+            Some(item) => Ok(Some(decode(string_attr(&item, "doc")?)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
+        match self.get_doc(message_index_key(message_id), INDEX_SK.into()).await? {
+            Some(item) => {
+                let id = string_attr(&item, "case_id")?;
+                CaseId::parse(id).map(Some).ok_or_else(|| StoreError::Corrupt(format!("bad case id {id:?}")))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
+        match self.get_doc(case_pk(case_id), key.to_string()).await? {
+            Some(item) => Ok(Some(decode(string_attr(&item, "doc")?)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(case_pk(case_id)))
+            .expression_attribute_values(":prefix", s(kind.prefix()))
+            .consistent_read(true);
+        self.query_all(request, usize::MAX)
+            .await?
+            .iter()
+            .map(|item| decode(string_attr(item, "doc")?))
+            .collect()
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        commit.validate()?;
+        let (items, conflicts) = self.build_transaction(&commit)?;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let service = err.as_service_error();
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = service {
+                    for (i, reason) in cancelled.cancellation_reasons().iter().enumerate() {
+                        if reason.code() == Some("ConditionalCheckFailed") {
+                            return Err(match conflicts.into_iter().nth(i) {
+                                Some(OnConflict::Version(id)) => CommitError::VersionConflict(id),
+                                Some(OnConflict::Exists(what)) => CommitError::AlreadyExists(what),
+                                Some(OnConflict::State(what)) => CommitError::StateMismatch(what),
+                                None => CommitError::Store(StoreError::Backend("condition failed on unknown item".into())),
+                            });
+                        }
+                    }
+                }
+                Err(CommitError::Store(sdk_error(err)))
+            }
+        }
+    }
+
+    async fn record_rejected(&self, rejected: RejectedMail) -> Result<(), StoreError> {
+        let mut item = HashMap::new();
+        item.insert("pk".to_string(), s(REJECTED_PK));
+        item.insert("sk".to_string(), s(format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key)));
+        item.insert("record_type".to_string(), s("Rejected"));
+        item.insert("doc".to_string(), s(encode(&rejected)?));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn list_rejected(&self, limit: usize) -> Result<Vec<RejectedMail>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(REJECTED_PK))
+            .scan_index_forward(false);
+        self.query_all(request, limit).await?.iter().map(|item| decode(string_attr(item, "doc")?)).collect()
+    }
+
+    async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
+        // Operators' tool only: a filtered scan. Request paths never call it.
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk")
+                .expression_attribute_values(":sk", s(CASE_SK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(id) = string_attr(&item, "case_id").ok().and_then(CaseId::parse) {
+                    ids.push(id);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || ids.len() >= limit {
+                break;
+            }
+        }
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+}

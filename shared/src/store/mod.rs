@@ -1,0 +1,166 @@
+//! The store port: cases and their records, written in atomic commits.
+//!
+//! One commit = one case write (create, or update checked against the case's
+//! version) plus records created (failing if they exist: that is how steps
+//! claim work exactly once) or replaced, plus Message-ID index entries (which
+//! dedupe inbound mail). Either all of it is written or none.
+
+pub mod dynamo;
+pub mod sqlite;
+
+use std::future::Future;
+
+use thiserror::Error;
+
+use crate::ids::CaseId;
+use crate::model::{Case, Record, RecordKind, RejectedMail};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store backend error: {0}")]
+    Backend(String),
+    #[error("stored data could not be decoded: {0}")]
+    Corrupt(String),
+    #[error("commit is not valid: {0}")]
+    InvalidCommit(String),
+}
+
+#[derive(Debug, Error)]
+pub enum CommitError {
+    /// The case changed since it was read: re-read and decide again.
+    #[error("case {0} was changed by someone else")]
+    VersionConflict(CaseId),
+    /// A record or index entry that must be new already exists: the work was done.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A conditional replace found the record in another state.
+    #[error("{0} is not in the expected state")]
+    StateMismatch(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub enum CaseWrite {
+    /// Write a new case; fails with AlreadyExists if the id is taken. Stored with version 1.
+    Create(Case),
+    /// Replace the case if its stored version is still `case.version`; stored with version + 1.
+    Update(Case),
+}
+
+impl CaseWrite {
+    pub fn case(&self) -> &Case {
+        match self {
+            CaseWrite::Create(c) | CaseWrite::Update(c) => c,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RecordWrite {
+    /// Must not exist yet.
+    Create(Record),
+    /// Overwrites whatever is there.
+    Replace(Record),
+    /// Overwrites only if the stored record's status is `expected_status`.
+    ReplaceIfStatus { record: Record, expected_status: &'static str },
+}
+
+impl RecordWrite {
+    pub fn record(&self) -> &Record {
+        match self {
+            RecordWrite::Create(r) | RecordWrite::Replace(r) | RecordWrite::ReplaceIfStatus { record: r, .. } => r,
+        }
+    }
+}
+
+/// A Message-ID index entry: maps a Message-ID (or SES id) to its case, and
+/// being create-only, makes a second delivery of the same mail a no-op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageIndexEntry {
+    pub message_id: String,
+    pub case_id: CaseId,
+    /// Create-only (dedupe) or overwrite (an extra alias such as the SES id).
+    pub must_be_new: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub case_id: CaseId,
+    pub case: Option<CaseWrite>,
+    pub records: Vec<RecordWrite>,
+    pub message_index: Vec<MessageIndexEntry>,
+}
+
+/// DynamoDB transactions hold at most 100 items.
+pub const MAX_COMMIT_ITEMS: usize = 100;
+
+impl Commit {
+    pub fn new(case_id: CaseId) -> Commit {
+        Commit { case_id, case: None, records: Vec::new(), message_index: Vec::new() }
+    }
+
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let items = usize::from(self.case.is_some()) + self.records.len() + self.message_index.len();
+        if items == 0 {
+            return Err(StoreError::InvalidCommit("empty commit".into()));
+        }
+        if items > MAX_COMMIT_ITEMS {
+            return Err(StoreError::InvalidCommit(format!("{items} items, over {MAX_COMMIT_ITEMS}")));
+        }
+        if let Some(write) = &self.case {
+            if write.case().id != self.case_id {
+                return Err(StoreError::InvalidCommit("case write for another case".into()));
+            }
+        }
+        let mut keys = std::collections::HashSet::new();
+        for write in &self.records {
+            let key = write.record().key();
+            if RecordKind::of_key(key) != Some(write.record().kind()) {
+                return Err(StoreError::InvalidCommit(format!("record key {key:?} does not match its kind")));
+            }
+            if !keys.insert(key.to_string()) {
+                return Err(StoreError::InvalidCommit(format!("record {key:?} written twice")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store port. Both adapters pass the same conformance suite
+/// (`crate::testing::store_conformance`).
+pub trait Store: Send + Sync {
+    fn get_case(&self, id: &CaseId) -> impl Future<Output = Result<Option<Case>, StoreError>> + Send;
+
+    /// The case a Message-ID (or `ses:` key) was indexed for.
+    fn case_for_message_id(&self, message_id: &str) -> impl Future<Output = Result<Option<CaseId>, StoreError>> + Send;
+
+    fn get_record(&self, case_id: &CaseId, key: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// All records of one kind for a case, in key order.
+    fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// Writes the whole commit or nothing.
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// Keeps a mail that belongs to no case, with its reason. Idempotent per key.
+    fn record_rejected(&self, rejected: RejectedMail) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn list_rejected(&self, limit: usize) -> impl Future<Output = Result<Vec<RejectedMail>, StoreError>> + Send;
+
+    /// Ids of all cases, for operators' tools. Not for request paths.
+    fn list_case_ids(&self, limit: usize) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
+}
+
+/// Key of a Message-ID index entry; hashed so hostile ids cannot blow key limits.
+pub fn message_index_key(message_id: &str) -> String {
+    format!("MSGID#{}", crate::ids::sha256_hex(message_id.as_bytes()))
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

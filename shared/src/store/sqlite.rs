@@ -1,0 +1,245 @@
+//! Embedded store on SQLite (bundled): one file, or memory, for the CLI and
+//! for running casebridge on a laptop. Same semantics as the DynamoDB adapter.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use crate::ids::CaseId;
+use crate::model::{Case, Record, RecordKind, RejectedMail};
+
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    case_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    status TEXT,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (case_id, key)
+);
+CREATE TABLE IF NOT EXISTS message_index (
+    key TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    case_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    sort_key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+";
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let connection = Connection::open(path).map_err(backend)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        SqliteStore::with_connection(connection)
+    }
+
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::with_connection(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn with_connection(connection: Connection) -> Result<SqliteStore, StoreError> {
+        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        connection.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.connection.lock().map_err(|_| StoreError::Backend("store lock poisoned".into()))
+    }
+
+    fn commit_sync(&self, commit: &Commit) -> Result<(), CommitError> {
+        commit.validate()?;
+        let mut connection = self.lock()?;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let case_id = commit.case_id.as_str();
+
+        if let Some(write) = &commit.case {
+            let stored: Option<i64> = tx
+                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            let (case, new_version) = match write {
+                CaseWrite::Create(case) => {
+                    if stored.is_some() {
+                        return Err(CommitError::AlreadyExists(format!("case {case_id}")));
+                    }
+                    (case, 1u64)
+                }
+                CaseWrite::Update(case) => {
+                    if stored != i64::try_from(case.version).ok() {
+                        return Err(CommitError::VersionConflict(commit.case_id.clone()));
+                    }
+                    (case, case.version + 1)
+                }
+            };
+            let mut stored_case = case.clone();
+            stored_case.version = new_version;
+            tx.execute(
+                "INSERT OR REPLACE INTO cases (id, version, status, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![case_id, new_version as i64, stored_case.status.as_str(), encode(&stored_case)?],
+            )
+            .map_err(backend)?;
+        }
+
+        for write in &commit.records {
+            let record = write.record();
+            let key = record.key();
+            let stored_status: Option<Option<String>> = tx
+                .query_row("SELECT status FROM records WHERE case_id = ?1 AND key = ?2", [case_id, key], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            match write {
+                RecordWrite::Create(_) if stored_status.is_some() => {
+                    return Err(CommitError::AlreadyExists(format!("{case_id}/{key}")))
+                }
+                RecordWrite::ReplaceIfStatus { expected_status, .. }
+                    if stored_status.flatten().as_deref() != Some(*expected_status) =>
+                {
+                    return Err(CommitError::StateMismatch(format!("{case_id}/{key}")))
+                }
+                _ => {}
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO records (case_id, key, record_type, status, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![case_id, key, record.kind().type_name(), record.status(), encode(record)?],
+            )
+            .map_err(backend)?;
+        }
+
+        for entry in &commit.message_index {
+            let key = message_index_key(&entry.message_id);
+            if entry.must_be_new {
+                let exists: Option<String> = tx
+                    .query_row("SELECT case_id FROM message_index WHERE key = ?1", [&key], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if exists.is_some() {
+                    return Err(CommitError::AlreadyExists(format!("message {}", entry.message_id)));
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO message_index (key, message_id, case_id) VALUES (?1, ?2, ?3)",
+                params![key, entry.message_id, entry.case_id.as_str()],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    async fn get_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
+        let doc: Option<String> = self
+            .lock()?
+            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        doc.map(|d| decode(&d)).transpose()
+    }
+
+    async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
+        let case: Option<String> = self
+            .lock()?
+            .query_row("SELECT case_id FROM message_index WHERE key = ?1", [message_index_key(message_id)], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        case.map(|c| CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}")))).transpose()
+    }
+
+    async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
+        let doc: Option<String> = self
+            .lock()?
+            .query_row("SELECT doc FROM records WHERE case_id = ?1 AND key = ?2", [case_id.as_str(), key], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        doc.map(|d| decode(&d)).transpose()
+    }
+
+    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare("SELECT doc FROM records WHERE case_id = ?1 AND record_type = ?2 ORDER BY key")
+            .map_err(backend)?;
+        let docs = statement
+            .query_map([case_id.as_str(), kind.type_name()], |r| r.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        docs.iter().map(|d| decode(d)).collect()
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        self.commit_sync(&commit)
+    }
+
+    async fn record_rejected(&self, rejected: RejectedMail) -> Result<(), StoreError> {
+        let sort_key = format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key);
+        self.lock()?
+            .execute("INSERT OR REPLACE INTO rejected (sort_key, doc) VALUES (?1, ?2)", params![sort_key, encode(&rejected)?])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_rejected(&self, limit: usize) -> Result<Vec<RejectedMail>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare("SELECT doc FROM rejected ORDER BY sort_key DESC LIMIT ?1").map_err(backend)?;
+        let docs = statement
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        docs.iter().map(|d| decode(d)).collect()
+    }
+
+    async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare("SELECT id FROM cases ORDER BY id LIMIT ?1").map_err(backend)?;
+        let ids = statement
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(ids.iter().filter_map(|id| CaseId::parse(id)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance_in_memory() {
+        crate::testing::run_store_conformance(&SqliteStore::in_memory().unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_on_file_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cases.db");
+        let store = SqliteStore::open(&path).unwrap();
+        crate::testing::run_store_conformance(&store).await;
+        let ids = store.list_case_ids(1000).await.unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.list_case_ids(1000).await.unwrap(), ids);
+    }
+}
