@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod protocol;
 pub mod raw_mail;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]
