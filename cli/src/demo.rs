@@ -32,10 +32,20 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         std::fs::create_dir_all(parent)?;
     }
     let api_store = SqliteStore::open(db)?;
-    let api_state = Arc::new(casebridge_http_api::ApiState { store: api_store, agent_token: token.clone() });
+    let api_state = Arc::new(casebridge_http_api::ApiState {
+        store: api_store,
+        agent_token: token.clone(),
+    });
     let api_addr = casebridge_http_api::spawn_local(loopback, api_state).await?;
 
-    let agent_addr = refund_agent::spawn(loopback, refund_agent::AgentSettings { casebridge_api: format!("http://{api_addr}"), api_token: token }).await?;
+    let agent_addr = refund_agent::spawn(
+        loopback,
+        refund_agent::AgentSettings {
+            casebridge_api: format!("http://{api_addr}"),
+            api_token: token,
+        },
+    )
+    .await?;
 
     let mut config = Config::from_toml(DEMO_CONFIG)?;
     for agent in &mut config.agents {
@@ -53,42 +63,78 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         IngestOutcome::Stored { case_id, .. } => case_id.clone(),
         other => return Err(format!("the first demo mail was not stored: {other:?}").into()),
     };
-    let case = pipeline.store.get_case(&case_id).await?.ok_or("case vanished")?;
-    println!("1. customer mail \"{}\" from {} opened case {case_id}", case.subject, case.customer);
-    println!("   intent {} (confidence {:.2}) → agent {}", case.intent.as_deref().unwrap_or("-"), case.intent_confidence.unwrap_or(0.0), case.agent.as_deref().unwrap_or("-"));
+    let case = pipeline
+        .store
+        .get_case(&case_id)
+        .await?
+        .ok_or("case vanished")?;
+    println!(
+        "1. customer mail \"{}\" from {} opened case {case_id}",
+        case.subject, case.customer
+    );
+    println!(
+        "   intent {} (confidence {:.2}) → agent {}",
+        case.intent.as_deref().unwrap_or("-"),
+        case.intent_confidence.unwrap_or(0.0),
+        case.agent.as_deref().unwrap_or("-")
+    );
     let question_file = report_turns(&pipeline, &case_id, &first, "2").await?;
     let question = question_file.ok_or("the agent's question was not sent")?;
 
     let reply = customer_reply(&pipeline.store, &case_id).await?;
     let second = pipeline.process(reply.as_bytes(), "demo-2").await?;
     match &second.ingest {
-        IngestOutcome::Stored { case_id: linked, new_case: false, .. } if *linked == case_id => {
+        IngestOutcome::Stored {
+            case_id: linked,
+            new_case: false,
+            ..
+        } if *linked == case_id => {
             println!("3. customer reply (In-Reply-To the question) linked to case {case_id}")
         }
-        other => return Err(format!("the customer reply did not link to the case: {other:?}").into()),
+        other => {
+            return Err(format!("the customer reply did not link to the case: {other:?}").into())
+        }
     }
-    let resolution = report_turns(&pipeline, &case_id, &second, "4").await?.ok_or("the resolution was not sent")?;
+    let resolution = report_turns(&pipeline, &case_id, &second, "4")
+        .await?
+        .ok_or("the resolution was not sent")?;
 
-    let case = pipeline.store.get_case(&case_id).await?.ok_or("case vanished")?;
+    let case = pipeline
+        .store
+        .get_case(&case_id)
+        .await?
+        .ok_or("case vanished")?;
     println!("5. case {case_id} is {}\n", case.status);
     println!("Mail written: {question}, {resolution}\n");
     println!("Timeline of case {case_id}:");
     for line in timeline_lines(&pipeline.store, &case_id).await? {
         println!("  {line}");
     }
-    println!("\nInspect it again with: cargo run -p casebridge-cli -- case show {case_id} --db {}", db.display());
+    println!(
+        "\nInspect it again with: cargo run -p casebridge-cli -- case show {case_id} --db {}",
+        db.display()
+    );
     Ok(())
 }
 
 /// Prints what the agent turns of one run did; returns the outbox file of the mail sent, if any.
-async fn report_turns(pipeline: &LocalPipeline, case_id: &casebridge::ids::CaseId, run: &Run, step: &str) -> Result<Option<String>, CliError> {
+async fn report_turns(
+    pipeline: &LocalPipeline,
+    case_id: &casebridge::ids::CaseId,
+    run: &Run,
+    step: &str,
+) -> Result<Option<String>, CliError> {
     let mut sent_file = None;
     for (turn, report) in &run.turns {
         match turn {
             TurnOutcome::Answered { result, .. } => {
                 let answer = match result {
-                    casebridge::model::TurnResult::Answered { response } => response.response_type.to_string(),
-                    casebridge::model::TurnResult::Failed { reason } => format!("nothing (failed: {reason})"),
+                    casebridge::model::TurnResult::Answered { response } => {
+                        response.response_type.to_string()
+                    }
+                    casebridge::model::TurnResult::Failed { reason } => {
+                        format!("nothing (failed: {reason})")
+                    }
                 };
                 println!("{step}. agent answered {answer}");
             }
@@ -96,10 +142,24 @@ async fn report_turns(pipeline: &LocalPipeline, case_id: &casebridge::ids::CaseI
             TurnOutcome::Skipped { reason, .. } => println!("{step}. agent not called: {reason}"),
         }
         for id in report.iter().flat_map(|r| r.sent.iter()) {
-            let outbound = pipeline.store.get_record(case_id, id).await?.and_then(Record::into_outbound).ok_or("sent mail not stored")?;
+            let outbound = pipeline
+                .store
+                .get_record(case_id, id)
+                .await?
+                .and_then(Record::into_outbound)
+                .ok_or("sent mail not stored")?;
             if outbound.status == OutboundStatus::Sent {
-                let file = format!("{}/{}", pipeline.mailer.dir().display(), outbound.provider_message_id.clone().unwrap_or_default());
-                println!("   {} mail \"{}\" sent to {} → {file}", outbound.kind.as_str(), outbound.subject, outbound.to.join(", "));
+                let file = format!(
+                    "{}/{}",
+                    pipeline.mailer.dir().display(),
+                    outbound.provider_message_id.clone().unwrap_or_default()
+                );
+                println!(
+                    "   {} mail \"{}\" sent to {} → {file}",
+                    outbound.kind.as_str(),
+                    outbound.subject,
+                    outbound.to.join(", ")
+                );
                 sent_file = Some(file);
             }
         }
@@ -109,7 +169,10 @@ async fn report_turns(pipeline: &LocalPipeline, case_id: &casebridge::ids::CaseI
 
 /// The customer answers the question, the way a mail client would: a reply
 /// to the question's Message-ID with the question quoted below.
-async fn customer_reply(store: &SqliteStore, case_id: &casebridge::ids::CaseId) -> Result<String, CliError> {
+async fn customer_reply(
+    store: &SqliteStore,
+    case_id: &casebridge::ids::CaseId,
+) -> Result<String, CliError> {
     let question = store
         .list_records(case_id, RecordKind::Outbound)
         .await?
@@ -119,7 +182,11 @@ async fn customer_reply(store: &SqliteStore, case_id: &casebridge::ids::CaseId) 
         .ok_or("no question was sent")?;
     let mut references = question.references.clone();
     references.push(question.message_id.clone());
-    let quoted: String = question.body.lines().map(|l| format!("> {l}\r\n")).collect();
+    let quoted: String = question
+        .body
+        .lines()
+        .map(|l| format!("> {l}\r\n"))
+        .collect();
     Ok(format!(
         "From: Ann Customer <ann@customer.example>\r\nTo: Example Shop Support <support@shop.example>\r\nSubject: {}\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\nMessage-ID: <CAF4x7Yq2-refund-1234-reply@mail.customer.example>\r\nIn-Reply-To: <{}>\r\nReferences: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi, it was $42.50.\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n{quoted}",
         question.subject,
@@ -129,5 +196,8 @@ async fn customer_reply(store: &SqliteStore, case_id: &casebridge::ids::CaseId) 
 }
 
 fn uuid_token() -> String {
-    format!("demo-{}", casebridge::ids::sha256_hex(format!("{:?}", std::time::SystemTime::now()).as_bytes()))
+    format!(
+        "demo-{}",
+        casebridge::ids::sha256_hex(format!("{:?}", std::time::SystemTime::now()).as_bytes())
+    )
 }

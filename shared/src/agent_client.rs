@@ -8,7 +8,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::AgentConfig;
-use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
+use crate::protocol::{
+    parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES,
+};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AgentCallError {
@@ -42,7 +44,11 @@ pub struct AgentCallOutcome {
 
 /// The port the agent step calls agents through.
 pub trait AgentClient: Send + Sync {
-    fn call(&self, agent: &AgentConfig, request: &AgentRequest) -> impl Future<Output = AgentCallOutcome> + Send;
+    fn call(
+        &self,
+        agent: &AgentConfig,
+        request: &AgentRequest,
+    ) -> impl Future<Output = AgentCallOutcome> + Send;
 }
 
 pub struct HttpAgentClient {
@@ -57,7 +63,10 @@ impl HttpAgentClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AgentCallError::Config(e.to_string()))?;
-        Ok(HttpAgentClient { http, base_backoff: Duration::from_millis(200) })
+        Ok(HttpAgentClient {
+            http,
+            base_backoff: Duration::from_millis(200),
+        })
     }
 
     /// Shorter backoff, for tests that exercise retries.
@@ -66,8 +75,17 @@ impl HttpAgentClient {
         self
     }
 
-    async fn attempt(&self, agent: &AgentConfig, request: &AgentRequest, token: Option<&str>) -> (Result<AgentResponse, AgentCallError>, Option<Duration>) {
-        let mut call = self.http.post(&agent.url).timeout(Duration::from_millis(agent.timeout_ms)).json(request);
+    async fn attempt(
+        &self,
+        agent: &AgentConfig,
+        request: &AgentRequest,
+        token: Option<&str>,
+    ) -> (Result<AgentResponse, AgentCallError>, Option<Duration>) {
+        let mut call = self
+            .http
+            .post(&agent.url)
+            .timeout(Duration::from_millis(agent.timeout_ms))
+            .json(request);
         if let Some(turn) = &request.turn_id {
             call = call.header("Idempotency-Key", turn);
         }
@@ -76,7 +94,9 @@ impl HttpAgentClient {
         }
         let response = match call.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return (Err(AgentCallError::Timeout(agent.timeout_ms)), None),
+            Err(e) if e.is_timeout() => {
+                return (Err(AgentCallError::Timeout(agent.timeout_ms)), None)
+            }
             Err(e) => return (Err(AgentCallError::Transport(without_url(&e))), None),
         };
         let status = response.status();
@@ -90,7 +110,10 @@ impl HttpAgentClient {
             return (Err(AgentCallError::Status(status.as_u16())), retry_after);
         }
         match read_bounded(response).await {
-            Ok(body) => (parse_agent_response(&body).map_err(AgentCallError::from), None),
+            Ok(body) => (
+                parse_agent_response(&body).map_err(AgentCallError::from),
+                None,
+            ),
             Err(e) => (Err(e), None),
         }
     }
@@ -112,7 +135,10 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, AgentC
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_AGENT_RESPONSE_BYTES {
-                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge { size: body.len(), limit: MAX_AGENT_RESPONSE_BYTES }));
+                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge {
+                        size: body.len(),
+                        limit: MAX_AGENT_RESPONSE_BYTES,
+                    }));
                 }
             }
             Ok(None) => return Ok(body),
@@ -131,7 +157,12 @@ impl AgentClient for HttpAgentClient {
             Some(var) => match std::env::var(var) {
                 Ok(token) => Some(token),
                 Err(_) => {
-                    return AgentCallOutcome { result: Err(AgentCallError::Config(format!("bearer token variable {var} is not set"))), attempts: 0 }
+                    return AgentCallOutcome {
+                        result: Err(AgentCallError::Config(format!(
+                            "bearer token variable {var} is not set"
+                        ))),
+                        attempts: 0,
+                    }
                 }
             },
             None => None,
@@ -144,8 +175,13 @@ impl AgentClient for HttpAgentClient {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
                     let backoff = self.base_backoff.saturating_mul(1 << (attempts - 1).min(6));
                     // Jitter from the clock's sub-second part: no RNG dependency, spreads retries.
-                    let jitter = Duration::from_millis(u64::from(chrono::Utc::now().timestamp_subsec_millis()) % (backoff.as_millis() as u64 / 2 + 1));
-                    let wait = retry_after.map(|r| r.min(MAX_RETRY_AFTER)).unwrap_or(backoff + jitter);
+                    let jitter = Duration::from_millis(
+                        u64::from(chrono::Utc::now().timestamp_subsec_millis())
+                            % (backoff.as_millis() as u64 / 2 + 1),
+                    );
+                    let wait = retry_after
+                        .map(|r| r.min(MAX_RETRY_AFTER))
+                        .unwrap_or(backoff + jitter);
                     tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, wait_ms = wait.as_millis() as u64, "agent call failed; retrying");
                     tokio::time::sleep(wait).await;
                 }

@@ -8,10 +8,15 @@ use crate::model::WorkflowMode;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("no configuration: set CASEBRIDGE_CONFIG (TOML text) or CASEBRIDGE_CONFIG_FILE (a path)")]
+    #[error(
+        "no configuration: set CASEBRIDGE_CONFIG (TOML text) or CASEBRIDGE_CONFIG_FILE (a path)"
+    )]
     Missing,
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("configuration is not valid TOML: {0}")]
     Parse(String),
     #[error("invalid configuration: {0}")]
@@ -69,9 +74,12 @@ fn default_case_prefix() -> String {
 
 impl MailConfig {
     pub fn message_id_domain(&self) -> &str {
-        self.message_id_domain
-            .as_deref()
-            .unwrap_or_else(|| self.from_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("casebridge.invalid"))
+        self.message_id_domain.as_deref().unwrap_or_else(|| {
+            self.from_address
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or("casebridge.invalid")
+        })
     }
 
     pub fn is_own_address(&self, address: &str) -> bool {
@@ -79,7 +87,10 @@ impl MailConfig {
         address.eq_ignore_ascii_case(&self.from_address)
             || bare.eq_ignore_ascii_case(&self.from_address)
             || address.eq_ignore_ascii_case(&self.queue_address)
-            || self.own_addresses.iter().any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&bare))
+            || self
+                .own_addresses
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&bare))
     }
 }
 
@@ -102,7 +113,9 @@ pub struct WorkflowConfig {
 
 impl Default for WorkflowConfig {
     fn default() -> Self {
-        WorkflowConfig { mode: WorkflowMode::FullyAutonomous }
+        WorkflowConfig {
+            mode: WorkflowMode::FullyAutonomous,
+        }
     }
 }
 
@@ -119,7 +132,10 @@ pub struct InboundConfig {
 
 impl Default for InboundConfig {
     fn default() -> Self {
-        InboundConfig { create_cases: true, max_mail_bytes: default_max_mail_bytes() }
+        InboundConfig {
+            create_cases: true,
+            max_mail_bytes: default_max_mail_bytes(),
+        }
     }
 }
 
@@ -140,7 +156,9 @@ pub struct ClassifierConfig {
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        ClassifierConfig { threshold: default_threshold() }
+        ClassifierConfig {
+            threshold: default_threshold(),
+        }
     }
 }
 
@@ -196,8 +214,10 @@ impl Config {
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_toml(&text)
     }
 
@@ -215,16 +235,28 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if !self.mail.from_address.contains('@') {
-            return invalid(format!("mail.from_address {:?} is not an address", self.mail.from_address));
+            return invalid(format!(
+                "mail.from_address {:?} is not an address",
+                self.mail.from_address
+            ));
         }
         if !self.mail.queue_address.contains('@') {
-            return invalid(format!("mail.queue_address {:?} is not an address", self.mail.queue_address));
+            return invalid(format!(
+                "mail.queue_address {:?} is not an address",
+                self.mail.queue_address
+            ));
         }
         if crate::ids::CaseId::parse(&format!("{}-0000000000", self.mail.case_prefix)).is_none() {
-            return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
+            return invalid(format!(
+                "mail.case_prefix {:?} must be 2 to 6 letters",
+                self.mail.case_prefix
+            ));
         }
         if !(0.0..=1.0).contains(&self.classifier.threshold) {
-            return invalid(format!("classifier.threshold {} is not in [0, 1]", self.classifier.threshold));
+            return invalid(format!(
+                "classifier.threshold {} is not in [0, 1]",
+                self.classifier.threshold
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for agent in &self.agents {
@@ -232,10 +264,16 @@ impl Config {
                 return invalid(format!("agent {:?} is declared twice", agent.name));
             }
             if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
-                return invalid(format!("agent {:?} has url {:?}, which is not http(s)", agent.name, agent.url));
+                return invalid(format!(
+                    "agent {:?} has url {:?}, which is not http(s)",
+                    agent.name, agent.url
+                ));
             }
             if agent.max_attempts == 0 || agent.timeout_ms == 0 {
-                return invalid(format!("agent {:?} needs max_attempts and timeout_ms above 0", agent.name));
+                return invalid(format!(
+                    "agent {:?} needs max_attempts and timeout_ms above 0",
+                    agent.name
+                ));
             }
         }
         let mut intents = std::collections::HashSet::new();
@@ -244,11 +282,17 @@ impl Config {
                 return invalid(format!("intent {:?} is declared twice", intent.name));
             }
             if intent.examples.is_empty() && intent.keywords.is_empty() {
-                return invalid(format!("intent {:?} has neither examples nor keywords", intent.name));
+                return invalid(format!(
+                    "intent {:?} has neither examples nor keywords",
+                    intent.name
+                ));
             }
             if let Some(agent) = &intent.agent {
                 if self.agent(agent).is_none() {
-                    return invalid(format!("intent {:?} names unknown agent {:?}", intent.name, agent));
+                    return invalid(format!(
+                        "intent {:?} names unknown agent {:?}",
+                        intent.name, agent
+                    ));
                 }
             }
         }
@@ -297,13 +341,25 @@ agent = "refunds"
     #[test]
     fn refuses_unknown_agent_duplicates_and_empty_intents() {
         let unknown = BASE.replace("agent = \"refunds\"", "agent = \"nobody\"");
-        assert!(matches!(Config::from_toml(&unknown), Err(ConfigError::Invalid(m)) if m.contains("unknown agent")));
+        assert!(
+            matches!(Config::from_toml(&unknown), Err(ConfigError::Invalid(m)) if m.contains("unknown agent"))
+        );
         let dup = format!("{BASE}\n[[intents]]\nname = \"refund\"\nkeywords = [\"x\"]\n");
-        assert!(matches!(Config::from_toml(&dup), Err(ConfigError::Invalid(m)) if m.contains("twice")));
+        assert!(
+            matches!(Config::from_toml(&dup), Err(ConfigError::Invalid(m)) if m.contains("twice"))
+        );
         let empty = format!("{BASE}\n[[intents]]\nname = \"other\"\n");
-        assert!(matches!(Config::from_toml(&empty), Err(ConfigError::Invalid(m)) if m.contains("neither")));
-        assert!(matches!(Config::from_toml("[mail"), Err(ConfigError::Parse(_))));
+        assert!(
+            matches!(Config::from_toml(&empty), Err(ConfigError::Invalid(m)) if m.contains("neither"))
+        );
+        assert!(matches!(
+            Config::from_toml("[mail"),
+            Err(ConfigError::Parse(_))
+        ));
         let typo = BASE.replace("from_address", "from_adress");
-        assert!(matches!(Config::from_toml(&typo), Err(ConfigError::Parse(_))));
+        assert!(matches!(
+            Config::from_toml(&typo),
+            Err(ConfigError::Parse(_))
+        ));
     }
 }

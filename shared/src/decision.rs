@@ -30,7 +30,9 @@ pub enum DraftReason {
 impl DraftReason {
     pub fn describe(self) -> &'static str {
         match self {
-            DraftReason::SemiAutonomousWorkflow => "semi-autonomous workflow: a representative reviews every mail",
+            DraftReason::SemiAutonomousWorkflow => {
+                "semi-autonomous workflow: a representative reviews every mail"
+            }
             DraftReason::AgentAskedForReview => "the agent asked for review (needsReview)",
             DraftReason::CaseHeldByRepresentative => "the case is held by a representative",
         }
@@ -42,7 +44,11 @@ pub enum Action {
     /// Write this text to the customer and send it.
     SendToCustomer { kind: MailKind, body: String },
     /// Store this text as a draft for a representative; send nothing.
-    DraftForReview { kind: MailKind, body: String, reason: DraftReason },
+    DraftForReview {
+        kind: MailKind,
+        body: String,
+        reason: DraftReason,
+    },
     /// Put the case in the representative queue and notify the queue.
     Escalate { reason: String },
     /// Close the case.
@@ -59,11 +65,16 @@ pub struct Plan {
 
 impl Plan {
     fn single(next_status: CaseStatus, action: Action) -> Plan {
-        Plan { next_status, actions: vec![action] }
+        Plan {
+            next_status,
+            actions: vec![action],
+        }
     }
 
     pub fn sends_mail(&self) -> bool {
-        self.actions.iter().any(|a| matches!(a, Action::SendToCustomer { .. }))
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::SendToCustomer { .. }))
     }
 }
 
@@ -76,12 +87,18 @@ pub struct Situation<'a> {
 }
 
 pub fn decide(situation: Situation<'_>) -> Plan {
-    let Situation { case_status, workflow, result } = situation;
+    let Situation {
+        case_status,
+        workflow,
+        result,
+    } = situation;
 
     if case_status == CaseStatus::Closed {
         return Plan::single(
             CaseStatus::Closed,
-            Action::Record { note: "case is closed; the answer was recorded and not carried out".into() },
+            Action::Record {
+                note: "case is closed; the answer was recorded and not carried out".into(),
+            },
         );
     }
 
@@ -90,10 +107,19 @@ pub fn decide(situation: Situation<'_>) -> Plan {
             if case_status == CaseStatus::Escalated {
                 return Plan::single(
                     CaseStatus::Escalated,
-                    Action::Record { note: format!("agent failed while a representative holds the case: {reason}") },
+                    Action::Record {
+                        note: format!(
+                            "agent failed while a representative holds the case: {reason}"
+                        ),
+                    },
                 );
             }
-            return Plan::single(CaseStatus::Escalated, Action::Escalate { reason: format!("agent failed: {reason}") });
+            return Plan::single(
+                CaseStatus::Escalated,
+                Action::Escalate {
+                    reason: format!("agent failed: {reason}"),
+                },
+            );
         }
         TurnResult::Answered { response } => response,
     };
@@ -103,42 +129,80 @@ pub fn decide(situation: Situation<'_>) -> Plan {
     }
 
     match response.response_type {
-        ResponseType::Question => mail_to_customer(response, workflow, MailKind::Question, CaseStatus::WaitingOnCustomer),
-        ResponseType::Resolved => mail_to_customer(response, workflow, MailKind::Resolution, CaseStatus::Resolved),
+        ResponseType::Question => mail_to_customer(
+            response,
+            workflow,
+            MailKind::Question,
+            CaseStatus::WaitingOnCustomer,
+        ),
+        ResponseType::Resolved => mail_to_customer(
+            response,
+            workflow,
+            MailKind::Resolution,
+            CaseStatus::Resolved,
+        ),
         ResponseType::UnableToResolve => Plan::single(
             CaseStatus::Escalated,
-            Action::Escalate { reason: "the agent could not resolve the case".into() },
+            Action::Escalate {
+                reason: "the agent could not resolve the case".into(),
+            },
         ),
         ResponseType::NoAction => Plan::single(
             CaseStatus::Idle,
-            Action::Record { note: "the agent chose to take no action".into() },
+            Action::Record {
+                note: "the agent chose to take no action".into(),
+            },
         ),
         ResponseType::ResolveCase => Plan::single(
             CaseStatus::Closed,
-            Action::Close { reason: "the agent resolved the case".into() },
+            Action::Close {
+                reason: "the agent resolved the case".into(),
+            },
         ),
     }
 }
 
-fn mail_to_customer(response: &AgentResponse, workflow: WorkflowMode, kind: MailKind, after_send: CaseStatus) -> Plan {
+fn mail_to_customer(
+    response: &AgentResponse,
+    workflow: WorkflowMode,
+    kind: MailKind,
+    after_send: CaseStatus,
+) -> Plan {
     // The protocol parser already refuses this; the table stays total anyway.
     let Some(body) = response.message.as_deref().filter(|m| !m.trim().is_empty()) else {
         return Plan::single(
             CaseStatus::Escalated,
-            Action::Escalate { reason: format!("agent answered {} without a message", response.response_type) },
+            Action::Escalate {
+                reason: format!(
+                    "agent answered {} without a message",
+                    response.response_type
+                ),
+            },
         );
     };
     let review = match workflow {
         WorkflowMode::SemiAutonomous => Some(DraftReason::SemiAutonomousWorkflow),
-        WorkflowMode::FullyAutonomous if response.needs_review() => Some(DraftReason::AgentAskedForReview),
+        WorkflowMode::FullyAutonomous if response.needs_review() => {
+            Some(DraftReason::AgentAskedForReview)
+        }
         WorkflowMode::FullyAutonomous => None,
     };
     match review {
         Some(reason) => Plan::single(
             CaseStatus::PendingReview,
-            Action::DraftForReview { kind, body: body.to_string(), reason },
+            Action::DraftForReview {
+                kind,
+                body: body.to_string(),
+                reason,
+            },
         ),
-        None => Plan::single(after_send, Action::SendToCustomer { kind, body: body.to_string() }),
+        None => Plan::single(
+            after_send,
+            Action::SendToCustomer {
+                kind,
+                body: body.to_string(),
+            },
+        ),
     }
 }
 
@@ -150,18 +214,31 @@ fn decide_for_held_case(response: &AgentResponse) -> Plan {
         other => {
             return Plan::single(
                 CaseStatus::Escalated,
-                Action::Record { note: format!("agent answered {other} while a representative holds the case; not carried out") },
+                Action::Record {
+                    note: format!(
+                    "agent answered {other} while a representative holds the case; not carried out"
+                ),
+                },
             )
         }
     };
     match response.message.as_deref().filter(|m| !m.trim().is_empty()) {
         Some(body) => Plan::single(
             CaseStatus::Escalated,
-            Action::DraftForReview { kind, body: body.to_string(), reason: DraftReason::CaseHeldByRepresentative },
+            Action::DraftForReview {
+                kind,
+                body: body.to_string(),
+                reason: DraftReason::CaseHeldByRepresentative,
+            },
         ),
         None => Plan::single(
             CaseStatus::Escalated,
-            Action::Record { note: format!("agent answered {} without a message", response.response_type) },
+            Action::Record {
+                note: format!(
+                    "agent answered {} without a message",
+                    response.response_type
+                ),
+            },
         ),
     }
 }
@@ -177,7 +254,9 @@ mod tests {
             response: AgentResponse {
                 response_type: t,
                 message: message.map(str::to_string),
-                handling_options: needs_review.map(|n| HandlingOptions { needs_review: Some(n) }),
+                handling_options: needs_review.map(|n| HandlingOptions {
+                    needs_review: Some(n),
+                }),
             },
         }
     }
@@ -222,18 +301,78 @@ mod tests {
         use ResponseType as T;
         use WorkflowMode::*;
         let rows: Vec<(T, WorkflowMode, Option<bool>, Expect)> = vec![
-            (T::Question, FullyAutonomous, None, Send(K::Question, S::WaitingOnCustomer)),
-            (T::Question, FullyAutonomous, Some(false), Send(K::Question, S::WaitingOnCustomer)),
-            (T::Question, FullyAutonomous, Some(true), Draft(K::Question, R::AgentAskedForReview)),
-            (T::Question, SemiAutonomous, None, Draft(K::Question, R::SemiAutonomousWorkflow)),
-            (T::Question, SemiAutonomous, Some(false), Draft(K::Question, R::SemiAutonomousWorkflow)),
-            (T::Question, SemiAutonomous, Some(true), Draft(K::Question, R::SemiAutonomousWorkflow)),
-            (T::Resolved, FullyAutonomous, None, Send(K::Resolution, S::Resolved)),
-            (T::Resolved, FullyAutonomous, Some(false), Send(K::Resolution, S::Resolved)),
-            (T::Resolved, FullyAutonomous, Some(true), Draft(K::Resolution, R::AgentAskedForReview)),
-            (T::Resolved, SemiAutonomous, None, Draft(K::Resolution, R::SemiAutonomousWorkflow)),
-            (T::Resolved, SemiAutonomous, Some(false), Draft(K::Resolution, R::SemiAutonomousWorkflow)),
-            (T::Resolved, SemiAutonomous, Some(true), Draft(K::Resolution, R::SemiAutonomousWorkflow)),
+            (
+                T::Question,
+                FullyAutonomous,
+                None,
+                Send(K::Question, S::WaitingOnCustomer),
+            ),
+            (
+                T::Question,
+                FullyAutonomous,
+                Some(false),
+                Send(K::Question, S::WaitingOnCustomer),
+            ),
+            (
+                T::Question,
+                FullyAutonomous,
+                Some(true),
+                Draft(K::Question, R::AgentAskedForReview),
+            ),
+            (
+                T::Question,
+                SemiAutonomous,
+                None,
+                Draft(K::Question, R::SemiAutonomousWorkflow),
+            ),
+            (
+                T::Question,
+                SemiAutonomous,
+                Some(false),
+                Draft(K::Question, R::SemiAutonomousWorkflow),
+            ),
+            (
+                T::Question,
+                SemiAutonomous,
+                Some(true),
+                Draft(K::Question, R::SemiAutonomousWorkflow),
+            ),
+            (
+                T::Resolved,
+                FullyAutonomous,
+                None,
+                Send(K::Resolution, S::Resolved),
+            ),
+            (
+                T::Resolved,
+                FullyAutonomous,
+                Some(false),
+                Send(K::Resolution, S::Resolved),
+            ),
+            (
+                T::Resolved,
+                FullyAutonomous,
+                Some(true),
+                Draft(K::Resolution, R::AgentAskedForReview),
+            ),
+            (
+                T::Resolved,
+                SemiAutonomous,
+                None,
+                Draft(K::Resolution, R::SemiAutonomousWorkflow),
+            ),
+            (
+                T::Resolved,
+                SemiAutonomous,
+                Some(false),
+                Draft(K::Resolution, R::SemiAutonomousWorkflow),
+            ),
+            (
+                T::Resolved,
+                SemiAutonomous,
+                Some(true),
+                Draft(K::Resolution, R::SemiAutonomousWorkflow),
+            ),
             (T::UnableToResolve, FullyAutonomous, None, Escalate),
             (T::UnableToResolve, FullyAutonomous, Some(false), Escalate),
             (T::UnableToResolve, FullyAutonomous, Some(true), Escalate),
@@ -256,16 +395,34 @@ mod tests {
         assert_eq!(rows.len(), 5 * 2 * 3);
         for (t, workflow, needs_review, expected) in rows {
             let result = answer(t, Some("Some text"), needs_review);
-            let plan = decide(Situation { case_status: S::AgentWorking, workflow, result: &result });
-            assert_eq!(shape(&plan), expected, "{t} {workflow:?} needsReview={needs_review:?}");
+            let plan = decide(Situation {
+                case_status: S::AgentWorking,
+                workflow,
+                result: &result,
+            });
+            assert_eq!(
+                shape(&plan),
+                expected,
+                "{t} {workflow:?} needsReview={needs_review:?}"
+            );
         }
     }
 
     #[test]
     fn sent_and_drafted_text_is_the_agents_message() {
         let result = answer(ResponseType::Question, Some("What is the amount?"), None);
-        let plan = decide(Situation { case_status: CaseStatus::AgentWorking, workflow: WorkflowMode::FullyAutonomous, result: &result });
-        assert_eq!(plan.actions, vec![Action::SendToCustomer { kind: MailKind::Question, body: "What is the amount?".into() }]);
+        let plan = decide(Situation {
+            case_status: CaseStatus::AgentWorking,
+            workflow: WorkflowMode::FullyAutonomous,
+            result: &result,
+        });
+        assert_eq!(
+            plan.actions,
+            vec![Action::SendToCustomer {
+                kind: MailKind::Question,
+                body: "What is the amount?".into()
+            }]
+        );
     }
 
     #[test]
@@ -273,7 +430,11 @@ mod tests {
         for t in [ResponseType::Question, ResponseType::Resolved] {
             for message in [None, Some("  \n")] {
                 let result = answer(t, message, None);
-                let plan = decide(Situation { case_status: CaseStatus::AgentWorking, workflow: WorkflowMode::FullyAutonomous, result: &result });
+                let plan = decide(Situation {
+                    case_status: CaseStatus::AgentWorking,
+                    workflow: WorkflowMode::FullyAutonomous,
+                    result: &result,
+                });
                 assert_eq!(shape(&plan), Expect::Escalate, "{t} {message:?}");
             }
         }
@@ -281,8 +442,14 @@ mod tests {
 
     #[test]
     fn agent_failure_escalates_with_reason() {
-        let result = TurnResult::Failed { reason: "timed out after 3 attempts".into() };
-        let plan = decide(Situation { case_status: CaseStatus::AgentWorking, workflow: WorkflowMode::FullyAutonomous, result: &result });
+        let result = TurnResult::Failed {
+            reason: "timed out after 3 attempts".into(),
+        };
+        let plan = decide(Situation {
+            case_status: CaseStatus::AgentWorking,
+            workflow: WorkflowMode::FullyAutonomous,
+            result: &result,
+        });
         match &plan.actions[..] {
             [Action::Escalate { reason }] => assert!(reason.contains("timed out")),
             other => panic!("{other:?}"),
@@ -292,13 +459,31 @@ mod tests {
     #[test]
     fn closed_and_held_cases_are_not_acted_on() {
         let result = answer(ResponseType::Resolved, Some("Done"), None);
-        let plan = decide(Situation { case_status: CaseStatus::Closed, workflow: WorkflowMode::FullyAutonomous, result: &result });
+        let plan = decide(Situation {
+            case_status: CaseStatus::Closed,
+            workflow: WorkflowMode::FullyAutonomous,
+            result: &result,
+        });
         assert_eq!(shape(&plan), Expect::Record(CaseStatus::Closed));
-        let plan = decide(Situation { case_status: CaseStatus::Escalated, workflow: WorkflowMode::FullyAutonomous, result: &result });
-        assert!(matches!(&plan.actions[..], [Action::DraftForReview { reason: DraftReason::CaseHeldByRepresentative, .. }]));
+        let plan = decide(Situation {
+            case_status: CaseStatus::Escalated,
+            workflow: WorkflowMode::FullyAutonomous,
+            result: &result,
+        });
+        assert!(matches!(
+            &plan.actions[..],
+            [Action::DraftForReview {
+                reason: DraftReason::CaseHeldByRepresentative,
+                ..
+            }]
+        ));
         assert_eq!(plan.next_status, CaseStatus::Escalated);
         let close = answer(ResponseType::ResolveCase, None, None);
-        let plan = decide(Situation { case_status: CaseStatus::Escalated, workflow: WorkflowMode::FullyAutonomous, result: &close });
+        let plan = decide(Situation {
+            case_status: CaseStatus::Escalated,
+            workflow: WorkflowMode::FullyAutonomous,
+            result: &close,
+        });
         assert_eq!(shape(&plan), Expect::Record(CaseStatus::Escalated));
     }
 
@@ -319,7 +504,10 @@ mod tests {
                     handling_options: options.map(|needs_review| HandlingOptions { needs_review }),
                 },
             });
-        prop_oneof![answered, ".{0,40}".prop_map(|reason| TurnResult::Failed { reason })]
+        prop_oneof![
+            answered,
+            ".{0,40}".prop_map(|reason| TurnResult::Failed { reason })
+        ]
     }
 
     proptest! {

@@ -112,7 +112,9 @@ pub struct Case {
 
 impl Case {
     pub fn is_participant(&self, address: &str) -> bool {
-        self.participants.iter().any(|p| p.eq_ignore_ascii_case(address))
+        self.participants
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(address))
     }
 
     pub fn add_participant(&mut self, address: &str) {
@@ -430,7 +432,9 @@ impl RecordKind {
     }
 
     pub fn of_key(key: &str) -> Option<RecordKind> {
-        RecordKind::ALL.into_iter().find(|k| key.starts_with(k.prefix()))
+        RecordKind::ALL
+            .into_iter()
+            .find(|k| key.starts_with(k.prefix()))
     }
 }
 

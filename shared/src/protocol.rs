@@ -127,8 +127,8 @@ pub fn parse_agent_response(body: &[u8]) -> Result<AgentResponse, AgentResponseE
             limit: MAX_AGENT_RESPONSE_BYTES,
         });
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| AgentResponseError::InvalidJson(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| AgentResponseError::InvalidJson(e.to_string()))?;
     validate_agent_response(&value)
 }
 
@@ -216,14 +216,18 @@ mod tests {
         .unwrap();
         assert_eq!(r.response_type, ResponseType::Question);
         assert!(r.needs_review());
-        let r = parse_agent_response(br#"{"responseType":"NoAction","handlingOptions":{"needsReview":true}}"#).unwrap();
+        let r = parse_agent_response(
+            br#"{"responseType":"NoAction","handlingOptions":{"needsReview":true}}"#,
+        )
+        .unwrap();
         assert!(!r.needs_review(), "needsReview means nothing for NoAction");
     }
 
     #[test]
     fn rejects_each_fault_with_its_own_error() {
         use AgentResponseError::*;
-        let cases: &[(&[u8], fn(&AgentResponseError) -> bool)] = &[
+        type Check = fn(&AgentResponseError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             (b"not json", |e| matches!(e, InvalidJson(_))),
             (b"[1]", |e| matches!(e, NotAnObject)),
             (b"{}", |e| matches!(e, MissingResponseType)),
@@ -237,7 +241,11 @@ mod tests {
         ];
         for (body, check) in cases {
             let err = parse_agent_response(body).unwrap_err();
-            assert!(check(&err), "{} gave {err:?}", String::from_utf8_lossy(body));
+            assert!(
+                check(&err),
+                "{} gave {err:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 

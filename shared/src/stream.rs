@@ -36,7 +36,9 @@ impl RecordRef {
 
     /// A turn whose answer waits to be carried out: the outcome function's trigger.
     pub fn is_answered_turn(&self) -> bool {
-        self.record_type == "Turn" && self.status.as_deref() == Some("answered") && self.event_name != "REMOVE"
+        self.record_type == "Turn"
+            && self.status.as_deref() == Some("answered")
+            && self.event_name != "REMOVE"
     }
 }
 
@@ -52,7 +54,13 @@ pub fn record_ref(record: &EventRecord) -> Option<RecordRef> {
     let image = &record.change.new_image;
     let key = string(image, "sk").or_else(|| string(&record.change.keys, "sk"))?;
     let case_id = CaseId::parse(&string(image, "case_id")?)?;
-    Some(RecordRef { case_id, key, record_type: string(image, "record_type")?, status: string(image, "status"), event_name: record.event_name.clone() })
+    Some(RecordRef {
+        case_id,
+        key,
+        record_type: string(image, "record_type")?,
+        status: string(image, "status"),
+        event_name: record.event_name.clone(),
+    })
 }
 
 fn item_identifier(record: &EventRecord) -> Option<String> {
@@ -61,14 +69,20 @@ fn item_identifier(record: &EventRecord) -> Option<String> {
 
 /// Runs `work` on every selected record, in order, and returns the batch
 /// item failures for Lambda.
-pub async fn process_batch<F, Fut>(event: Event, select: fn(&RecordRef) -> bool, work: F) -> DynamoDbEventResponse
+pub async fn process_batch<F, Fut>(
+    event: Event,
+    select: fn(&RecordRef) -> bool,
+    work: F,
+) -> DynamoDbEventResponse
 where
     F: Fn(RecordRef) -> Fut,
     Fut: Future<Output = Result<(), PipelineError>>,
 {
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
-        let Some(target) = record_ref(record).filter(select) else { continue };
+        let Some(target) = record_ref(record).filter(select) else {
+            continue;
+        };
         let label = format!("{}/{}", target.case_id, target.key);
         match work(target).await {
             Ok(()) => {}
@@ -79,7 +93,9 @@ where
                 response.batch_item_failures.push(failure);
                 break;
             }
-            Err(e) => tracing::error!(record = %label, error = %e, "stream record cannot be processed; skipped"),
+            Err(e) => {
+                tracing::error!(record = %label, error = %e, "stream record cannot be processed; skipped")
+            }
         }
     }
     response

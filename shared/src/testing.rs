@@ -12,7 +12,10 @@ use crate::model::*;
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
 pub fn sample_case(id: &CaseId) -> Case {
-    let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().unwrap_or_else(Utc::now);
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 24, 9, 0, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
     Case {
         id: id.clone(),
         version: 0,
@@ -37,7 +40,12 @@ pub fn sample_case(id: &CaseId) -> Case {
 }
 
 fn event(id: &str, detail: &str) -> Record {
-    Record::Event(TimelineEvent { id: id.into(), at: Utc::now(), kind: "test".into(), detail: detail.into() })
+    Record::Event(TimelineEvent {
+        id: id.into(),
+        at: Utc::now(),
+        kind: "test".into(),
+        detail: detail.into(),
+    })
 }
 
 fn outbound(id: &str, status: OutboundStatus) -> Record {
@@ -66,7 +74,11 @@ async fn create_case<S: Store>(store: &S) -> Case {
     let mut commit = Commit::new(id.clone());
     commit.case = Some(CaseWrite::Create(sample_case(&id)));
     store.commit(commit).await.expect("create case");
-    store.get_case(&id).await.expect("read case").expect("case exists")
+    store
+        .get_case(&id)
+        .await
+        .expect("read case")
+        .expect("case exists")
 }
 
 /// Runs every store check against one store. Uses fresh case ids, so a shared
@@ -93,14 +105,30 @@ async fn cases_round_trip_with_versions<S: Store>(store: &S) {
     updated.status = CaseStatus::WaitingOnCustomer;
     let mut commit = Commit::new(case.id.clone());
     commit.case = Some(CaseWrite::Update(updated));
-    store.commit(commit).await.expect("update with current version");
+    store
+        .commit(commit)
+        .await
+        .expect("update with current version");
     let read = store.get_case(&case.id).await.unwrap().unwrap();
     assert_eq!(read.version, 2);
     assert_eq!(read.status, CaseStatus::WaitingOnCustomer);
-    assert!(store.get_case(&CaseId::generate("CT")).await.unwrap().is_none(), "unknown case reads as None");
+    assert!(
+        store
+            .get_case(&CaseId::generate("CT"))
+            .await
+            .unwrap()
+            .is_none(),
+        "unknown case reads as None"
+    );
     let mut again = Commit::new(case.id.clone());
     again.case = Some(CaseWrite::Create(sample_case(&case.id)));
-    assert!(matches!(store.commit(again).await, Err(CommitError::AlreadyExists(_))), "creating an existing case fails");
+    assert!(
+        matches!(
+            store.commit(again).await,
+            Err(CommitError::AlreadyExists(_))
+        ),
+        "creating an existing case fails"
+    );
 }
 
 async fn stale_version_conflicts_and_writes_nothing<S: Store>(store: &S) {
@@ -109,87 +137,225 @@ async fn stale_version_conflicts_and_writes_nothing<S: Store>(store: &S) {
     stale.version = 0;
     let mut commit = Commit::new(case.id.clone());
     commit.case = Some(CaseWrite::Update(stale));
-    commit.records.push(RecordWrite::Create(event("EVT#0000000002#000", "must not be written")));
-    commit.message_index.push(MessageIndexEntry { message_id: format!("stale-{}@x", case.id), case_id: case.id.clone(), must_be_new: true });
-    assert!(matches!(store.commit(commit).await, Err(CommitError::VersionConflict(_))));
-    assert!(store.get_record(&case.id, "EVT#0000000002#000").await.unwrap().is_none(), "a failed commit writes no record");
-    assert!(store.case_for_message_id(&format!("stale-{}@x", case.id)).await.unwrap().is_none(), "a failed commit writes no index entry");
+    commit.records.push(RecordWrite::Create(event(
+        "EVT#0000000002#000",
+        "must not be written",
+    )));
+    commit.message_index.push(MessageIndexEntry {
+        message_id: format!("stale-{}@x", case.id),
+        case_id: case.id.clone(),
+        must_be_new: true,
+    });
+    assert!(matches!(
+        store.commit(commit).await,
+        Err(CommitError::VersionConflict(_))
+    ));
+    assert!(
+        store
+            .get_record(&case.id, "EVT#0000000002#000")
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed commit writes no record"
+    );
+    assert!(
+        store
+            .case_for_message_id(&format!("stale-{}@x", case.id))
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed commit writes no index entry"
+    );
     assert_eq!(store.get_case(&case.id).await.unwrap().unwrap().version, 1);
 }
 
 async fn create_only_records_claim_once<S: Store>(store: &S) {
     let case = create_case(store).await;
     let mut first = Commit::new(case.id.clone());
-    first.records.push(RecordWrite::Create(outbound("OUT#1#question", OutboundStatus::Pending)));
+    first.records.push(RecordWrite::Create(outbound(
+        "OUT#1#question",
+        OutboundStatus::Pending,
+    )));
     store.commit(first).await.expect("first create");
     let mut second = Commit::new(case.id.clone());
     let mut bumped = case.clone();
     bumped.status = CaseStatus::Closed;
     second.case = Some(CaseWrite::Update(bumped));
-    second.records.push(RecordWrite::Create(outbound("OUT#1#question", OutboundStatus::Pending)));
-    assert!(matches!(store.commit(second).await, Err(CommitError::AlreadyExists(_))), "second create of a record fails");
-    assert_eq!(store.get_case(&case.id).await.unwrap().unwrap().status, CaseStatus::AgentWorking, "and the case write in that commit is not applied");
+    second.records.push(RecordWrite::Create(outbound(
+        "OUT#1#question",
+        OutboundStatus::Pending,
+    )));
+    assert!(
+        matches!(
+            store.commit(second).await,
+            Err(CommitError::AlreadyExists(_))
+        ),
+        "second create of a record fails"
+    );
+    assert_eq!(
+        store.get_case(&case.id).await.unwrap().unwrap().status,
+        CaseStatus::AgentWorking,
+        "and the case write in that commit is not applied"
+    );
 }
 
 async fn conditional_replace_checks_status<S: Store>(store: &S) {
     let case = create_case(store).await;
     let mut create = Commit::new(case.id.clone());
-    create.records.push(RecordWrite::Create(outbound("OUT#2#question", OutboundStatus::Pending)));
+    create.records.push(RecordWrite::Create(outbound(
+        "OUT#2#question",
+        OutboundStatus::Pending,
+    )));
     store.commit(create).await.unwrap();
     let claim = |status| {
         let mut c = Commit::new(case.id.clone());
-        c.records.push(RecordWrite::ReplaceIfStatus { record: outbound("OUT#2#question", status), expected_status: "pending" });
+        c.records.push(RecordWrite::ReplaceIfStatus {
+            record: outbound("OUT#2#question", status),
+            expected_status: "pending",
+        });
         c
     };
-    store.commit(claim(OutboundStatus::Sending)).await.expect("pending → sending");
-    assert!(matches!(store.commit(claim(OutboundStatus::Sending)).await, Err(CommitError::StateMismatch(_))), "a second claim fails");
-    let read = store.get_record(&case.id, "OUT#2#question").await.unwrap().and_then(Record::into_outbound).unwrap();
+    store
+        .commit(claim(OutboundStatus::Sending))
+        .await
+        .expect("pending → sending");
+    assert!(
+        matches!(
+            store.commit(claim(OutboundStatus::Sending)).await,
+            Err(CommitError::StateMismatch(_))
+        ),
+        "a second claim fails"
+    );
+    let read = store
+        .get_record(&case.id, "OUT#2#question")
+        .await
+        .unwrap()
+        .and_then(Record::into_outbound)
+        .unwrap();
     assert_eq!(read.status, OutboundStatus::Sending);
     let mut missing = Commit::new(case.id.clone());
-    missing.records.push(RecordWrite::ReplaceIfStatus { record: outbound("OUT#3#question", OutboundStatus::Sent), expected_status: "pending" });
-    assert!(matches!(store.commit(missing).await, Err(CommitError::StateMismatch(_))), "conditional replace of a missing record fails");
+    missing.records.push(RecordWrite::ReplaceIfStatus {
+        record: outbound("OUT#3#question", OutboundStatus::Sent),
+        expected_status: "pending",
+    });
+    assert!(
+        matches!(
+            store.commit(missing).await,
+            Err(CommitError::StateMismatch(_))
+        ),
+        "conditional replace of a missing record fails"
+    );
     let mut replace = Commit::new(case.id.clone());
-    replace.records.push(RecordWrite::Replace(outbound("OUT#2#question", OutboundStatus::Sent)));
+    replace.records.push(RecordWrite::Replace(outbound(
+        "OUT#2#question",
+        OutboundStatus::Sent,
+    )));
     store.commit(replace).await.expect("plain replace");
 }
 
 async fn message_index_dedupes_and_links<S: Store>(store: &S) {
     let case = create_case(store).await;
     // Hostile ids: long, non-ASCII, odd characters. Keys are hashed, so all work.
-    let ids = [format!("{}@customer.test", case.id), format!("{}{}@x", "a".repeat(3000), case.id), format!("ünï\"code'{}@例え.jp", case.id)];
+    let ids = [
+        format!("{}@customer.test", case.id),
+        format!("{}{}@x", "a".repeat(3000), case.id),
+        format!("ünï\"code'{}@例え.jp", case.id),
+    ];
     for id in &ids {
         let mut commit = Commit::new(case.id.clone());
-        commit.message_index.push(MessageIndexEntry { message_id: id.clone(), case_id: case.id.clone(), must_be_new: true });
+        commit.message_index.push(MessageIndexEntry {
+            message_id: id.clone(),
+            case_id: case.id.clone(),
+            must_be_new: true,
+        });
         store.commit(commit).await.expect("first index entry");
-        assert_eq!(store.case_for_message_id(id).await.unwrap().as_ref(), Some(&case.id));
+        assert_eq!(
+            store.case_for_message_id(id).await.unwrap().as_ref(),
+            Some(&case.id)
+        );
         let mut dup = Commit::new(case.id.clone());
-        dup.message_index.push(MessageIndexEntry { message_id: id.clone(), case_id: case.id.clone(), must_be_new: true });
-        assert!(matches!(store.commit(dup).await, Err(CommitError::AlreadyExists(_))), "the same Message-ID twice is refused");
+        dup.message_index.push(MessageIndexEntry {
+            message_id: id.clone(),
+            case_id: case.id.clone(),
+            must_be_new: true,
+        });
+        assert!(
+            matches!(store.commit(dup).await, Err(CommitError::AlreadyExists(_))),
+            "the same Message-ID twice is refused"
+        );
         let mut alias = Commit::new(case.id.clone());
-        alias.message_index.push(MessageIndexEntry { message_id: id.clone(), case_id: case.id.clone(), must_be_new: false });
-        store.commit(alias).await.expect("overwriting entries are allowed");
+        alias.message_index.push(MessageIndexEntry {
+            message_id: id.clone(),
+            case_id: case.id.clone(),
+            must_be_new: false,
+        });
+        store
+            .commit(alias)
+            .await
+            .expect("overwriting entries are allowed");
     }
-    assert!(store.case_for_message_id("never-seen@x").await.unwrap().is_none());
+    assert!(store
+        .case_for_message_id("never-seen@x")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn records_list_by_kind_in_key_order<S: Store>(store: &S) {
     let case = create_case(store).await;
     let other = create_case(store).await;
     let mut commit = Commit::new(case.id.clone());
-    for key in ["EVT#0000000003#001", "EVT#0000000003#000", "EVT#0000000002#000"] {
+    for key in [
+        "EVT#0000000003#001",
+        "EVT#0000000003#000",
+        "EVT#0000000002#000",
+    ] {
         commit.records.push(RecordWrite::Create(event(key, key)));
     }
-    commit.records.push(RecordWrite::Create(outbound("OUT#9#question", OutboundStatus::Pending)));
+    commit.records.push(RecordWrite::Create(outbound(
+        "OUT#9#question",
+        OutboundStatus::Pending,
+    )));
     store.commit(commit).await.unwrap();
     let mut noise = Commit::new(other.id.clone());
-    noise.records.push(RecordWrite::Create(event("EVT#0000000001#000", "other case")));
+    noise.records.push(RecordWrite::Create(event(
+        "EVT#0000000001#000",
+        "other case",
+    )));
     store.commit(noise).await.unwrap();
-    let events: Vec<String> = store.list_records(&case.id, RecordKind::Event).await.unwrap().iter().map(|r| r.key().to_string()).collect();
-    assert_eq!(events, vec!["EVT#0000000002#000", "EVT#0000000003#000", "EVT#0000000003#001"]);
-    assert_eq!(store.list_records(&case.id, RecordKind::Outbound).await.unwrap().len(), 1);
-    assert!(store.list_records(&case.id, RecordKind::Draft).await.unwrap().is_empty());
+    let events: Vec<String> = store
+        .list_records(&case.id, RecordKind::Event)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.key().to_string())
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "EVT#0000000002#000",
+            "EVT#0000000003#000",
+            "EVT#0000000003#001"
+        ]
+    );
+    assert_eq!(
+        store
+            .list_records(&case.id, RecordKind::Outbound)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .list_records(&case.id, RecordKind::Draft)
+        .await
+        .unwrap()
+        .is_empty());
     let ids = store.list_case_ids(100_000).await.unwrap();
-    assert!(ids.contains(&case.id) && ids.contains(&other.id), "list_case_ids finds both cases");
+    assert!(
+        ids.contains(&case.id) && ids.contains(&other.id),
+        "list_case_ids finds both cases"
+    );
 }
 
 async fn rejected_mail_is_kept_newest_first<S: Store>(store: &S) {
@@ -207,10 +373,16 @@ async fn rejected_mail_is_kept_newest_first<S: Store>(store: &S) {
             size: 10,
         };
         store.record_rejected(rejected.clone()).await.unwrap();
-        store.record_rejected(rejected).await.expect("recording twice is fine");
+        store
+            .record_rejected(rejected)
+            .await
+            .expect("recording twice is fine");
     }
     let listed = store.list_rejected(2).await.unwrap();
-    assert_eq!(listed.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(), vec!["newer", "older"]);
+    assert_eq!(
+        listed.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+        vec!["newer", "older"]
+    );
 }
 
 async fn concurrent_updates_one_wins<S: Store>(store: &S) {
@@ -222,18 +394,37 @@ async fn concurrent_updates_one_wins<S: Store>(store: &S) {
         commit.case = Some(CaseWrite::Update(c));
         store.commit(commit)
     };
-    let (a, b) = tokio::join!(attempt(CaseStatus::Resolved), attempt(CaseStatus::Escalated));
+    let (a, b) = tokio::join!(
+        attempt(CaseStatus::Resolved),
+        attempt(CaseStatus::Escalated)
+    );
     let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
-    assert_eq!(wins, 1, "exactly one of two updates from the same version wins: {a:?} {b:?}");
+    assert_eq!(
+        wins, 1,
+        "exactly one of two updates from the same version wins: {a:?} {b:?}"
+    );
     assert_eq!(store.get_case(&case.id).await.unwrap().unwrap().version, 2);
 }
 
 async fn invalid_commits_are_refused<S: Store>(store: &S) {
     let case = create_case(store).await;
-    assert!(store.commit(Commit::new(case.id.clone())).await.is_err(), "empty commit");
+    assert!(
+        store.commit(Commit::new(case.id.clone())).await.is_err(),
+        "empty commit"
+    );
     let mut mismatched = Commit::new(case.id.clone());
-    mismatched.records.push(RecordWrite::Create(Record::Event(TimelineEvent { id: "OUT#1".into(), at: Utc::now(), kind: "x".into(), detail: String::new() })));
-    assert!(store.commit(mismatched).await.is_err(), "key of the wrong kind");
+    mismatched
+        .records
+        .push(RecordWrite::Create(Record::Event(TimelineEvent {
+            id: "OUT#1".into(),
+            at: Utc::now(),
+            kind: "x".into(),
+            detail: String::new(),
+        })));
+    assert!(
+        store.commit(mismatched).await.is_err(),
+        "key of the wrong kind"
+    );
 }
 
 /// A mail every mailer must deliver intact.
@@ -252,7 +443,12 @@ pub fn conformance_mail(to: &str) -> OutgoingMail {
         date: Utc::now(),
     })
     .unwrap_or_default();
-    OutgoingMail { from: "support@example.com".into(), to, message_id, raw }
+    OutgoingMail {
+        from: "support@example.com".into(),
+        to,
+        message_id,
+        raw,
+    }
 }
 
 /// Sends a mail through `mailer`, reads it back with `read_back`, and checks
@@ -265,15 +461,40 @@ where
 {
     let mail = conformance_mail("ann@customer.test");
     let first = mailer.send(&mail).await.expect("send");
-    let second = mailer.send(&conformance_mail("bob@customer.test")).await.expect("second send");
-    assert_ne!(first.provider_message_id, second.provider_message_id, "each send gets its own provider id");
+    let second = mailer
+        .send(&conformance_mail("bob@customer.test"))
+        .await
+        .expect("second send");
+    assert_ne!(
+        first.provider_message_id, second.provider_message_id,
+        "each send gets its own provider id"
+    );
     let raw = read_back(first).await;
-    let parsed = mail_parser::MessageParser::default().parse(&raw).expect("sent mail parses");
-    let from = parsed.from().and_then(|a| a.first()).and_then(|a| a.address.as_deref()).map(str::to_string);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("sent mail parses");
+    let from = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address.as_deref())
+        .map(str::to_string);
     assert_eq!(from.as_deref(), Some("support@example.com"));
-    let to: Vec<String> = parsed.to().map(|a| a.iter().filter_map(|x| x.address.as_deref().map(str::to_string)).collect()).unwrap_or_default();
+    let to: Vec<String> = parsed
+        .to()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address.as_deref().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     assert_eq!(to, vec!["ann@customer.test".to_string()]);
     assert_eq!(parsed.subject(), Some("Re: Your refund [CB-0000000000]"));
-    let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
-    assert!(body.contains("What was the amount?") && body.contains("- order 1234"), "body kept: {body:?}");
+    let body = parsed
+        .body_text(0)
+        .map(|b| b.into_owned())
+        .unwrap_or_default();
+    assert!(
+        body.contains("What was the amount?") && body.contains("- order 1234"),
+        "body kept: {body:?}"
+    );
 }

@@ -4,7 +4,9 @@ use casebridge::protocol::{parse_agent_response, AgentRequest};
 use serde_json::json;
 
 fn schema(name: &str) -> jsonschema::Validator {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
@@ -37,21 +39,36 @@ fn response_schema_and_parser_agree() {
     for example in &examples {
         let by_schema = validator.is_valid(example);
         let by_parser = parse_agent_response(example.to_string().as_bytes()).is_ok();
-        assert_eq!(by_schema, by_parser, "schema and parser disagree on {example}");
+        assert_eq!(
+            by_schema, by_parser,
+            "schema and parser disagree on {example}"
+        );
         accepted += usize::from(by_parser);
     }
-    assert!(accepted >= 6 && accepted < examples.len(), "the examples cover both outcomes");
+    assert!(
+        accepted >= 6 && accepted < examples.len(),
+        "the examples cover both outcomes"
+    );
 }
 
 #[test]
 fn request_schema_and_type_agree() {
     let validator = schema("agent-request.schema.json");
-    let request = AgentRequest { case_id: "CB-0000000000".into(), conversation_id: "c".into(), turn_id: Some("t".into()), intent: None };
+    let request = AgentRequest {
+        case_id: "CB-0000000000".into(),
+        conversation_id: "c".into(),
+        turn_id: Some("t".into()),
+        intent: None,
+    };
     let value = serde_json::to_value(&request).unwrap();
     assert!(validator.is_valid(&value));
     assert_eq!(value["caseId"], "CB-0000000000");
     assert_eq!(value["conversationId"], "c");
-    for bad in [json!({"caseId": "x"}), json!({"conversationId": "x"}), json!({"caseId": 1, "conversationId": "x"})] {
+    for bad in [
+        json!({"caseId": "x"}),
+        json!({"conversationId": "x"}),
+        json!({"caseId": 1, "conversationId": "x"}),
+    ] {
         assert!(!validator.is_valid(&bad), "{bad}");
         assert!(serde_json::from_value::<AgentRequest>(bad).is_err());
     }

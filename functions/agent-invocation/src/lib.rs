@@ -20,9 +20,14 @@ pub struct AgentFunction<S, A> {
 
 impl<S: Store, A: AgentClient> AgentFunction<S, A> {
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
-        let env = StepEnv { config: &self.config, clock: self.clock.as_ref() };
+        let env = StepEnv {
+            config: &self.config,
+            clock: self.clock.as_ref(),
+        };
         process_batch(event, RecordRef::is_new_work_item, |target| async move {
-            run_turn(env, &self.store, &self.agents, &target.case_id, &target.key).await.map(|_| ())
+            run_turn(env, &self.store, &self.agents, &target.case_id, &target.key)
+                .await
+                .map(|_| ())
         })
         .await
     }

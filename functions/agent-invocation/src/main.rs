@@ -22,8 +22,10 @@ async fn main() -> Result<(), Error> {
         clock: Box::new(SystemClock),
     };
     let function = &function;
-    run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
-        Ok::<_, Error>(function.handle(event.payload).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
+            Ok::<_, Error>(function.handle(event.payload).await)
+        },
+    ))
     .await
 }

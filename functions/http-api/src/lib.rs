@@ -34,7 +34,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), status }
+        ApiError {
+            code,
+            message: message.into(),
+            status,
+        }
     }
 }
 
@@ -57,22 +61,45 @@ fn authorize_agent(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+            )
+        })?;
     if token.is_empty() || !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is not valid",
+        ));
     }
     Ok(())
 }
 
-async fn context<S: Store>(State(state): State<Arc<ApiState<S>>>, headers: HeaderMap, Path(case_id): Path<String>) -> Result<Response, ApiError> {
+async fn context<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
     authorize_agent(&headers, &state.agent_token)?;
-    let id = CaseId::parse(&case_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id"))?;
+    let id = CaseId::parse(&case_id)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id"))?;
     match case_context(&state.store, &id).await {
         Ok((_, context)) => Ok(Json(context).into_response()),
-        Err(PipelineError::CaseNotFound(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, "case_not_found", format!("case {id} does not exist"))),
+        Err(PipelineError::CaseNotFound(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "case_not_found",
+            format!("case {id} does not exist"),
+        )),
         Err(e) => {
             tracing::error!(case = %id, error = %e, "case context failed");
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the case store did not answer; retry"))
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the case store did not answer; retry",
+            ))
         }
     }
 }
@@ -95,7 +122,10 @@ pub fn router<S: Store + 'static>(state: Arc<ApiState<S>>) -> Router {
 
 /// Serves the API on `addr` (port 0 picks one) in the background, for local
 /// runs and tests; returns the bound address.
-pub async fn spawn_local<S: Store + 'static>(addr: std::net::SocketAddr, state: Arc<ApiState<S>>) -> std::io::Result<std::net::SocketAddr> {
+pub async fn spawn_local<S: Store + 'static>(
+    addr: std::net::SocketAddr,
+    state: Arc<ApiState<S>>,
+) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

@@ -12,6 +12,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let table = required_env("TABLE_NAME")?;
     let agent_token = required_env("AGENT_API_TOKEN")?;
     let aws = casebridge::aws::sdk_config().await;
-    let state = Arc::new(ApiState { store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table), agent_token });
+    let state = Arc::new(ApiState {
+        store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
+        agent_token,
+    });
     lambda_http::run(router(state)).await
 }

@@ -31,7 +31,11 @@ pub struct InboundFunction<S, R> {
 #[derive(Debug, Error)]
 pub enum InboundFunctionError {
     #[error("{failed} of {total} mails hit a transient fault and will be retried: {first}")]
-    Transient { failed: usize, total: usize, first: String },
+    Transient {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -61,7 +65,10 @@ fn verdicts(record: &SimpleEmailRecord) -> Verdicts {
 }
 
 impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
-    pub async fn handle(&self, event: SimpleEmailEvent) -> Result<InboundReport, InboundFunctionError> {
+    pub async fn handle(
+        &self,
+        event: SimpleEmailEvent,
+    ) -> Result<InboundReport, InboundFunctionError> {
         let total = event.records.len();
         let mut reports = Vec::with_capacity(total);
         let mut transient = Vec::new();
@@ -75,15 +82,28 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
             }
         }
         if let Some(first) = transient.first() {
-            return Err(InboundFunctionError::Transient { failed: transient.len(), total, first: first.clone() });
+            return Err(InboundFunctionError::Transient {
+                failed: transient.len(),
+                total,
+                first: first.clone(),
+            });
         }
         Ok(InboundReport { records: reports })
     }
 
     /// Ok = done for good (stored, duplicate or recorded as rejected); Err = retry.
     async fn handle_record(&self, record: &SimpleEmailRecord) -> Result<RecordReport, String> {
-        let env = StepEnv { config: &self.config, clock: self.clock.as_ref() };
-        let Some(ses_id) = record.ses.mail.message_id.clone().filter(|id| !id.is_empty() && !id.contains('/')) else {
+        let env = StepEnv {
+            config: &self.config,
+            clock: self.clock.as_ref(),
+        };
+        let Some(ses_id) = record
+            .ses
+            .mail
+            .message_id
+            .clone()
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+        else {
             let rejected = RejectedMail {
                 key: format!("no-ses-id-{}", uuid_like(record)),
                 received_at: self.clock.now(),
@@ -94,12 +114,23 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
                 raw_location: None,
                 size: 0,
             };
-            self.store.record_rejected(rejected).await.map_err(|e| e.to_string())?;
-            return Ok(RecordReport { ses_message_id: String::new(), outcome: "rejected: no SES messageId".into(), case_id: None });
+            self.store
+                .record_rejected(rejected)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(RecordReport {
+                ses_message_id: String::new(),
+                outcome: "rejected: no SES messageId".into(),
+                case_id: None,
+            });
         };
         let key = format!("{}{}", self.key_prefix, ses_id);
         let location = self.raw_mail.location(&key);
-        let raw = match self.raw_mail.fetch(&key, self.config.inbound.max_mail_bytes).await {
+        let raw = match self
+            .raw_mail
+            .fetch(&key, self.config.inbound.max_mail_bytes)
+            .await
+        {
             Ok(raw) => raw,
             Err(e @ (RawMailError::NotFound(_) | RawMailError::TooLarge { .. })) => {
                 let rejected = RejectedMail {
@@ -112,17 +143,33 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
                     raw_location: Some(location),
                     size: 0,
                 };
-                self.store.record_rejected(rejected).await.map_err(|e| e.to_string())?;
+                self.store
+                    .record_rejected(rejected)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 tracing::warn!(ses_message_id = %ses_id, reason = %e, "inbound mail rejected");
-                return Ok(RecordReport { ses_message_id: ses_id, outcome: format!("rejected: {e}"), case_id: None });
+                return Ok(RecordReport {
+                    ses_message_id: ses_id,
+                    outcome: format!("rejected: {e}"),
+                    case_id: None,
+                });
             }
             Err(e) => return Err(e.to_string()),
         };
-        let delivery = InboundDelivery { raw: &raw, delivery_id: ses_id.clone(), raw_location: Some(location), verdicts: verdicts(record) };
+        let delivery = InboundDelivery {
+            raw: &raw,
+            delivery_id: ses_id.clone(),
+            raw_location: Some(location),
+            verdicts: verdicts(record),
+        };
         match ingest(env, &self.store, self.classifier.as_ref(), delivery).await {
             Ok(outcome) => Ok(report(ses_id, outcome)),
             Err(e) if e.is_retryable() => Err(e.to_string()),
-            Err(e) => Ok(RecordReport { ses_message_id: ses_id, outcome: format!("failed: {e}"), case_id: None }),
+            Err(e) => Ok(RecordReport {
+                ses_message_id: ses_id,
+                outcome: format!("failed: {e}"),
+                case_id: None,
+            }),
         }
     }
 }
@@ -133,7 +180,12 @@ fn uuid_like(record: &SimpleEmailRecord) -> String {
 
 fn report(ses_message_id: String, outcome: IngestOutcome) -> RecordReport {
     match outcome {
-        IngestOutcome::Stored { case_id, new_case, work_item, .. } => RecordReport {
+        IngestOutcome::Stored {
+            case_id,
+            new_case,
+            work_item,
+            ..
+        } => RecordReport {
             ses_message_id,
             outcome: match (new_case, work_item.is_some()) {
                 (true, true) => "new case; agent turn requested",
@@ -144,8 +196,16 @@ fn report(ses_message_id: String, outcome: IngestOutcome) -> RecordReport {
             .into(),
             case_id: Some(case_id.to_string()),
         },
-        IngestOutcome::Duplicate { .. } => RecordReport { ses_message_id, outcome: "duplicate".into(), case_id: None },
-        IngestOutcome::Rejected { reason } => RecordReport { ses_message_id, outcome: format!("rejected: {reason}"), case_id: None },
+        IngestOutcome::Duplicate { .. } => RecordReport {
+            ses_message_id,
+            outcome: "duplicate".into(),
+            case_id: None,
+        },
+        IngestOutcome::Rejected { reason } => RecordReport {
+            ses_message_id,
+            outcome: format!("rejected: {reason}"),
+            case_id: None,
+        },
     }
 }
 
@@ -154,6 +214,9 @@ impl From<InboundFunctionError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             InboundFunctionError::Transient { .. } => "casebridge.inbound.Transient",
         };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
     }
 }

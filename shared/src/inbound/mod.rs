@@ -105,16 +105,26 @@ fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
 
 fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     address
-        .map(|a| a.iter().filter_map(|addr| addr.address.as_deref()).map(|s| s.trim().to_ascii_lowercase()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| addr.address.as_deref())
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Parses raw MIME. Never panics; bad input gives a typed error.
 pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundError> {
     if raw.len() > max_bytes {
-        return Err(InboundError::TooLarge { size: raw.len(), limit: max_bytes });
+        return Err(InboundError::TooLarge {
+            size: raw.len(),
+            limit: max_bytes,
+        });
     }
-    let message = MessageParser::default().parse(raw).ok_or(InboundError::Unparseable)?;
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(InboundError::Unparseable)?;
     let header_count = message.headers().len();
     if header_count > MAX_HEADERS {
         return Err(InboundError::TooManyHeaders(header_count));
@@ -124,10 +134,17 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     }
 
     let sender = message.from().and_then(|a| a.first());
-    let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
-    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| bounded(s.trim(), 200));
+    let from = sender
+        .and_then(|a| a.address.as_deref())
+        .map(|s| s.trim().to_ascii_lowercase());
+    let from_name = sender
+        .and_then(|a| a.name.as_deref())
+        .map(|s| bounded(s.trim(), 200));
     let subject = bounded(message.subject().unwrap_or("").trim(), MAX_SUBJECT_CHARS);
-    let body_text = bounded(message.body_text(0).as_deref().unwrap_or(""), MAX_STORED_BODY_CHARS);
+    let body_text = bounded(
+        message.body_text(0).as_deref().unwrap_or(""),
+        MAX_STORED_BODY_CHARS,
+    );
     let new_text = extract_new_text(&body_text);
 
     let mut robot = RobotSignals::default();
@@ -152,7 +169,9 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     }
     if let Some(ct) = message.root_part().content_type() {
         let report = ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"));
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"));
         robot.delivery_report = report;
     }
 
@@ -172,10 +191,14 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         })
         .collect();
 
-    let (message_id, message_id_derived) = match message.message_id().and_then(normalize_message_id) {
+    let (message_id, message_id_derived) = match message.message_id().and_then(normalize_message_id)
+    {
         Some(id) => (id, false),
         // Same bytes, same id: a redelivery of a mail without Message-ID still dedupes.
-        None => (format!("{}@derived.casebridge", &sha256_hex(raw)[..32]), true),
+        None => (
+            format!("{}@derived.casebridge", &sha256_hex(raw)[..32]),
+            true,
+        ),
     };
 
     Ok(ParsedMail {
@@ -205,7 +228,11 @@ pub fn screen(mail: &ParsedMail, verdicts: &Verdicts, config: &Config) -> Dispos
         return Disposition::Quarantined("spam verdict FAIL".into());
     }
     if fail(&verdicts.dmarc) {
-        let policy = verdicts.dmarc_policy.as_deref().unwrap_or("").to_ascii_lowercase();
+        let policy = verdicts
+            .dmarc_policy
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if policy == "quarantine" || policy == "reject" {
             return Disposition::Quarantined(format!("DMARC FAIL with policy {policy}"));
         }
@@ -269,7 +296,10 @@ mod tests {
         assert_eq!(mail.in_reply_to, vec!["out1@example.com"]);
         assert_eq!(mail.references, vec!["a@x", "out1@example.com"]);
         assert_eq!(mail.new_text, "I want a refund.");
-        assert_eq!(screen(&mail, &Verdicts::default(), &config()), Disposition::Accepted);
+        assert_eq!(
+            screen(&mail, &Verdicts::default(), &config()),
+            Disposition::Accepted
+        );
     }
 
     #[test]
@@ -284,21 +314,69 @@ mod tests {
     #[test]
     fn screens_robots_and_verdicts() {
         let cfg = config();
-        let with = |header: &str| parse_mail(PLAIN.replace("Subject:", &format!("{header}\r\nSubject:")).as_bytes(), 1 << 20).unwrap();
-        for header in ["Auto-Submitted: auto-replied", "Precedence: bulk", "X-Autoreply: yes", "List-Id: <x.list>", "X-Loop: support@example.com"] {
-            assert!(matches!(screen(&with(header), &Verdicts::default(), &cfg), Disposition::Ignored(_)), "{header}");
+        let with = |header: &str| {
+            parse_mail(
+                PLAIN
+                    .replace("Subject:", &format!("{header}\r\nSubject:"))
+                    .as_bytes(),
+                1 << 20,
+            )
+            .unwrap()
+        };
+        for header in [
+            "Auto-Submitted: auto-replied",
+            "Precedence: bulk",
+            "X-Autoreply: yes",
+            "List-Id: <x.list>",
+            "X-Loop: support@example.com",
+        ] {
+            assert!(
+                matches!(
+                    screen(&with(header), &Verdicts::default(), &cfg),
+                    Disposition::Ignored(_)
+                ),
+                "{header}"
+            );
         }
-        assert_eq!(screen(&with("Auto-Submitted: no"), &Verdicts::default(), &cfg), Disposition::Accepted);
-        let spam = Verdicts { spam: Some("FAIL".into()), ..Verdicts::default() };
-        assert!(matches!(screen(&with("X-Other: 1"), &spam, &cfg), Disposition::Quarantined(_)));
-        let own = parse_mail(PLAIN.replace("ann@customer.test", "support@example.com").as_bytes(), 1 << 20).unwrap();
-        assert!(matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own")));
+        assert_eq!(
+            screen(&with("Auto-Submitted: no"), &Verdicts::default(), &cfg),
+            Disposition::Accepted
+        );
+        let spam = Verdicts {
+            spam: Some("FAIL".into()),
+            ..Verdicts::default()
+        };
+        assert!(matches!(
+            screen(&with("X-Other: 1"), &spam, &cfg),
+            Disposition::Quarantined(_)
+        ));
+        let own = parse_mail(
+            PLAIN
+                .replace("ann@customer.test", "support@example.com")
+                .as_bytes(),
+            1 << 20,
+        )
+        .unwrap();
+        assert!(
+            matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own"))
+        );
     }
 
     #[test]
     fn refuses_oversize_and_garbage_without_panicking() {
-        assert_eq!(parse_mail(&[0u8; 100], 10), Err(InboundError::TooLarge { size: 100, limit: 10 }));
-        for junk in [&b""[..], b"\xff\xfe\x00", b"no headers at all", b":\r\n\r\n"] {
+        assert_eq!(
+            parse_mail(&[0u8; 100], 10),
+            Err(InboundError::TooLarge {
+                size: 100,
+                limit: 10
+            })
+        );
+        for junk in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"no headers at all",
+            b":\r\n\r\n",
+        ] {
             let _ = parse_mail(junk, 1 << 20);
         }
     }

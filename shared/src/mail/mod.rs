@@ -48,7 +48,10 @@ pub struct SendReceipt {
 }
 
 pub trait MailSender: Send + Sync {
-    fn send(&self, mail: &OutgoingMail) -> impl Future<Output = Result<SendReceipt, MailError>> + Send;
+    fn send(
+        &self,
+        mail: &OutgoingMail,
+    ) -> impl Future<Output = Result<SendReceipt, MailError>> + Send;
 }
 
 /// What a reply needs to thread in every client.
@@ -69,7 +72,9 @@ pub struct Composition<'a> {
 /// marker (`Auto-Submitted: auto-replied`) so other robots do not answer it.
 pub fn compose(c: &Composition<'_>) -> Result<Vec<u8>, MailError> {
     let from = match c.from_name {
-        Some(name) => mail_builder::headers::address::Address::new_address(Some(name), c.from_address),
+        Some(name) => {
+            mail_builder::headers::address::Address::new_address(Some(name), c.from_address)
+        }
         None => mail_builder::headers::address::Address::new_address(None::<&str>, c.from_address),
     };
     let mut builder = MessageBuilder::new()
@@ -88,7 +93,9 @@ pub fn compose(c: &Composition<'_>) -> Result<Vec<u8>, MailError> {
     if !c.references.is_empty() {
         builder = builder.references(c.references.to_vec());
     }
-    builder.write_to_vec().map_err(|e| MailError::Compose(e.to_string()))
+    builder
+        .write_to_vec()
+        .map_err(|e| MailError::Compose(e.to_string()))
 }
 
 /// `Re: <original subject> [CB-XXXXXXXXXX]`, without stacking `Re:` or tags.
@@ -96,7 +103,9 @@ pub fn reply_subject(original: &str, tag: &str) -> String {
     let mut base = original.trim();
     loop {
         let lower = base.to_ascii_lowercase();
-        let stripped = ["re:", "aw:", "sv:", "fw:", "fwd:"].iter().find_map(|p| lower.starts_with(p).then(|| base[p.len()..].trim_start()));
+        let stripped = ["re:", "aw:", "sv:", "fw:", "fwd:"]
+            .iter()
+            .find_map(|p| lower.starts_with(p).then(|| base[p.len()..].trim_start()));
         match stripped {
             Some(rest) => base = rest,
             None => break,
@@ -134,7 +143,10 @@ pub fn text_to_html(text: &str) -> String {
         if lines.is_empty() {
             continue;
         }
-        if lines.iter().all(|l| l.trim_start().starts_with("- ") || l.trim_start().starts_with("* ")) {
+        if lines
+            .iter()
+            .all(|l| l.trim_start().starts_with("- ") || l.trim_start().starts_with("* "))
+        {
             html.push_str("<ul>");
             for line in lines {
                 html.push_str("<li>");
@@ -144,7 +156,13 @@ pub fn text_to_html(text: &str) -> String {
             html.push_str("</ul>");
         } else {
             html.push_str("<p>");
-            html.push_str(&lines.iter().map(|l| escape_html(l)).collect::<Vec<_>>().join("<br>"));
+            html.push_str(
+                &lines
+                    .iter()
+                    .map(|l| escape_html(l))
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
+            );
             html.push_str("</p>");
         }
     }
@@ -159,7 +177,10 @@ mod tests {
     #[test]
     fn reply_subject_keeps_one_re_and_one_tag() {
         assert_eq!(reply_subject("Refund", "[CB-1]"), "Re: Refund [CB-1]");
-        assert_eq!(reply_subject("RE: Aw: Refund [CB-1]", "[CB-1]"), "Re: Refund [CB-1]");
+        assert_eq!(
+            reply_subject("RE: Aw: Refund [CB-1]", "[CB-1]"),
+            "Re: Refund [CB-1]"
+        );
         assert_eq!(reply_subject("", "[CB-1]"), "Re: [CB-1]");
     }
 
@@ -189,7 +210,13 @@ mod tests {
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.message_id(), Some("out1@example.com"));
         assert_eq!(parsed.in_reply_to().as_text(), Some("b@y"));
-        assert_eq!(parsed.header_raw("Auto-Submitted").map(str::trim), Some("auto-replied"));
-        assert_eq!(parsed.body_text(0).as_deref().map(str::trim), Some("What is the amount?"));
+        assert_eq!(
+            parsed.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-replied")
+        );
+        assert_eq!(
+            parsed.body_text(0).as_deref().map(str::trim),
+            Some("What is the amount?")
+        );
     }
 }

@@ -13,7 +13,9 @@ pub struct OutboxMailer {
 impl OutboxMailer {
     pub fn new(dir: impl Into<PathBuf>) -> Result<OutboxMailer, MailError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| MailError::Permanent(format!("cannot create outbox {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            MailError::Permanent(format!("cannot create outbox {}: {e}", dir.display()))
+        })?;
         Ok(OutboxMailer { dir })
     }
 
@@ -39,7 +41,9 @@ impl MailSender for OutboxMailer {
         tokio::fs::write(&path, &mail.raw)
             .await
             .map_err(|e| MailError::Transient(format!("cannot write {}: {e}", path.display())))?;
-        Ok(SendReceipt { provider_message_id: name })
+        Ok(SendReceipt {
+            provider_message_id: name,
+        })
     }
 }
 
@@ -58,6 +62,10 @@ mod tests {
         .await;
         let mail = crate::testing::conformance_mail("c@customer.test");
         let receipt = outbox.send(&mail).await.unwrap();
-        assert_eq!(std::fs::read(outbox.path_of(&receipt)).unwrap(), mail.raw, "the outbox keeps the exact MIME");
+        assert_eq!(
+            std::fs::read(outbox.path_of(&receipt)).unwrap(),
+            mail.raw,
+            "the outbox keeps the exact MIME"
+        );
     }
 }

@@ -23,12 +23,24 @@ pub fn turn_key_for(work_item_key: &str) -> String {
     work_item_key.replacen("WORK#", "TURN#", 1)
 }
 
+// The call variant is the common one; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Claim {
-    Call { agent: crate::config::AgentConfig, turn: AgentTurn, case: Case },
+    Call {
+        agent: crate::config::AgentConfig,
+        turn: AgentTurn,
+        case: Case,
+    },
     Done(TurnOutcome),
 }
 
-pub async fn run_turn<S: Store, A: AgentClient>(env: StepEnv<'_>, store: &S, agents: &A, case_id: &CaseId, work_item_key: &str) -> Result<TurnOutcome, PipelineError> {
+pub async fn run_turn<S: Store, A: AgentClient>(
+    env: StepEnv<'_>,
+    store: &S,
+    agents: &A,
+    case_id: &CaseId,
+    work_item_key: &str,
+) -> Result<TurnOutcome, PipelineError> {
     let (agent, turn, case) = match claim_turn(env, store, case_id, work_item_key).await? {
         Claim::Call { agent, turn, case } => (agent, turn, case),
         Claim::Done(outcome) => return Ok(outcome),
@@ -45,13 +57,20 @@ pub async fn run_turn<S: Store, A: AgentClient>(env: StepEnv<'_>, store: &S, age
         Ok(response) => TurnResult::Answered { response },
         Err(e) => {
             tracing::warn!(case = %case.id, turn = %turn.id, agent = %agent.name, error = %e, attempts, "agent turn failed");
-            TurnResult::Failed { reason: format!("{e} (after {attempts} attempt(s))") }
+            TurnResult::Failed {
+                reason: format!("{e} (after {attempts} attempt(s))"),
+            }
         }
     };
     record_answer(env, store, case_id, turn, result, attempts).await
 }
 
-async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, work_item_key: &str) -> Result<Claim, PipelineError> {
+async fn claim_turn<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    work_item_key: &str,
+) -> Result<Claim, PipelineError> {
     let turn_key = turn_key_for(work_item_key);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
@@ -76,7 +95,11 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
             finished_at: None,
         };
         let mut timeline = Timeline::for_commit(&case, now);
-        let agent = case.agent.as_deref().and_then(|name| env.config.agent(name)).cloned();
+        let agent = case
+            .agent
+            .as_deref()
+            .and_then(|name| env.config.agent(name))
+            .cloned();
         let claim = if !case.agents_may_work() {
             let reason = format!("the case is {}; the agent is not called", case.status);
             turn.status = TurnStatus::Skipped;
@@ -85,35 +108,63 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
                 case.turn_in_flight = None;
             }
             timeline.add("agent_skipped", reason.clone());
-            Claim::Done(TurnOutcome::Skipped { turn: turn_key.clone(), reason })
+            Claim::Done(TurnOutcome::Skipped {
+                turn: turn_key.clone(),
+                reason,
+            })
         } else if let Some(agent) = agent {
             timeline.add("agent_called", format!("agent {} called", agent.name));
-            Claim::Call { agent, turn: turn.clone(), case: case.clone() }
+            Claim::Call {
+                agent,
+                turn: turn.clone(),
+                case: case.clone(),
+            }
         } else {
             // Configuration changed under the case: fail the turn so the case escalates.
-            let reason = format!("agent {:?} is not configured", case.agent.as_deref().unwrap_or(""));
+            let reason = format!(
+                "agent {:?} is not configured",
+                case.agent.as_deref().unwrap_or("")
+            );
             turn.status = TurnStatus::Answered;
             turn.finished_at = Some(now);
-            turn.result = Some(TurnResult::Failed { reason: reason.clone() });
+            turn.result = Some(TurnResult::Failed {
+                reason: reason.clone(),
+            });
             timeline.add("agent_failed", reason.clone());
-            Claim::Done(TurnOutcome::Answered { turn: turn_key.clone(), result: TurnResult::Failed { reason } })
+            Claim::Done(TurnOutcome::Answered {
+                turn: turn_key.clone(),
+                result: TurnResult::Failed { reason },
+            })
         };
         case.updated_at = now;
         let mut commit = Commit::new(case_id.clone());
         commit.records.push(RecordWrite::Create(Record::Turn(turn)));
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit
+            .records
+            .extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok(claim),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::AlreadyExists(_)) => return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key })),
+            Err(CommitError::AlreadyExists(_)) => {
+                return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key }))
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!("turn {case_id}/{turn_key}")))
+    Err(PipelineError::Contention(format!(
+        "turn {case_id}/{turn_key}"
+    )))
 }
 
-async fn record_answer<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, mut turn: AgentTurn, result: TurnResult, attempts: u32) -> Result<TurnOutcome, PipelineError> {
+async fn record_answer<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    mut turn: AgentTurn,
+    result: TurnResult,
+    attempts: u32,
+) -> Result<TurnOutcome, PipelineError> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
         let now = env.clock.now();
@@ -121,9 +172,21 @@ async fn record_answer<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, 
         match &result {
             TurnResult::Answered { response } => timeline.add(
                 "agent_answered",
-                format!("agent {} answered {}{}", turn.agent, response.response_type, if response.needs_review() { " (needsReview)" } else { "" }),
+                format!(
+                    "agent {} answered {}{}",
+                    turn.agent,
+                    response.response_type,
+                    if response.needs_review() {
+                        " (needsReview)"
+                    } else {
+                        ""
+                    }
+                ),
             ),
-            TurnResult::Failed { reason } => timeline.add("agent_failed", format!("agent {} failed: {reason}", turn.agent)),
+            TurnResult::Failed { reason } => timeline.add(
+                "agent_failed",
+                format!("agent {} failed: {reason}", turn.agent),
+            ),
         }
         turn.status = TurnStatus::Answered;
         turn.attempts = attempts;
@@ -131,15 +194,30 @@ async fn record_answer<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, 
         turn.finished_at = Some(now);
         case.updated_at = now;
         let mut commit = Commit::new(case_id.clone());
-        commit.records.push(RecordWrite::ReplaceIfStatus { record: Record::Turn(turn.clone()), expected_status: TurnStatus::InFlight.as_str() });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Turn(turn.clone()),
+            expected_status: TurnStatus::InFlight.as_str(),
+        });
+        commit
+            .records
+            .extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
-            Ok(()) => return Ok(TurnOutcome::Answered { turn: turn.id, result }),
+            Ok(()) => {
+                return Ok(TurnOutcome::Answered {
+                    turn: turn.id,
+                    result,
+                })
+            }
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
+            Err(CommitError::StateMismatch(_)) => {
+                return Ok(TurnOutcome::AlreadyHandled { turn: turn.id })
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
+    Err(PipelineError::Contention(format!(
+        "turn {case_id}/{}",
+        turn.id
+    )))
 }

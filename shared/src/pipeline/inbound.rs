@@ -7,7 +7,10 @@ use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::ids::{message_id_lookup_keys, CaseId};
 use crate::inbound::{parse_mail, screen, ParsedMail, Verdicts};
 use crate::intent::{Classification, IntentClassifier};
-use crate::model::{Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, WorkItem, WorkItemStatus};
+use crate::model::{
+    Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail,
+    WorkItem, WorkItemStatus,
+};
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
 /// One delivery of one raw mail.
@@ -43,10 +46,17 @@ enum Link {
     SubjectReference(Case),
     PlusAddress(Case),
     /// No case; `note` says why a reference found was not accepted.
-    None { note: Option<String> },
+    None {
+        note: Option<String>,
+    },
 }
 
-pub async fn ingest<S: Store>(env: StepEnv<'_>, store: &S, classifier: &dyn IntentClassifier, delivery: InboundDelivery<'_>) -> Result<IngestOutcome, PipelineError> {
+pub async fn ingest<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    classifier: &dyn IntentClassifier,
+    delivery: InboundDelivery<'_>,
+) -> Result<IngestOutcome, PipelineError> {
     let now = env.clock.now();
     let parsed = match parse_mail(delivery.raw, env.config.inbound.max_mail_bytes) {
         Ok(p) => p,
@@ -58,7 +68,9 @@ pub async fn ingest<S: Store>(env: StepEnv<'_>, store: &S, classifier: &dyn Inte
     let delivery_key = format!("delivery:{}", delivery.delivery_id);
     for key in [parsed.message_id.as_str(), delivery_key.as_str()] {
         if store.case_for_message_id(key).await?.is_some() {
-            return Ok(IngestOutcome::Duplicate { message_id: parsed.message_id.clone() });
+            return Ok(IngestOutcome::Duplicate {
+                message_id: parsed.message_id.clone(),
+            });
         }
     }
     let disposition = screen(&parsed, &delivery.verdicts, env.config);
@@ -66,39 +78,88 @@ pub async fn ingest<S: Store>(env: StepEnv<'_>, store: &S, classifier: &dyn Inte
     for _ in 0..MAX_CONFLICT_RETRIES {
         let link = find_case(store, env, &parsed).await?;
         let (commit, outcome) = match link {
-            Link::Header(case) => existing_case_commit(case, &parsed, &delivery, &disposition, "In-Reply-To/References", now),
-            Link::SubjectReference(case) => existing_case_commit(case, &parsed, &delivery, &disposition, "subject reference", now),
-            Link::PlusAddress(case) => existing_case_commit(case, &parsed, &delivery, &disposition, "plus-address", now),
+            Link::Header(case) => existing_case_commit(
+                case,
+                &parsed,
+                &delivery,
+                &disposition,
+                "In-Reply-To/References",
+                now,
+            ),
+            Link::SubjectReference(case) => existing_case_commit(
+                case,
+                &parsed,
+                &delivery,
+                &disposition,
+                "subject reference",
+                now,
+            ),
+            Link::PlusAddress(case) => {
+                existing_case_commit(case, &parsed, &delivery, &disposition, "plus-address", now)
+            }
             Link::None { note } => {
-                if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) = &disposition {
-                    return reject(store, &delivery, Some(&parsed), format!("links to no case and is not customer mail: {reason}"), now).await;
+                if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) =
+                    &disposition
+                {
+                    return reject(
+                        store,
+                        &delivery,
+                        Some(&parsed),
+                        format!("links to no case and is not customer mail: {reason}"),
+                        now,
+                    )
+                    .await;
                 }
                 if !env.config.inbound.create_cases {
-                    return reject(store, &delivery, Some(&parsed), "links to no case and case creation is off".into(), now).await;
+                    return reject(
+                        store,
+                        &delivery,
+                        Some(&parsed),
+                        "links to no case and case creation is off".into(),
+                        now,
+                    )
+                    .await;
                 }
                 new_case_commit(env, classifier, &parsed, &delivery, note, now)
             }
         };
         match store.commit(commit).await {
             Ok(()) => {
-                if let IngestOutcome::Stored { case_id, work_item, disposition, .. } = &outcome {
+                if let IngestOutcome::Stored {
+                    case_id,
+                    work_item,
+                    disposition,
+                    ..
+                } = &outcome
+                {
                     tracing::info!(case = %case_id, work_item = ?work_item, disposition = ?disposition, "inbound mail stored");
                 }
                 return Ok(outcome);
             }
             Err(CommitError::VersionConflict(_)) => continue,
             Err(CommitError::AlreadyExists(what)) if what.starts_with("message ") => {
-                return Ok(IngestOutcome::Duplicate { message_id: parsed.message_id.clone() })
+                return Ok(IngestOutcome::Duplicate {
+                    message_id: parsed.message_id.clone(),
+                })
             }
             // A freshly generated case id collided: try again with a new one.
             Err(CommitError::AlreadyExists(what)) if what.starts_with("case ") => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!("inbound mail {}", parsed.message_id)))
+    Err(PipelineError::Contention(format!(
+        "inbound mail {}",
+        parsed.message_id
+    )))
 }
 
-async fn reject<S: Store>(store: &S, delivery: &InboundDelivery<'_>, parsed: Option<&ParsedMail>, reason: String, now: DateTime<Utc>) -> Result<IngestOutcome, PipelineError> {
+async fn reject<S: Store>(
+    store: &S,
+    delivery: &InboundDelivery<'_>,
+    parsed: Option<&ParsedMail>,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<IngestOutcome, PipelineError> {
     store
         .record_rejected(RejectedMail {
             key: delivery.delivery_id.clone(),
@@ -114,7 +175,11 @@ async fn reject<S: Store>(store: &S, delivery: &InboundDelivery<'_>, parsed: Opt
     Ok(IngestOutcome::Rejected { reason })
 }
 
-async fn find_case<S: Store>(store: &S, env: StepEnv<'_>, mail: &ParsedMail) -> Result<Link, PipelineError> {
+async fn find_case<S: Store>(
+    store: &S,
+    env: StepEnv<'_>,
+    mail: &ParsedMail,
+) -> Result<Link, PipelineError> {
     for id in mail.referenced_ids() {
         for key in message_id_lookup_keys(id) {
             if let Some(case_id) = store.case_for_message_id(&key).await? {
@@ -128,23 +193,39 @@ async fn find_case<S: Store>(store: &S, env: StepEnv<'_>, mail: &ParsedMail) -> 
     let mut note = None;
     let by_subject = CaseId::find_in_subject(&mail.subject);
     let by_plus = mail.recipients().find_map(|r| {
-        (crate::config::strip_plus(r).eq_ignore_ascii_case(&env.config.mail.from_address)).then(|| CaseId::from_plus_address(r)).flatten()
+        (crate::config::strip_plus(r).eq_ignore_ascii_case(&env.config.mail.from_address))
+            .then(|| CaseId::from_plus_address(r))
+            .flatten()
     });
     for (candidate, via_plus) in [(by_subject, false), (by_plus, true)] {
         let Some(case_id) = candidate else { continue };
         let Some(case) = store.get_case(&case_id).await? else {
-            note = Some(format!("the mail names case {case_id}, which does not exist"));
+            note = Some(format!(
+                "the mail names case {case_id}, which does not exist"
+            ));
             continue;
         };
         if case.is_participant(sender) {
-            return Ok(if via_plus { Link::PlusAddress(case) } else { Link::SubjectReference(case) });
+            return Ok(if via_plus {
+                Link::PlusAddress(case)
+            } else {
+                Link::SubjectReference(case)
+            });
         }
-        note = Some(format!("the mail names case {case_id} but {sender} is not a participant of it"));
+        note = Some(format!(
+            "the mail names case {case_id} but {sender} is not a participant of it"
+        ));
     }
     Ok(Link::None { note })
 }
 
-fn mail_record(id: String, parsed: &ParsedMail, delivery: &InboundDelivery<'_>, disposition: &Disposition, now: DateTime<Utc>) -> MailRecord {
+fn mail_record(
+    id: String,
+    parsed: &ParsedMail,
+    delivery: &InboundDelivery<'_>,
+    disposition: &Disposition,
+    now: DateTime<Utc>,
+) -> MailRecord {
     MailRecord {
         id,
         direction: Direction::Inbound,
@@ -166,16 +247,33 @@ fn mail_record(id: String, parsed: &ParsedMail, delivery: &InboundDelivery<'_>, 
     }
 }
 
-fn index_entries(case_id: &CaseId, parsed: &ParsedMail, delivery: &InboundDelivery<'_>) -> Vec<MessageIndexEntry> {
+fn index_entries(
+    case_id: &CaseId,
+    parsed: &ParsedMail,
+    delivery: &InboundDelivery<'_>,
+) -> Vec<MessageIndexEntry> {
     vec![
-        MessageIndexEntry { message_id: parsed.message_id.clone(), case_id: case_id.clone(), must_be_new: true },
-        MessageIndexEntry { message_id: format!("delivery:{}", delivery.delivery_id), case_id: case_id.clone(), must_be_new: true },
+        MessageIndexEntry {
+            message_id: parsed.message_id.clone(),
+            case_id: case_id.clone(),
+            must_be_new: true,
+        },
+        MessageIndexEntry {
+            message_id: format!("delivery:{}", delivery.delivery_id),
+            case_id: case_id.clone(),
+            must_be_new: true,
+        },
     ]
 }
 
 /// Adds accepted customer mail to the case's conversation and, unless a turn
 /// is already in flight, opens the next turn.
-fn admit_customer_mail(case: &mut Case, parsed: &ParsedMail, mail_id: &str, timeline: &mut Timeline) -> Option<WorkItem> {
+fn admit_customer_mail(
+    case: &mut Case,
+    parsed: &ParsedMail,
+    mail_id: &str,
+    timeline: &mut Timeline,
+) -> Option<WorkItem> {
     if let Some(from) = &parsed.from {
         case.add_participant(from);
     }
@@ -190,22 +288,43 @@ fn admit_customer_mail(case: &mut Case, parsed: &ParsedMail, mail_id: &str, time
 
     if case.status == CaseStatus::Closed {
         case.status = CaseStatus::AgentWorking;
-        timeline.add("case_reopened", "the customer wrote again after the case was closed");
+        timeline.add(
+            "case_reopened",
+            "the customer wrote again after the case was closed",
+        );
     }
     if case.status == CaseStatus::Escalated {
-        timeline.add("held_for_representative", "mail added; a representative holds the case, so no agent is called");
+        timeline.add(
+            "held_for_representative",
+            "mail added; a representative holds the case, so no agent is called",
+        );
         return None;
     }
     if let Some(turn) = &case.turn_in_flight {
-        timeline.add("queued_for_next_turn", format!("turn {turn} is in flight; this mail goes to the agent in the next turn"));
+        timeline.add(
+            "queued_for_next_turn",
+            format!("turn {turn} is in flight; this mail goes to the agent in the next turn"),
+        );
         return None;
     }
     let work_id = timeline.record_key("WORK#");
     let turn_id = work_id.replacen("WORK#", "TURN#", 1);
-    let item = WorkItem { id: work_id, mail_ids: std::mem::take(&mut case.pending_mail), created_at: timeline.at, status: WorkItemStatus::Pending };
+    let item = WorkItem {
+        id: work_id,
+        mail_ids: std::mem::take(&mut case.pending_mail),
+        created_at: timeline.at,
+        status: WorkItemStatus::Pending,
+    };
     case.turn_in_flight = Some(turn_id);
     case.status = CaseStatus::AgentWorking;
-    timeline.add("agent_turn_requested", format!("agent {} will be called with {} new mail(s)", case.agent.as_deref().unwrap_or("?"), item.mail_ids.len()));
+    timeline.add(
+        "agent_turn_requested",
+        format!(
+            "agent {} will be called with {} new mail(s)",
+            case.agent.as_deref().unwrap_or("?"),
+            item.mail_ids.len()
+        ),
+    );
     Some(item)
 }
 
@@ -219,11 +338,20 @@ fn existing_case_commit(
 ) -> (Commit, IngestOutcome) {
     let mut timeline = Timeline::for_commit(&case, now);
     let mail_id = timeline.record_key("MSG#");
-    timeline.add("mail_received", format!("mail from {} linked by {linked_by}", parsed.from.as_deref().unwrap_or("unknown sender")));
+    timeline.add(
+        "mail_received",
+        format!(
+            "mail from {} linked by {linked_by}",
+            parsed.from.as_deref().unwrap_or("unknown sender")
+        ),
+    );
     let work_item = match disposition {
         Disposition::Accepted => {
             if case.agent.is_none() && case.status != CaseStatus::Escalated {
-                timeline.add("no_agent", "the case has no agent; it stays with representatives");
+                timeline.add(
+                    "no_agent",
+                    "the case has no agent; it stays with representatives",
+                );
                 None
             } else {
                 admit_customer_mail(&mut case, parsed, &mail_id, &mut timeline)
@@ -241,15 +369,33 @@ fn existing_case_commit(
     case.updated_at = now;
     let case_id = case.id.clone();
     let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(mail_id.clone(), parsed, delivery, disposition, now))));
+    commit
+        .records
+        .push(RecordWrite::Create(Record::Mail(mail_record(
+            mail_id.clone(),
+            parsed,
+            delivery,
+            disposition,
+            now,
+        ))));
     let work_item_id = work_item.as_ref().map(|w| w.id.clone());
     if let Some(item) = work_item {
-        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
+        commit
+            .records
+            .push(RecordWrite::Create(Record::WorkItem(item)));
     }
-    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+    commit
+        .records
+        .extend(timeline.into_records().map(RecordWrite::Create));
     commit.message_index = index_entries(&case_id, parsed, delivery);
     commit.case = Some(CaseWrite::Update(case));
-    let outcome = IngestOutcome::Stored { case_id, mail_id, new_case: false, disposition: disposition.clone(), work_item: work_item_id };
+    let outcome = IngestOutcome::Stored {
+        case_id,
+        mail_id,
+        new_case: false,
+        disposition: disposition.clone(),
+        work_item: work_item_id,
+    };
     (commit, outcome)
 }
 
@@ -300,36 +446,75 @@ fn new_case_commit(
         timeline.add("not_linked", note);
     }
     timeline.add("mail_received", format!("mail from {customer}"));
-    let scores = classification.ranked.iter().take(3).map(|s| format!("{} {:.2}", s.intent, s.confidence)).collect::<Vec<_>>().join(", ");
-    timeline.add("intent_classified", format!("{} by {} (scores: {})", intent.as_deref().unwrap_or("no intent"), classification.method, if scores.is_empty() { "none" } else { &scores }));
+    let scores = classification
+        .ranked
+        .iter()
+        .take(3)
+        .map(|s| format!("{} {:.2}", s.intent, s.confidence))
+        .collect::<Vec<_>>()
+        .join(", ");
+    timeline.add(
+        "intent_classified",
+        format!(
+            "{} by {} (scores: {})",
+            intent.as_deref().unwrap_or("no intent"),
+            classification.method,
+            if scores.is_empty() { "none" } else { &scores }
+        ),
+    );
 
     let work_item = match &agent {
         Some(_) => admit_customer_mail(&mut case, parsed, &mail_id, &mut timeline),
         None => {
             let reason = match &best {
                 None => "no intent recognised".to_string(),
-                Some(b) if b.confidence < threshold => format!("intent {} at confidence {:.2} is below the threshold {threshold:.2}", b.intent, b.confidence),
+                Some(b) if b.confidence < threshold => format!(
+                    "intent {} at confidence {:.2} is below the threshold {threshold:.2}",
+                    b.intent, b.confidence
+                ),
                 Some(b) => format!("intent {} has no agent", b.intent),
             };
             case.add_participant(&customer);
             case.thread_message_ids.push(parsed.message_id.clone());
             case.last_inbound_message_id = Some(parsed.message_id.clone());
             case.status = CaseStatus::Escalated;
-            case.escalation = Some(Escalation { queue: env.config.mail.queue_name.clone(), reason: reason.clone(), at: now });
+            case.escalation = Some(Escalation {
+                queue: env.config.mail.queue_name.clone(),
+                reason: reason.clone(),
+                at: now,
+            });
             timeline.add("escalated", reason);
             None
         }
     };
     let case_id = case.id.clone();
     let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(mail_id.clone(), parsed, delivery, &Disposition::Accepted, now))));
+    commit
+        .records
+        .push(RecordWrite::Create(Record::Mail(mail_record(
+            mail_id.clone(),
+            parsed,
+            delivery,
+            &Disposition::Accepted,
+            now,
+        ))));
     let work_item_id = work_item.as_ref().map(|w| w.id.clone());
     if let Some(item) = work_item {
-        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
+        commit
+            .records
+            .push(RecordWrite::Create(Record::WorkItem(item)));
     }
-    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+    commit
+        .records
+        .extend(timeline.into_records().map(RecordWrite::Create));
     commit.message_index = index_entries(&case_id, parsed, delivery);
     commit.case = Some(CaseWrite::Create(case));
-    let outcome = IngestOutcome::Stored { case_id, mail_id, new_case: true, disposition: Disposition::Accepted, work_item: work_item_id };
+    let outcome = IngestOutcome::Stored {
+        case_id,
+        mail_id,
+        new_case: true,
+        disposition: Disposition::Accepted,
+        work_item: work_item_id,
+    };
     (commit, outcome)
 }

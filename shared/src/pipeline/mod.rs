@@ -47,7 +47,9 @@ pub enum PipelineError {
     CaseNotFound(CaseId),
     #[error("record {0} does not exist")]
     RecordNotFound(String),
-    #[error("{0} kept conflicting with other writers; gave up after {MAX_CONFLICT_RETRIES} attempts")]
+    #[error(
+        "{0} kept conflicting with other writers; gave up after {MAX_CONFLICT_RETRIES} attempts"
+    )]
     Contention(String),
     #[error("sending mail failed: {0}")]
     Mail(#[from] MailError),
@@ -60,7 +62,9 @@ impl PipelineError {
     /// trouble) or is final (the input names something that does not exist).
     pub fn is_retryable(&self) -> bool {
         match self {
-            PipelineError::Store(_) | PipelineError::Contention(_) | PipelineError::Commit(_) => true,
+            PipelineError::Store(_) | PipelineError::Contention(_) | PipelineError::Commit(_) => {
+                true
+            }
             PipelineError::Mail(e) => e.is_retryable(),
             PipelineError::CaseNotFound(_) | PipelineError::RecordNotFound(_) => false,
         }
@@ -88,12 +92,21 @@ impl Timeline {
     /// For a commit that will store the case with version `case.version + 1`
     /// (an update) or 1 (a create, where `case.version` is 0).
     pub(crate) fn for_commit(case: &Case, at: DateTime<Utc>) -> Timeline {
-        Timeline { version: case.version + 1, at, events: Vec::new() }
+        Timeline {
+            version: case.version + 1,
+            at,
+            events: Vec::new(),
+        }
     }
 
     pub(crate) fn add(&mut self, kind: &str, detail: impl Into<String>) {
         let id = format!("EVT#{:010}#{:03}", self.version, self.events.len());
-        self.events.push(TimelineEvent { id, at: self.at, kind: kind.to_string(), detail: detail.into() });
+        self.events.push(TimelineEvent {
+            id,
+            at: self.at,
+            kind: kind.to_string(),
+            detail: detail.into(),
+        });
     }
 
     /// Key for one-per-commit records such as mail and work items.
@@ -107,6 +120,12 @@ impl Timeline {
 }
 
 /// Reads a case or fails with a typed error.
-pub(crate) async fn load_case<S: crate::store::Store>(store: &S, id: &CaseId) -> Result<Case, PipelineError> {
-    store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
+pub(crate) async fn load_case<S: crate::store::Store>(
+    store: &S,
+    id: &CaseId,
+) -> Result<Case, PipelineError> {
+    store
+        .get_case(id)
+        .await?
+        .ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
 }

@@ -14,7 +14,10 @@ use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::decision::{decide, Action, Plan, Situation};
 use crate::ids::{ses_message_key, CaseId};
 use crate::mail::{compose, reply_subject, Composition, MailError, MailSender, OutgoingMail};
-use crate::model::{Case, CaseStatus, Draft, DraftStatus, Escalation, MailKind, OutboundMail, OutboundStatus, Record, RecordKind, TurnResult, TurnStatus, WorkItem, WorkItemStatus};
+use crate::model::{
+    Case, CaseStatus, Draft, DraftStatus, Escalation, MailKind, OutboundMail, OutboundStatus,
+    Record, RecordKind, TurnResult, TurnStatus, WorkItem, WorkItemStatus,
+};
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
 /// References kept on outbound mail; enough for every client to thread.
@@ -31,7 +34,13 @@ pub struct OutcomeReport {
     pub next_work_item: Option<String>,
 }
 
-pub async fn carry_out<S: Store, M: MailSender>(env: StepEnv<'_>, store: &S, mailer: &M, case_id: &CaseId, turn_key: &str) -> Result<OutcomeReport, PipelineError> {
+pub async fn carry_out<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    turn_key: &str,
+) -> Result<OutcomeReport, PipelineError> {
     let (plan, next_work_item) = apply_plan(env, store, case_id, turn_key).await?;
     let mut sent = Vec::new();
     let mut failed = Vec::new();
@@ -55,10 +64,21 @@ pub async fn carry_out<S: Store, M: MailSender>(env: StepEnv<'_>, store: &S, mai
             }
         }
     }
-    Ok(OutcomeReport { turn: turn_key.to_string(), plan, sent, failed, next_work_item })
+    Ok(OutcomeReport {
+        turn: turn_key.to_string(),
+        plan,
+        sent,
+        failed,
+        next_work_item,
+    })
 }
 
-async fn apply_plan<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, turn_key: &str) -> Result<(Option<Plan>, Option<String>), PipelineError> {
+async fn apply_plan<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    turn_key: &str,
+) -> Result<(Option<Plan>, Option<String>), PipelineError> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
         let mut turn = store
@@ -69,8 +89,14 @@ async fn apply_plan<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, tur
         if turn.status != TurnStatus::Answered {
             return Ok((None, None));
         }
-        let result = turn.result.clone().unwrap_or(TurnResult::Failed { reason: "the turn has no stored result".into() });
-        let plan = decide(Situation { case_status: case.status, workflow: case.workflow, result: &result });
+        let result = turn.result.clone().unwrap_or(TurnResult::Failed {
+            reason: "the turn has no stored result".into(),
+        });
+        let plan = decide(Situation {
+            case_status: case.status,
+            workflow: case.workflow,
+            result: &result,
+        });
         let now = env.clock.now();
         let mut timeline = Timeline::for_commit(&case, now);
         let mut commit = Commit::new(case_id.clone());
@@ -84,9 +110,22 @@ async fn apply_plan<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, tur
             match action {
                 Action::SendToCustomer { kind, body } => {
                     let outbound = customer_mail(env, &case, *kind, body, &turn.id, &suffix, now)?;
-                    timeline.add("mail_queued", format!("{} to {} queued for sending", kind.as_str(), outbound.to.join(", ")));
-                    commit.message_index.push(MessageIndexEntry { message_id: outbound.message_id.clone(), case_id: case_id.clone(), must_be_new: false });
-                    commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
+                    timeline.add(
+                        "mail_queued",
+                        format!(
+                            "{} to {} queued for sending",
+                            kind.as_str(),
+                            outbound.to.join(", ")
+                        ),
+                    );
+                    commit.message_index.push(MessageIndexEntry {
+                        message_id: outbound.message_id.clone(),
+                        case_id: case_id.clone(),
+                        must_be_new: false,
+                    });
+                    commit
+                        .records
+                        .push(RecordWrite::Create(Record::Outbound(outbound)));
                 }
                 Action::DraftForReview { kind, body, reason } => {
                     let answer = match &result {
@@ -105,11 +144,29 @@ async fn apply_plan<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, tur
                         status: DraftStatus::PendingReview,
                         created_at: now,
                     };
-                    timeline.add("draft_created", format!("{} drafted for review: {}", kind.as_str(), reason.describe()));
-                    commit.records.push(RecordWrite::Create(Record::Draft(draft)));
+                    timeline.add(
+                        "draft_created",
+                        format!(
+                            "{} drafted for review: {}",
+                            kind.as_str(),
+                            reason.describe()
+                        ),
+                    );
+                    commit
+                        .records
+                        .push(RecordWrite::Create(Record::Draft(draft)));
                 }
                 Action::Escalate { reason } => {
-                    escalate(env, &mut case, &mut commit, &mut timeline, reason, &turn.id, &suffix, now)?;
+                    escalate(
+                        env,
+                        &mut case,
+                        &mut commit,
+                        &mut timeline,
+                        reason,
+                        &turn.id,
+                        &suffix,
+                        now,
+                    )?;
                 }
                 Action::Close { reason } => timeline.add("case_closed", reason.clone()),
                 Action::Record { note } => timeline.add("answer_recorded", note.clone()),
@@ -117,37 +174,78 @@ async fn apply_plan<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, tur
         }
 
         let mut next_work_item = None;
-        if !case.pending_mail.is_empty() && case.agents_may_work() && case.turn_in_flight.is_none() {
-            let work = WorkItem { id: timeline.record_key("WORK#"), mail_ids: std::mem::take(&mut case.pending_mail), created_at: now, status: WorkItemStatus::Pending };
+        if !case.pending_mail.is_empty() && case.agents_may_work() && case.turn_in_flight.is_none()
+        {
+            let work = WorkItem {
+                id: timeline.record_key("WORK#"),
+                mail_ids: std::mem::take(&mut case.pending_mail),
+                created_at: now,
+                status: WorkItemStatus::Pending,
+            };
             case.turn_in_flight = Some(work.id.replacen("WORK#", "TURN#", 1));
             case.status = CaseStatus::AgentWorking;
-            timeline.add("agent_turn_requested", format!("{} mail(s) arrived during the turn; the agent is called again", work.mail_ids.len()));
+            timeline.add(
+                "agent_turn_requested",
+                format!(
+                    "{} mail(s) arrived during the turn; the agent is called again",
+                    work.mail_ids.len()
+                ),
+            );
             next_work_item = Some(work.id.clone());
-            commit.records.push(RecordWrite::Create(Record::WorkItem(work)));
+            commit
+                .records
+                .push(RecordWrite::Create(Record::WorkItem(work)));
         }
 
         turn.status = TurnStatus::Done;
         case.updated_at = now;
-        commit.records.push(RecordWrite::ReplaceIfStatus { record: Record::Turn(turn), expected_status: TurnStatus::Answered.as_str() });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Turn(turn),
+            expected_status: TurnStatus::Answered.as_str(),
+        });
+        commit
+            .records
+            .extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok((Some(plan), next_work_item)),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => return Ok((None, None)),
+            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => {
+                return Ok((None, None))
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!("outcome {case_id}/{turn_key}")))
+    Err(PipelineError::Contention(format!(
+        "outcome {case_id}/{turn_key}"
+    )))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn escalate(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, timeline: &mut Timeline, reason: &str, turn_id: &str, suffix: &str, now: DateTime<Utc>) -> Result<(), PipelineError> {
+fn escalate(
+    env: StepEnv<'_>,
+    case: &mut Case,
+    commit: &mut Commit,
+    timeline: &mut Timeline,
+    reason: &str,
+    turn_id: &str,
+    suffix: &str,
+    now: DateTime<Utc>,
+) -> Result<(), PipelineError> {
     case.status = CaseStatus::Escalated;
-    case.escalation = Some(Escalation { queue: env.config.mail.queue_name.clone(), reason: reason.to_string(), at: now });
-    timeline.add("escalated", format!("to queue {}: {reason}", env.config.mail.queue_name));
+    case.escalation = Some(Escalation {
+        queue: env.config.mail.queue_name.clone(),
+        reason: reason.to_string(),
+        at: now,
+    });
+    timeline.add(
+        "escalated",
+        format!("to queue {}: {reason}", env.config.mail.queue_name),
+    );
     let notice = escalation_notice(env, case, reason, turn_id, suffix, now)?;
-    commit.records.push(RecordWrite::Create(Record::Outbound(notice)));
+    commit
+        .records
+        .push(RecordWrite::Create(Record::Outbound(notice)));
     Ok(())
 }
 
@@ -159,10 +257,23 @@ fn with_signature(env: StepEnv<'_>, body: &str) -> String {
 }
 
 fn new_message_id(env: StepEnv<'_>, case: &Case) -> String {
-    format!("{}.{}@{}", case.id.as_str().to_ascii_lowercase(), uuid::Uuid::new_v4().simple(), env.config.mail.message_id_domain())
+    format!(
+        "{}.{}@{}",
+        case.id.as_str().to_ascii_lowercase(),
+        uuid::Uuid::new_v4().simple(),
+        env.config.mail.message_id_domain()
+    )
 }
 
-fn customer_mail(env: StepEnv<'_>, case: &Case, kind: MailKind, body: &str, turn_id: &str, suffix: &str, now: DateTime<Utc>) -> Result<OutboundMail, PipelineError> {
+fn customer_mail(
+    env: StepEnv<'_>,
+    case: &Case,
+    kind: MailKind,
+    body: &str,
+    turn_id: &str,
+    suffix: &str,
+    now: DateTime<Utc>,
+) -> Result<OutboundMail, PipelineError> {
     let to = vec![case.customer.clone()];
     let subject = reply_subject(&case.subject, &case.id.subject_tag());
     let body = with_signature(env, body);
@@ -200,7 +311,14 @@ fn customer_mail(env: StepEnv<'_>, case: &Case, kind: MailKind, body: &str, turn
     })
 }
 
-fn escalation_notice(env: StepEnv<'_>, case: &Case, reason: &str, turn_id: &str, suffix: &str, now: DateTime<Utc>) -> Result<OutboundMail, PipelineError> {
+fn escalation_notice(
+    env: StepEnv<'_>,
+    case: &Case,
+    reason: &str,
+    turn_id: &str,
+    suffix: &str,
+    now: DateTime<Utc>,
+) -> Result<OutboundMail, PipelineError> {
     let to = vec![env.config.mail.queue_address.clone()];
     let subject = format!("[escalated] {} {}", case.subject, case.id.subject_tag());
     let body = format!(
@@ -223,9 +341,16 @@ fn escalation_notice(env: StepEnv<'_>, case: &Case, reason: &str, turn_id: &str,
         date: now,
     })?;
     // Several escalations may come from one turn (a failed send escalates too).
-    let attempt = if case.escalation.is_some() { uuid::Uuid::new_v4().simple().to_string()[..8].to_string() } else { String::new() };
+    let attempt = if case.escalation.is_some() {
+        uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+    } else {
+        String::new()
+    };
     Ok(OutboundMail {
-        id: format!("OUT#{suffix}#{}{attempt}", MailKind::EscalationNotice.as_str()),
+        id: format!(
+            "OUT#{suffix}#{}{attempt}",
+            MailKind::EscalationNotice.as_str()
+        ),
         kind: MailKind::EscalationNotice,
         turn: Some(turn_id.to_string()),
         from: env.config.mail.from_address.clone(),
@@ -246,11 +371,20 @@ fn escalation_notice(env: StepEnv<'_>, case: &Case, reason: &str, turn_id: &str,
 
 /// Sends one pending outbound mail exactly once. Returns (id, sent?) or None
 /// when another worker holds it.
-async fn send_one<S: Store, M: MailSender>(env: StepEnv<'_>, store: &S, mailer: &M, case_id: &CaseId, outbound: OutboundMail) -> Result<Option<(String, bool)>, PipelineError> {
+async fn send_one<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    outbound: OutboundMail,
+) -> Result<Option<(String, bool)>, PipelineError> {
     let mut claimed = outbound.clone();
     claimed.status = OutboundStatus::Sending;
     let mut claim = Commit::new(case_id.clone());
-    claim.records.push(RecordWrite::ReplaceIfStatus { record: Record::Outbound(claimed.clone()), expected_status: OutboundStatus::Pending.as_str() });
+    claim.records.push(RecordWrite::ReplaceIfStatus {
+        record: Record::Outbound(claimed.clone()),
+        expected_status: OutboundStatus::Pending.as_str(),
+    });
     match store.commit(claim).await {
         Ok(()) => {}
         Err(CommitError::StateMismatch(_)) => return Ok(None),
@@ -275,7 +409,10 @@ async fn send_one<S: Store, M: MailSender>(env: StepEnv<'_>, store: &S, mailer: 
         Err(e) if e.is_retryable() => {
             // Hand it back so the retried event sends it.
             let mut release = Commit::new(case_id.clone());
-            release.records.push(RecordWrite::ReplaceIfStatus { record: Record::Outbound(outbound), expected_status: OutboundStatus::Sending.as_str() });
+            release.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Outbound(outbound),
+                expected_status: OutboundStatus::Sending.as_str(),
+            });
             store.commit(release).await?;
             Err(PipelineError::Mail(e))
         }
@@ -291,7 +428,13 @@ async fn send_one<S: Store, M: MailSender>(env: StepEnv<'_>, store: &S, mailer: 
 }
 
 /// Records a send's outcome on the mail and the case, retrying on conflicts.
-async fn finish_send<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, outbound: OutboundMail, failure: Option<MailError>) -> Result<(), PipelineError> {
+async fn finish_send<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    outbound: OutboundMail,
+    failure: Option<MailError>,
+) -> Result<(), PipelineError> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
         let now = env.clock.now();
@@ -299,26 +442,66 @@ async fn finish_send<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, ou
         let mut commit = Commit::new(case_id.clone());
         match &failure {
             None => {
-                timeline.add("mail_sent", format!("{} sent to {}", outbound.kind.as_str(), outbound.to.join(", ")));
-                if outbound.kind != MailKind::EscalationNotice && !case.thread_message_ids.contains(&outbound.message_id) {
+                timeline.add(
+                    "mail_sent",
+                    format!(
+                        "{} sent to {}",
+                        outbound.kind.as_str(),
+                        outbound.to.join(", ")
+                    ),
+                );
+                if outbound.kind != MailKind::EscalationNotice
+                    && !case.thread_message_ids.contains(&outbound.message_id)
+                {
                     case.thread_message_ids.push(outbound.message_id.clone());
                 }
                 if let Some(provider_id) = &outbound.provider_message_id {
-                    commit.message_index.push(MessageIndexEntry { message_id: ses_message_key(provider_id), case_id: case_id.clone(), must_be_new: false });
+                    commit.message_index.push(MessageIndexEntry {
+                        message_id: ses_message_key(provider_id),
+                        case_id: case_id.clone(),
+                        must_be_new: false,
+                    });
                 }
             }
             Some(error) => {
-                timeline.add("mail_failed", format!("{} to {} could not be sent: {error}", outbound.kind.as_str(), outbound.to.join(", ")));
-                if outbound.kind != MailKind::EscalationNotice && case.status != CaseStatus::Closed {
-                    let suffix = outbound.turn.as_deref().unwrap_or("TURN#manual").trim_start_matches("TURN#").to_string();
+                timeline.add(
+                    "mail_failed",
+                    format!(
+                        "{} to {} could not be sent: {error}",
+                        outbound.kind.as_str(),
+                        outbound.to.join(", ")
+                    ),
+                );
+                if outbound.kind != MailKind::EscalationNotice && case.status != CaseStatus::Closed
+                {
+                    let suffix = outbound
+                        .turn
+                        .as_deref()
+                        .unwrap_or("TURN#manual")
+                        .trim_start_matches("TURN#")
+                        .to_string();
                     let turn_id = outbound.turn.clone().unwrap_or_default();
-                    escalate(env, &mut case, &mut commit, &mut timeline, &format!("mail to the customer failed: {error}"), &turn_id, &suffix, now)?;
+                    escalate(
+                        env,
+                        &mut case,
+                        &mut commit,
+                        &mut timeline,
+                        &format!("mail to the customer failed: {error}"),
+                        &turn_id,
+                        &suffix,
+                        now,
+                    )?;
                 }
             }
         }
         case.updated_at = now;
-        commit.records.push(RecordWrite::ReplaceIfStatus { record: Record::Outbound(outbound.clone()), expected_status: OutboundStatus::Sending.as_str() });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Outbound(outbound.clone()),
+            expected_status: OutboundStatus::Sending.as_str(),
+        });
+        commit
+            .records
+            .extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok(()),
@@ -326,5 +509,8 @@ async fn finish_send<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, ou
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!("outbound {case_id}/{}", outbound.id)))
+    Err(PipelineError::Contention(format!(
+        "outbound {case_id}/{}",
+        outbound.id
+    )))
 }

@@ -17,12 +17,15 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use super::{
+    decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
+    StoreError,
+};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -56,7 +59,10 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
+fn string_attr<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'a str, StoreError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -72,7 +78,10 @@ enum OnConflict {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
-        DynamoStore { client, table: table.into() }
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -85,9 +94,19 @@ impl DynamoStore {
 
     /// Creates the table as the SAM template declares it (for local runs and tests).
     pub async fn create_table(&self) -> Result<(), StoreError> {
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(backend);
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(backend)
+        };
         let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(backend)
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(backend)
         };
         self.client
             .create_table()
@@ -110,11 +129,17 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }
 
-    fn build_transaction(&self, commit: &Commit) -> Result<(Vec<TransactWriteItem>, Vec<OnConflict>), StoreError> {
+    fn build_transaction(
+        &self,
+        commit: &Commit,
+    ) -> Result<(Vec<TransactWriteItem>, Vec<OnConflict>), StoreError> {
         let pk = case_pk(&commit.case_id);
         let mut items = Vec::new();
         let mut conflicts = Vec::new();
@@ -125,7 +150,8 @@ impl DynamoStore {
                 CaseWrite::Create(_) => {
                     case.version = 1;
                     (
-                        self.put(self.case_item(&case)?).condition_expression("attribute_not_exists(pk)"),
+                        self.put(self.case_item(&case)?)
+                            .condition_expression("attribute_not_exists(pk)"),
                         OnConflict::Exists(format!("case {}", case.id)),
                     )
                 }
@@ -136,12 +162,19 @@ impl DynamoStore {
                         self.put(self.case_item(&case)?)
                             .condition_expression("#v = :expected")
                             .expression_attribute_names("#v", "version")
-                            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+                            .expression_attribute_values(
+                                ":expected",
+                                AttributeValue::N(expected.to_string()),
+                            ),
                         OnConflict::Version(case.id.clone()),
                     )
                 }
             };
-            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(backend)?)
+                    .build(),
+            );
             conflicts.push(conflict);
         }
 
@@ -160,13 +193,16 @@ impl DynamoStore {
             let put = match write {
                 RecordWrite::Create(_) => {
                     conflicts.push(OnConflict::Exists(name));
-                    self.put(item).condition_expression("attribute_not_exists(pk)")
+                    self.put(item)
+                        .condition_expression("attribute_not_exists(pk)")
                 }
                 RecordWrite::Replace(_) => {
                     conflicts.push(OnConflict::State(name));
                     self.put(item)
                 }
-                RecordWrite::ReplaceIfStatus { expected_status, .. } => {
+                RecordWrite::ReplaceIfStatus {
+                    expected_status, ..
+                } => {
                     conflicts.push(OnConflict::State(name));
                     self.put(item)
                         .condition_expression("#s = :expected")
@@ -174,7 +210,11 @@ impl DynamoStore {
                         .expression_attribute_values(":expected", s(*expected_status))
                 }
             };
-            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(backend)?)
+                    .build(),
+            );
         }
 
         for entry in &commit.message_index {
@@ -189,7 +229,11 @@ impl DynamoStore {
                 put = put.condition_expression("attribute_not_exists(pk)");
             }
             conflicts.push(OnConflict::Exists(format!("message {}", entry.message_id)));
-            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(backend)?)
+                    .build(),
+            );
         }
         Ok((items, conflicts))
     }
@@ -200,13 +244,20 @@ impl DynamoStore {
         item.insert("sk".to_string(), s(CASE_SK));
         item.insert("record_type".to_string(), s("Case"));
         item.insert("case_id".to_string(), s(case.id.as_str()));
-        item.insert("version".to_string(), AttributeValue::N(case.version.to_string()));
+        item.insert(
+            "version".to_string(),
+            AttributeValue::N(case.version.to_string()),
+        );
         item.insert("status".to_string(), s(case.status.as_str()));
         item.insert("doc".to_string(), s(encode(case)?));
         Ok(item)
     }
 
-    async fn get_doc(&self, pk: String, sk: String) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    async fn get_doc(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -229,7 +280,12 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = request.clone().set_exclusive_start_key(start).send().await.map_err(sdk_error)?;
+            let page = request
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
             out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() || out.len() >= limit {
@@ -250,10 +306,15 @@ impl Store for DynamoStore {
     }
 
     async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
-        match self.get_doc(message_index_key(message_id), INDEX_SK.into()).await? {
+        match self
+            .get_doc(message_index_key(message_id), INDEX_SK.into())
+            .await?
+        {
             Some(item) => {
                 let id = string_attr(&item, "case_id")?;
-                CaseId::parse(id).map(Some).ok_or_else(|| StoreError::Corrupt(format!("bad case id {id:?}")))
+                CaseId::parse(id)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad case id {id:?}")))
             }
             None => Ok(None),
         }
@@ -266,7 +327,11 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+    async fn list_records(
+        &self,
+        case_id: &CaseId,
+        kind: RecordKind,
+    ) -> Result<Vec<Record>, StoreError> {
         let request = self
             .client
             .query()
@@ -285,19 +350,28 @@ impl Store for DynamoStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         commit.validate()?;
         let (items, conflicts) = self.build_transaction(&commit)?;
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
                 let service = err.as_service_error();
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = service {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    service
+                {
                     for (i, reason) in cancelled.cancellation_reasons().iter().enumerate() {
                         if reason.code() == Some("ConditionalCheckFailed") {
                             return Err(match conflicts.into_iter().nth(i) {
                                 Some(OnConflict::Version(id)) => CommitError::VersionConflict(id),
                                 Some(OnConflict::Exists(what)) => CommitError::AlreadyExists(what),
                                 Some(OnConflict::State(what)) => CommitError::StateMismatch(what),
-                                None => CommitError::Store(StoreError::Backend("condition failed on unknown item".into())),
+                                None => CommitError::Store(StoreError::Backend(
+                                    "condition failed on unknown item".into(),
+                                )),
                             });
                         }
                     }
@@ -310,10 +384,23 @@ impl Store for DynamoStore {
     async fn record_rejected(&self, rejected: RejectedMail) -> Result<(), StoreError> {
         let mut item = HashMap::new();
         item.insert("pk".to_string(), s(REJECTED_PK));
-        item.insert("sk".to_string(), s(format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key)));
+        item.insert(
+            "sk".to_string(),
+            s(format!(
+                "{}#{}",
+                rejected.received_at.to_rfc3339(),
+                rejected.key
+            )),
+        );
         item.insert("record_type".to_string(), s("Rejected"));
         item.insert("doc".to_string(), s(encode(&rejected)?));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -325,7 +412,11 @@ impl Store for DynamoStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(REJECTED_PK))
             .scan_index_forward(false);
-        self.query_all(request, limit).await?.iter().map(|item| decode(string_attr(item, "doc")?)).collect()
+        self.query_all(request, limit)
+            .await?
+            .iter()
+            .map(|item| decode(string_attr(item, "doc")?))
+            .collect()
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

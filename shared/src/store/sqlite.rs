@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use super::{
+    decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
+    StoreError,
+};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -47,7 +50,9 @@ fn backend(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let connection = Connection::open(path).map_err(backend)?;
-        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
         SqliteStore::with_connection(connection)
     }
 
@@ -56,24 +61,34 @@ impl SqliteStore {
     }
 
     fn with_connection(connection: Connection) -> Result<SqliteStore, StoreError> {
-        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore {
+            connection: Mutex::new(connection),
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.connection.lock().map_err(|_| StoreError::Backend("store lock poisoned".into()))
+        self.connection
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
     }
 
     fn commit_sync(&self, commit: &Commit) -> Result<(), CommitError> {
         commit.validate()?;
         let mut connection = self.lock()?;
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let case_id = commit.case_id.as_str();
 
         if let Some(write) = &commit.case {
             let stored: Option<i64> = tx
-                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
+                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
             let (case, new_version) = match write {
@@ -94,7 +109,12 @@ impl SqliteStore {
             stored_case.version = new_version;
             tx.execute(
                 "INSERT OR REPLACE INTO cases (id, version, status, doc) VALUES (?1, ?2, ?3, ?4)",
-                params![case_id, new_version as i64, stored_case.status.as_str(), encode(&stored_case)?],
+                params![
+                    case_id,
+                    new_version as i64,
+                    stored_case.status.as_str(),
+                    encode(&stored_case)?
+                ],
             )
             .map_err(backend)?;
         }
@@ -103,16 +123,20 @@ impl SqliteStore {
             let record = write.record();
             let key = record.key();
             let stored_status: Option<Option<String>> = tx
-                .query_row("SELECT status FROM records WHERE case_id = ?1 AND key = ?2", [case_id, key], |r| r.get(0))
+                .query_row(
+                    "SELECT status FROM records WHERE case_id = ?1 AND key = ?2",
+                    [case_id, key],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(backend)?;
             match write {
                 RecordWrite::Create(_) if stored_status.is_some() => {
                     return Err(CommitError::AlreadyExists(format!("{case_id}/{key}")))
                 }
-                RecordWrite::ReplaceIfStatus { expected_status, .. }
-                    if stored_status.flatten().as_deref() != Some(*expected_status) =>
-                {
+                RecordWrite::ReplaceIfStatus {
+                    expected_status, ..
+                } if stored_status.flatten().as_deref() != Some(*expected_status) => {
                     return Err(CommitError::StateMismatch(format!("{case_id}/{key}")))
                 }
                 _ => {}
@@ -128,11 +152,18 @@ impl SqliteStore {
             let key = message_index_key(&entry.message_id);
             if entry.must_be_new {
                 let exists: Option<String> = tx
-                    .query_row("SELECT case_id FROM message_index WHERE key = ?1", [&key], |r| r.get(0))
+                    .query_row(
+                        "SELECT case_id FROM message_index WHERE key = ?1",
+                        [&key],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(backend)?;
                 if exists.is_some() {
-                    return Err(CommitError::AlreadyExists(format!("message {}", entry.message_id)));
+                    return Err(CommitError::AlreadyExists(format!(
+                        "message {}",
+                        entry.message_id
+                    )));
                 }
             }
             tx.execute(
@@ -150,7 +181,9 @@ impl Store for SqliteStore {
     async fn get_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
         let doc: Option<String> = self
             .lock()?
-            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(backend)?;
         doc.map(|d| decode(&d)).transpose()
@@ -159,28 +192,45 @@ impl Store for SqliteStore {
     async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
         let case: Option<String> = self
             .lock()?
-            .query_row("SELECT case_id FROM message_index WHERE key = ?1", [message_index_key(message_id)], |r| r.get(0))
+            .query_row(
+                "SELECT case_id FROM message_index WHERE key = ?1",
+                [message_index_key(message_id)],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
-        case.map(|c| CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}")))).transpose()
+        case.map(|c| {
+            CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}")))
+        })
+        .transpose()
     }
 
     async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
         let doc: Option<String> = self
             .lock()?
-            .query_row("SELECT doc FROM records WHERE case_id = ?1 AND key = ?2", [case_id.as_str(), key], |r| r.get(0))
+            .query_row(
+                "SELECT doc FROM records WHERE case_id = ?1 AND key = ?2",
+                [case_id.as_str(), key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
         doc.map(|d| decode(&d)).transpose()
     }
 
-    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+    async fn list_records(
+        &self,
+        case_id: &CaseId,
+        kind: RecordKind,
+    ) -> Result<Vec<Record>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
             .prepare("SELECT doc FROM records WHERE case_id = ?1 AND record_type = ?2 ORDER BY key")
             .map_err(backend)?;
         let docs = statement
-            .query_map([case_id.as_str(), kind.type_name()], |r| r.get::<_, String>(0))
+            .query_map([case_id.as_str(), kind.type_name()], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
@@ -194,14 +244,19 @@ impl Store for SqliteStore {
     async fn record_rejected(&self, rejected: RejectedMail) -> Result<(), StoreError> {
         let sort_key = format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key);
         self.lock()?
-            .execute("INSERT OR REPLACE INTO rejected (sort_key, doc) VALUES (?1, ?2)", params![sort_key, encode(&rejected)?])
+            .execute(
+                "INSERT OR REPLACE INTO rejected (sort_key, doc) VALUES (?1, ?2)",
+                params![sort_key, encode(&rejected)?],
+            )
             .map_err(backend)?;
         Ok(())
     }
 
     async fn list_rejected(&self, limit: usize) -> Result<Vec<RejectedMail>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare("SELECT doc FROM rejected ORDER BY sort_key DESC LIMIT ?1").map_err(backend)?;
+        let mut statement = connection
+            .prepare("SELECT doc FROM rejected ORDER BY sort_key DESC LIMIT ?1")
+            .map_err(backend)?;
         let docs = statement
             .query_map([limit as i64], |r| r.get::<_, String>(0))
             .map_err(backend)?
@@ -212,7 +267,9 @@ impl Store for SqliteStore {
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare("SELECT id FROM cases ORDER BY id LIMIT ?1").map_err(backend)?;
+        let mut statement = connection
+            .prepare("SELECT id FROM cases ORDER BY id LIMIT ?1")
+            .map_err(backend)?;
         let ids = statement
             .query_map([limit as i64], |r| r.get::<_, String>(0))
             .map_err(backend)?

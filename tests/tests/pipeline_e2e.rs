@@ -1,0 +1,406 @@
+//! End to end through the three Lambda handlers, on the local stack:
+//! DynamoDB and S3 on moto, SES v2 on aws-ses-v2-local, agents as real HTTP
+//! servers on loopback. Each step is fed the stream records the previous
+//! step wrote, read from the table's DynamoDB stream.
+
+use std::sync::atomic::Ordering;
+
+use casebridge::agent_client::HttpAgentClient;
+use casebridge::context::timeline_lines;
+use casebridge::ids::CaseId;
+use casebridge::intent::KeywordClassifier;
+use casebridge::mail::ses::SesMailer;
+use casebridge::model::{
+    CaseStatus, DraftStatus, OutboundMail, OutboundStatus, Record, RecordKind,
+};
+use casebridge::store::dynamo::DynamoStore;
+use casebridge::store::Store;
+use casebridge_agent_invocation::AgentFunction;
+use casebridge_inbound_email::InboundFunction;
+use casebridge_outcome_actions::OutcomeFunction;
+use casebridge_tests::*;
+use serde_json::json;
+
+struct Functions {
+    inbound: InboundFunction<DynamoStore, casebridge::raw_mail::S3RawMail>,
+    agent: AgentFunction<DynamoStore, HttpAgentClient>,
+    outcome: OutcomeFunction<DynamoStore, SesMailer>,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+async fn functions(stack: &Stack, store: &DynamoStore, agent_url: &str, mode: &str) -> Functions {
+    let (s3, bucket, raw_mail) = stack.bucket().await;
+    let config = config(agent_url, mode);
+    Functions {
+        inbound: InboundFunction {
+            store: store.clone(),
+            raw_mail,
+            classifier: Box::new(KeywordClassifier::new(&config.intents)),
+            config: config.clone(),
+            clock: clock(),
+            key_prefix: MAIL_PREFIX.into(),
+        },
+        agent: AgentFunction {
+            store: store.clone(),
+            agents: HttpAgentClient::new().unwrap(),
+            config: config.clone(),
+            clock: clock(),
+        },
+        outcome: OutcomeFunction {
+            store: store.clone(),
+            mailer: SesMailer::new(stack.ses(), None),
+            config,
+            clock: clock(),
+        },
+        s3,
+        bucket,
+    }
+}
+
+impl Functions {
+    /// Delivers raw mail the way SES does (S3 object, then the receipt event); returns the case.
+    async fn receive(&self, raw: &[u8]) -> (CaseId, String) {
+        let ses_id = deliver_to_s3(&self.s3, &self.bucket, raw).await;
+        let report = self
+            .inbound
+            .handle(ses_event(&ses_id, "PASS", "PASS"))
+            .await
+            .expect("inbound handler");
+        let case = report.records[0]
+            .case_id
+            .clone()
+            .unwrap_or_else(|| panic!("mail not stored on a case: {:?}", report.records));
+        (
+            CaseId::parse(&case).unwrap(),
+            report.records[0].outcome.clone(),
+        )
+    }
+
+    /// Feeds the stream to the agent function, then to the outcome function.
+    async fn run_stream_steps(&self, stack: &Stack, tap: &mut StreamTap) {
+        let event = tap.next_event(stack).await;
+        assert!(
+            event.records.iter().any(|r| r
+                .change
+                .new_image
+                .get("record_type")
+                .is_some_and(|t| *t == serde_dynamo::AttributeValue::S("WorkItem".into()))),
+            "the inbound step wrote a work item to the stream"
+        );
+        let response = self.agent.handle(event).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "agent step failed: {response:?}"
+        );
+        let event = tap.next_event(stack).await;
+        let response = self.outcome.handle(event).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "outcome step failed: {response:?}"
+        );
+    }
+}
+
+async fn outbound_mail(store: &DynamoStore, case: &CaseId) -> Vec<OutboundMail> {
+    store
+        .list_records(case, RecordKind::Outbound)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(Record::into_outbound)
+        .collect()
+}
+
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    message
+        .header_raw(name)
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refund_scenario_through_the_three_lambda_handlers() {
+    let Some(stack) = stack().await else { return };
+    let store = stack.table().await;
+    let token = "agent-token-1";
+    let api = spawn_api(store.clone(), token).await;
+    let agent_url = spawn_refund_agent(api, token).await;
+    let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
+    let mut tap = stack.tap(&store).await;
+    let customer = format!("{}@customer.example", unique("ann"));
+
+    // 1. The customer asks for a refund without saying how much.
+    let first_id = format!("{}@mail.customer.example", unique("m1"));
+    let (case_id, outcome) = f
+        .receive(&customer_mail(
+            &customer,
+            "Refund for order #1234",
+            &first_id,
+            None,
+            "Hello, order #1234 arrived damaged. I would like a refund.",
+        ))
+        .await;
+    assert_eq!(outcome, "new case; agent turn requested");
+    let case = store.get_case(&case_id).await.unwrap().unwrap();
+    assert_eq!(case.intent.as_deref(), Some("refund"));
+    f.run_stream_steps(&stack, &mut tap).await;
+
+    // 2. The agent's question went out through SES, threaded to the customer's mail.
+    let sent = stack.ses_sent_to(&customer).await;
+    assert_eq!(sent.len(), 1, "one question mail: {sent:?}");
+    let question = outbound_mail(&store, &case_id)
+        .await
+        .into_iter()
+        .find(|o| o.status == OutboundStatus::Sent)
+        .expect("question stored as sent");
+    let ses_message_id = question
+        .provider_message_id
+        .clone()
+        .expect("SES MessageId kept");
+    assert_eq!(sent[0]["messageId"].as_str(), Some(ses_message_id.as_str()));
+    let raw = question.raw_mime.clone().unwrap().into_bytes();
+    assert_eq!(
+        header(&raw, "Message-ID"),
+        Some(format!("<{}>", question.message_id))
+    );
+    assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first_id}>")));
+    assert!(header(&raw, "References").unwrap().contains(&first_id));
+    assert_eq!(
+        header(&raw, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    let subject = header(&raw, "Subject").unwrap();
+    assert!(
+        subject.starts_with("Re: Refund for order #1234")
+            && subject.contains(&case_id.subject_tag()),
+        "{subject}"
+    );
+    // What SES received: same subject and recipient, the agent's text.
+    let at_ses = mail_parser::MessageParser::default()
+        .parse(&stack.ses_eml(&ses_message_id).await)
+        .map(|m| {
+            (
+                m.subject().map(str::to_string),
+                m.body_text(0).map(|b| b.into_owned()),
+            )
+        })
+        .unwrap();
+    assert_eq!(at_ses.0.as_deref(), Some(subject.as_str()));
+    assert!(at_ses
+        .1
+        .unwrap_or_default()
+        .contains("could you tell us the amount"));
+    assert_eq!(
+        store.get_case(&case_id).await.unwrap().unwrap().status,
+        CaseStatus::WaitingOnCustomer
+    );
+
+    // 3. The customer replies. SES rewrote our Message-ID, so the reply points at SES's id.
+    let parent = format!("{ses_message_id}@email.amazonses.com");
+    let reply_id = format!("{}@mail.customer.example", unique("m2"));
+    let body = "It was $42.50.\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n> could you tell us the amount\r\n";
+    let (reply_case, outcome) = f
+        .receive(&customer_mail(
+            &customer,
+            &format!("Re: {subject}"),
+            &reply_id,
+            Some(&parent),
+            body,
+        ))
+        .await;
+    assert_eq!(
+        reply_case, case_id,
+        "the reply links to the case by In-Reply-To"
+    );
+    assert_eq!(outcome, "added to case; agent turn requested");
+    f.run_stream_steps(&stack, &mut tap).await;
+
+    // 4. The resolution went out and the case is resolved.
+    let sent = stack.ses_sent_to(&customer).await;
+    assert_eq!(sent.len(), 2, "question and resolution: {sent:?}");
+    let resolution = outbound_mail(&store, &case_id)
+        .await
+        .into_iter()
+        .find(|o| o.kind == casebridge::model::MailKind::Resolution)
+        .expect("resolution stored");
+    assert_eq!(resolution.status, OutboundStatus::Sent);
+    assert!(resolution.body.contains("$42.50"));
+    let raw = resolution.raw_mime.unwrap().into_bytes();
+    assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{reply_id}>")));
+    let references = header(&raw, "References").unwrap();
+    for id in [&first_id, &question.message_id, &reply_id] {
+        assert!(
+            references.contains(id.as_str()),
+            "References {references} lacks {id}"
+        );
+    }
+    let case = store.get_case(&case_id).await.unwrap().unwrap();
+    assert_eq!(case.status, CaseStatus::Resolved);
+    assert!(case.turn_in_flight.is_none() && case.pending_mail.is_empty());
+    let timeline = timeline_lines(&store, &case_id).await.unwrap().join("\n");
+    for kind in [
+        "case_opened",
+        "intent_classified",
+        "agent_answered",
+        "mail_sent",
+        "mail_received",
+    ] {
+        assert!(
+            timeline.contains(kind),
+            "timeline lacks {kind}:\n{timeline}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn semi_autonomous_workflow_drafts_and_sends_nothing() {
+    let Some(stack) = stack().await else { return };
+    let store = stack.table().await;
+    let (agent_url, calls) =
+        spawn_counting_agent(json!({"responseType": "Question", "message": "Which order was it?"}))
+            .await;
+    let f = functions(&stack, &store, &agent_url, "semi_autonomous").await;
+    let mut tap = stack.tap(&store).await;
+    let customer = format!("{}@customer.example", unique("bo"));
+    let (case_id, _) = f
+        .receive(&customer_mail(
+            &customer,
+            "I want a refund",
+            &format!("{}@c.example", unique("m")),
+            None,
+            "Please refund me.",
+        ))
+        .await;
+    f.run_stream_steps(&stack, &mut tap).await;
+
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        stack.ses_sent_to(&customer).await.is_empty(),
+        "nothing sent in the semi-autonomous workflow"
+    );
+    assert!(
+        outbound_mail(&store, &case_id).await.is_empty(),
+        "no outbound mail record"
+    );
+    let drafts: Vec<_> = store
+        .list_records(&case_id, RecordKind::Draft)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(Record::into_draft)
+        .collect();
+    assert_eq!(drafts.len(), 1);
+    assert_eq!(drafts[0].status, DraftStatus::PendingReview);
+    assert!(drafts[0].body.starts_with("Which order was it?"));
+    assert_eq!(drafts[0].to, vec![customer]);
+    assert_eq!(
+        store.get_case(&case_id).await.unwrap().unwrap().status,
+        CaseStatus::PendingReview
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
+    let Some(stack) = stack().await else { return };
+    let store = stack.table().await;
+    let (agent_url, calls) =
+        spawn_counting_agent(json!({"responseType": "Question", "message": "What is the amount?"}))
+            .await;
+    let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
+    let mut tap = stack.tap(&store).await;
+    let customer = format!("{}@customer.example", unique("cy"));
+    let raw = customer_mail(
+        &customer,
+        "Refund please",
+        &format!("{}@c.example", unique("m")),
+        None,
+        "I want my money back.",
+    );
+
+    // The same SES delivery twice, and the same mail delivered again under a new SES id.
+    let ses_id = deliver_to_s3(&f.s3, &f.bucket, &raw).await;
+    let first = f
+        .inbound
+        .handle(ses_event(&ses_id, "PASS", "PASS"))
+        .await
+        .unwrap();
+    let again = f
+        .inbound
+        .handle(ses_event(&ses_id, "PASS", "PASS"))
+        .await
+        .unwrap();
+    let (_, redelivered) = {
+        let other = deliver_to_s3(&f.s3, &f.bucket, &raw).await;
+        let report = f
+            .inbound
+            .handle(ses_event(&other, "PASS", "PASS"))
+            .await
+            .unwrap();
+        (other, report.records[0].outcome.clone())
+    };
+    assert_eq!(again.records[0].outcome, "duplicate");
+    assert_eq!(redelivered, "duplicate");
+    let case_id = CaseId::parse(first.records[0].case_id.as_deref().unwrap()).unwrap();
+
+    // Every stream batch is delivered twice, as Lambda may do.
+    let work = tap.next_event(&stack).await;
+    let replay = serde_json::from_value(serde_json::to_value(&work).unwrap()).unwrap();
+    assert!(f.agent.handle(work).await.batch_item_failures.is_empty());
+    assert!(f.agent.handle(replay).await.batch_item_failures.is_empty());
+    let turns = tap.next_event(&stack).await;
+    let replay = serde_json::from_value(serde_json::to_value(&turns).unwrap()).unwrap();
+    assert!(f.outcome.handle(turns).await.batch_item_failures.is_empty());
+    assert!(f
+        .outcome
+        .handle(replay)
+        .await
+        .batch_item_failures
+        .is_empty());
+    // And whatever the steps wrote next is fed back in too.
+    let later = tap.next_event(&stack).await;
+    let replay: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::to_value(&later).unwrap()).unwrap();
+    assert!(f.agent.handle(later).await.batch_item_failures.is_empty());
+    assert!(f
+        .outcome
+        .handle(replay)
+        .await
+        .batch_item_failures
+        .is_empty());
+
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one agent call");
+    assert_eq!(
+        stack.ses_sent_to(&customer).await.len(),
+        1,
+        "one outbound mail"
+    );
+    assert_eq!(
+        store
+            .list_records(&case_id, RecordKind::Mail)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the mail is stored once"
+    );
+    assert_eq!(outbound_mail(&store, &case_id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_conformance_on_dynamodb() {
+    let Some(stack) = stack().await else { return };
+    let store = stack.table().await;
+    casebridge::testing::run_store_conformance(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_conformance_on_ses_v2() {
+    let Some(stack) = stack().await else { return };
+    let mailer = SesMailer::new(stack.ses(), None);
+    let stack = &stack;
+    casebridge::testing::run_mail_conformance(&mailer, |receipt| async move {
+        stack.ses_eml(&receipt.provider_message_id).await
+    })
+    .await;
+}
