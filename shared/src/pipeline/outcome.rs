@@ -102,6 +102,7 @@ async fn apply_plan<S: Store>(
         let mut commit = Commit::new(case_id.clone());
         let suffix = turn.id.trim_start_matches("TURN#").to_string();
 
+        let status_before = case.status;
         case.status = plan.next_status;
         if case.turn_in_flight.as_deref() == Some(turn.id.as_str()) {
             case.turn_in_flight = None;
@@ -197,6 +198,12 @@ async fn apply_plan<S: Store>(
                 .push(RecordWrite::Create(Record::WorkItem(work)));
         }
 
+        if case.status != status_before {
+            timeline.add(
+                "status_changed",
+                format!("case {status_before} → {}", case.status),
+            );
+        }
         turn.status = TurnStatus::Done;
         case.updated_at = now;
         commit.records.push(RecordWrite::ReplaceIfStatus {
