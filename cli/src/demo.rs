@@ -31,10 +31,14 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let mut config = Config::from_toml(DEMO_CONFIG)?;
     let api_store = SqliteStore::open(db)?;
     let api_state = Arc::new(casebridge_http_api::ApiState {
         store: api_store,
         agent_token: token.clone(),
+        config: config.clone(),
+        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        clock: Arc::new(casebridge::pipeline::SystemClock),
     });
     let api_addr = casebridge_http_api::spawn_local(loopback, api_state).await?;
 
@@ -46,8 +50,6 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         },
     )
     .await?;
-
-    let mut config = Config::from_toml(DEMO_CONFIG)?;
     for agent in &mut config.agents {
         agent.url = format!("http://{agent_addr}/invoke");
     }
@@ -138,6 +140,7 @@ async fn report_turns(
                 };
                 println!("{step}. agent answered {answer}");
             }
+            TurnOutcome::AwaitingCallback { due_at, .. } => println!("{step}. agent accepted the turn; answer expected by {due_at}"),
             TurnOutcome::AlreadyHandled { .. } => println!("{step}. turn already handled"),
             TurnOutcome::Skipped { reason, .. } => println!("{step}. agent not called: {reason}"),
         }

@@ -42,17 +42,14 @@ impl LocalPipeline {
             classifier: KeywordClassifier::new(&config.intents),
             store: SqliteStore::open(db)?,
             mailer: OutboxMailer::new(outbox)?,
-            agents: HttpAgentClient::new()?,
+            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only()))?,
             config,
         })
     }
 
     pub async fn process(&self, raw: &[u8], delivery_id: &str) -> Result<Run, CliError> {
         let clock = SystemClock;
-        let env = StepEnv {
-            config: &self.config,
-            clock: &clock,
-        };
+        let env = StepEnv::new(&self.config, &clock);
         let delivery = InboundDelivery {
             raw,
             delivery_id: delivery_id.to_string(),

@@ -1,16 +1,20 @@
-//! Calling a custom agent over HTTP (SPEC §1, §5): POST the request, bounded
-//! retries with backoff for timeouts, connection errors, 429 and 5xx, then a
-//! strictly validated answer or a typed error.
+//! Calling a custom agent over HTTP (SPEC §1, §5): POST the request with its
+//! authentication, bounded retries with exponential backoff and jitter for
+//! timeouts, connection errors, 429 (honouring Retry-After) and 5xx — never
+//! past the caller's deadline — then a strictly validated answer, an
+//! "accepted, answer comes later" (202, async agents), or a typed error.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::config::AgentConfig;
-use crate::protocol::{
-    parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES,
-};
+use crate::agent_auth::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::config::{AgentAuth, AgentConfig, AgentMode};
+use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
+use crate::secrets::SecretResolver;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AgentCallError {
@@ -24,6 +28,8 @@ pub enum AgentCallError {
     Invalid(#[from] AgentResponseError),
     #[error("agent is misconfigured: {0}")]
     Config(String),
+    #[error("agent answered 202 Accepted but is configured as synchronous")]
+    UnexpectedAccepted,
 }
 
 impl AgentCallError {
@@ -31,42 +37,49 @@ impl AgentCallError {
         match self {
             AgentCallError::Timeout(_) | AgentCallError::Transport(_) => true,
             AgentCallError::Status(code) => *code == 429 || *code >= 500,
-            AgentCallError::Invalid(_) | AgentCallError::Config(_) => false,
+            AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => false,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub enum AgentReply {
+    Answer(AgentResponse),
+    /// An async agent took the turn; its answer arrives on the callback route.
+    Accepted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentCallOutcome {
-    pub result: Result<AgentResponse, AgentCallError>,
+    pub result: Result<AgentReply, AgentCallError>,
     pub attempts: u32,
 }
 
 /// The port the agent step calls agents through.
 pub trait AgentClient: Send + Sync {
-    fn call(
-        &self,
-        agent: &AgentConfig,
-        request: &AgentRequest,
-    ) -> impl Future<Output = AgentCallOutcome> + Send;
+    /// `deadline`: no attempt starts that could not finish before it.
+    fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> impl Future<Output = AgentCallOutcome> + Send;
 }
 
 pub struct HttpAgentClient {
     http: reqwest::Client,
+    secrets: Arc<dyn SecretResolver>,
     base_backoff: Duration,
 }
 
+/// Longest wait honoured from a Retry-After header.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Time kept back before the deadline for storing the outcome.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 impl HttpAgentClient {
-    pub fn new() -> Result<HttpAgentClient, AgentCallError> {
+    pub fn new(secrets: Arc<dyn SecretResolver>) -> Result<HttpAgentClient, AgentCallError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AgentCallError::Config(e.to_string()))?;
-        Ok(HttpAgentClient {
-            http,
-            base_backoff: Duration::from_millis(200),
-        })
+        Ok(HttpAgentClient { http, secrets, base_backoff: Duration::from_millis(200) })
     }
 
     /// Shorter backoff, for tests that exercise retries.
@@ -75,31 +88,37 @@ impl HttpAgentClient {
         self
     }
 
-    async fn attempt(
-        &self,
-        agent: &AgentConfig,
-        request: &AgentRequest,
-        token: Option<&str>,
-    ) -> (Result<AgentResponse, AgentCallError>, Option<Duration>) {
+    async fn attempt(&self, agent: &AgentConfig, body: &[u8], turn_id: Option<&str>, secret: Option<&str>) -> (Result<AgentReply, AgentCallError>, Option<Duration>) {
         let mut call = self
             .http
             .post(&agent.url)
             .timeout(Duration::from_millis(agent.timeout_ms))
-            .json(request);
-        if let Some(turn) = &request.turn_id {
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        if let Some(turn) = turn_id {
             call = call.header("Idempotency-Key", turn);
         }
-        if let Some(token) = token {
-            call = call.bearer_auth(token);
+        match (&agent.auth, secret) {
+            (AgentAuth::Bearer { .. }, Some(token)) => call = call.bearer_auth(token),
+            (AgentAuth::Hmac { .. }, Some(key)) => {
+                // Signed per attempt: a retry after minutes still falls in the agent's window.
+                let timestamp = Utc::now().timestamp();
+                call = call.header(TIMESTAMP_HEADER, timestamp.to_string()).header(SIGNATURE_HEADER, sign(key.as_bytes(), timestamp, body));
+            }
+            _ => {}
         }
         let response = match call.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return (Err(AgentCallError::Timeout(agent.timeout_ms)), None)
-            }
+            Err(e) if e.is_timeout() => return (Err(AgentCallError::Timeout(agent.timeout_ms)), None),
             Err(e) => return (Err(AgentCallError::Transport(without_url(&e))), None),
         };
         let status = response.status();
+        if status == reqwest::StatusCode::ACCEPTED {
+            return match agent.mode {
+                AgentMode::Async => (Ok(AgentReply::Accepted), None),
+                AgentMode::Sync => (Err(AgentCallError::UnexpectedAccepted), None),
+            };
+        }
         if !status.is_success() {
             let retry_after = response
                 .headers()
@@ -109,13 +128,17 @@ impl HttpAgentClient {
                 .map(Duration::from_secs);
             return (Err(AgentCallError::Status(status.as_u16())), retry_after);
         }
-        match read_bounded(response).await {
-            Ok(body) => (
-                parse_agent_response(&body).map_err(AgentCallError::from),
-                None,
-            ),
+        match read_bounded(response, agent.timeout_ms).await {
+            Ok(body) => (parse_agent_response(&body).map(AgentReply::Answer).map_err(AgentCallError::from), None),
             Err(e) => (Err(e), None),
         }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let backoff = self.base_backoff.saturating_mul(1 << (attempt - 1).min(6));
+        // Jitter from the clock's sub-second part: spreads retries without an RNG dependency.
+        let spread = backoff.as_millis() as u64 / 2 + 1;
+        backoff + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
     }
 }
 
@@ -128,60 +151,51 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, AgentCallError> {
+async fn read_bounded(mut response: reqwest::Response, timeout_ms: u64) -> Result<Vec<u8>, AgentCallError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_AGENT_RESPONSE_BYTES {
-                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge {
-                        size: body.len(),
-                        limit: MAX_AGENT_RESPONSE_BYTES,
-                    }));
+                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge { size: body.len(), limit: MAX_AGENT_RESPONSE_BYTES }));
                 }
             }
             Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(AgentCallError::Timeout(0)),
+            Err(e) if e.is_timeout() => return Err(AgentCallError::Timeout(timeout_ms)),
             Err(e) => return Err(AgentCallError::Transport(without_url(&e))),
         }
     }
 }
 
-/// Longest wait honoured from a Retry-After header.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-
 impl AgentClient for HttpAgentClient {
-    async fn call(&self, agent: &AgentConfig, request: &AgentRequest) -> AgentCallOutcome {
-        let token = match &agent.bearer_token_env {
-            Some(var) => match std::env::var(var) {
-                Ok(token) => Some(token),
-                Err(_) => {
-                    return AgentCallOutcome {
-                        result: Err(AgentCallError::Config(format!(
-                            "bearer token variable {var} is not set"
-                        ))),
-                        attempts: 0,
-                    }
-                }
+    async fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> AgentCallOutcome {
+        let secret = match agent.auth.secret() {
+            Some(reference) => match self.secrets.resolve(reference).await {
+                Ok(value) => Some(value),
+                Err(e) => return AgentCallOutcome { result: Err(AgentCallError::Config(e.to_string())), attempts: 0 },
             },
             None => None,
         };
+        let body = match serde_json::to_vec(request) {
+            Ok(body) => body,
+            Err(e) => return AgentCallOutcome { result: Err(AgentCallError::Config(e.to_string())), attempts: 0 },
+        };
+        let per_attempt = Duration::from_millis(agent.timeout_ms);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self.attempt(agent, request, token.as_deref()).await;
+            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref()).await;
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
-                    let backoff = self.base_backoff.saturating_mul(1 << (attempts - 1).min(6));
-                    // Jitter from the clock's sub-second part: no RNG dependency, spreads retries.
-                    let jitter = Duration::from_millis(
-                        u64::from(chrono::Utc::now().timestamp_subsec_millis())
-                            % (backoff.as_millis() as u64 / 2 + 1),
-                    );
-                    let wait = retry_after
-                        .map(|r| r.min(MAX_RETRY_AFTER))
-                        .unwrap_or(backoff + jitter);
+                    let wait = retry_after.map(|r| r.min(MAX_RETRY_AFTER)).unwrap_or_else(|| self.backoff(attempts));
+                    if let Some(deadline) = deadline {
+                        let next_end = Utc::now() + wait + per_attempt + DEADLINE_MARGIN;
+                        if next_end > deadline {
+                            tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, "agent call failed; no time left for another attempt");
+                            return AgentCallOutcome { result: Err(e), attempts };
+                        }
+                    }
                     tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, wait_ms = wait.as_millis() as u64, "agent call failed; retrying");
                     tokio::time::sleep(wait).await;
                 }

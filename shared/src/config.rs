@@ -176,9 +176,71 @@ pub struct AgentConfig {
     /// Total attempts per turn for timeouts, 429 and 5xx.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
-    /// Name of the environment variable holding the bearer token.
+    /// How casebridge proves to the agent that a request is its own.
     #[serde(default)]
-    pub bearer_token_env: Option<String>,
+    pub auth: AgentAuth,
+    /// `sync`: the answer comes in the HTTP response. `async`: the agent may
+    /// answer 202 and post the answer to the callback route later.
+    #[serde(default)]
+    pub mode: AgentMode,
+    /// How long an async agent has to post its answer before the case escalates.
+    #[serde(default = "default_async_answer_secs")]
+    pub async_answer_within_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentMode {
+    #[default]
+    Sync,
+    Async,
+}
+
+/// Where a secret lives: an environment variable, or AWS Secrets Manager.
+/// The secret's value never appears in configuration or logs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub secret_arn: Option<String>,
+}
+
+impl SecretRef {
+    pub fn describe(&self) -> String {
+        match (&self.env, &self.secret_arn) {
+            (Some(var), _) => format!("environment variable {var}"),
+            (None, Some(arn)) => format!("secret {arn}"),
+            (None, None) => "nothing".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentAuth {
+    /// No authentication (local development only).
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: SecretRef },
+    /// `X-Casebridge-Timestamp` and `X-Casebridge-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+    Hmac { secret: SecretRef },
+}
+
+impl AgentAuth {
+    pub fn secret(&self) -> Option<&SecretRef> {
+        match self {
+            AgentAuth::None => None,
+            AgentAuth::Bearer { token } => Some(token),
+            AgentAuth::Hmac { secret } => Some(secret),
+        }
+    }
+}
+
+fn default_async_answer_secs() -> u64 {
+    900
 }
 
 fn default_agent_timeout_ms() -> u64 {
@@ -269,7 +331,12 @@ impl Config {
                     agent.name, agent.url
                 ));
             }
-            if agent.max_attempts == 0 || agent.timeout_ms == 0 {
+            if let Some(secret) = agent.auth.secret() {
+                if secret.env.is_some() == secret.secret_arn.is_some() {
+                    return invalid(format!("agent {:?}: its secret needs exactly one of env or secret_arn", agent.name));
+                }
+            }
+            if agent.max_attempts == 0 || agent.timeout_ms == 0 || agent.async_answer_within_secs == 0 {
                 return invalid(format!(
                     "agent {:?} needs max_attempts and timeout_ms above 0",
                     agent.name

@@ -6,6 +6,7 @@
 //! ([`store`], [`mail`], [`agent_client`], [`raw_mail`]) and the three
 //! pipeline steps ([`pipeline`]).
 
+pub mod agent_auth;
 pub mod agent_client;
 pub mod aws;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod pipeline;
 pub mod protocol;
 pub mod raw_mail;
+pub mod secrets;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

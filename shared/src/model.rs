@@ -225,6 +225,8 @@ pub struct WorkItem {
 pub enum TurnStatus {
     /// The agent call was claimed; the answer is not stored yet.
     InFlight,
+    /// An async agent accepted the turn (202); its answer comes on the callback route.
+    AwaitingCallback,
     /// The answer (or the failure) is stored and waits to be carried out.
     Answered,
     /// The answer was carried out.
@@ -237,6 +239,7 @@ impl TurnStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TurnStatus::InFlight => "in_flight",
+            TurnStatus::AwaitingCallback => "awaiting_callback",
             TurnStatus::Answered => "answered",
             TurnStatus::Done => "done",
             TurnStatus::Skipped => "skipped",
@@ -266,6 +269,23 @@ pub struct AgentTurn {
     pub result: Option<TurnResult>,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// While in flight or awaiting a callback: when the sweep gives up on it.
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+impl AgentTurn {
+    /// The id agents see (request `turnId`, callback route): `<case id>.<sequence>`.
+    pub fn public_id(&self, case: &crate::ids::CaseId) -> String {
+        format!("{case}.{}", self.id.trim_start_matches("TURN#"))
+    }
+}
+
+/// Reads a public turn id back into (case id, turn record key).
+pub fn parse_public_turn_id(text: &str) -> Option<(crate::ids::CaseId, String)> {
+    let (case, sequence) = text.rsplit_once('.')?;
+    let case = crate::ids::CaseId::parse(case)?;
+    (sequence.len() == 10 && sequence.bytes().all(|b| b.is_ascii_digit())).then(|| (case, format!("TURN#{sequence}")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,6 +495,15 @@ impl Record {
             }),
             Record::WorkItem(_) => Some("pending"),
             Record::Mail(_) | Record::Event(_) => None,
+        }
+    }
+
+    /// When the sweep must look at this record again, if ever. Records with a
+    /// due time are kept in the store's due index; others are not.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Record::Turn(t) if matches!(t.status, TurnStatus::InFlight | TurnStatus::AwaitingCallback) => t.due_at,
+            _ => None,
         }
     }
 

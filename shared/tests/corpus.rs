@@ -60,10 +60,7 @@ async fn every_corpus_mail_is_processed_or_recorded_with_a_reason() {
     let classifier = KeywordClassifier::new(&config.intents);
     let store = SqliteStore::in_memory().unwrap();
     let clock = SystemClock;
-    let env = StepEnv {
-        config: &config,
-        clock: &clock,
-    };
+    let env = StepEnv::new(&config, &clock);
     let (mut stored, mut duplicate, mut rejected, mut answered_robots) = (0, 0, 0, Vec::new());
     for (i, file) in files.iter().enumerate() {
         let raw = std::fs::read(file).unwrap();

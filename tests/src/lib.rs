@@ -248,10 +248,13 @@ pub fn clock() -> Box<dyn Clock> {
 }
 
 /// The case-context API on loopback, over the given store.
-pub async fn spawn_api(store: DynamoStore, token: &str) -> SocketAddr {
+pub async fn spawn_api(store: DynamoStore, token: &str, config: &Config) -> SocketAddr {
     let state = Arc::new(casebridge_http_api::ApiState {
         store,
         agent_token: token.to_string(),
+        config: config.clone(),
+        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        clock: Arc::new(SystemClock),
     });
     casebridge_http_api::spawn_local("127.0.0.1:0".parse().unwrap(), state)
         .await
@@ -310,4 +313,132 @@ pub fn customer_mail(
         "From: Customer <{from}>\r\nTo: Example Shop Support <support@shop.example>\r\nSubject: {subject}\r\nDate: Tue, 24 Nov 2026 09:12:00 +0000\r\nMessage-ID: <{message_id}>\r\n{threading}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// What the scripted agent does on one call.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    pub delay: std::time::Duration,
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<u64>,
+}
+
+impl Behaviour {
+    pub fn answer(body: Value) -> Behaviour {
+        Behaviour { delay: std::time::Duration::ZERO, status: 200, body: body.to_string(), retry_after: None }
+    }
+    pub fn raw(status: u16, body: &str) -> Behaviour {
+        Behaviour { delay: std::time::Duration::ZERO, status, body: body.to_string(), retry_after: None }
+    }
+    pub fn slow(mut self, delay: std::time::Duration) -> Behaviour {
+        self.delay = delay;
+        self
+    }
+    pub fn retry_after(mut self, seconds: u64) -> Behaviour {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+/// One request the scripted agent received.
+#[derive(Clone, Debug)]
+pub struct ReceivedCall {
+    pub at: std::time::Instant,
+    pub body: Value,
+    pub idempotency_key: Option<String>,
+    pub authorization: Option<String>,
+}
+
+pub struct ScriptedAgent {
+    pub url: String,
+    calls: Arc<std::sync::Mutex<Vec<ReceivedCall>>>,
+}
+
+impl ScriptedAgent {
+    pub fn calls(&self) -> Vec<ReceivedCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// Verifies casebridge's HMAC signature the way an agent would, with its own
+/// code (not casebridge's): HMAC-SHA256 over "<timestamp>.<body>", 5-minute window.
+pub fn agent_side_signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use hmac::Mac;
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(timestamp), Some(signature)) = (get("x-casebridge-timestamp"), get("x-casebridge-signature")) else { return false };
+    let Ok(ts) = timestamp.parse::<i64>() else { return false };
+    if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
+        return false;
+    }
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    signature == format!("v1={expected}")
+}
+
+/// An agent on loopback that plays `script` call by call (the last entry
+/// repeats), optionally refusing requests without a valid HMAC signature.
+pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&str>) -> ScriptedAgent {
+    let calls: Arc<std::sync::Mutex<Vec<ReceivedCall>>> = Arc::default();
+    let recorded = calls.clone();
+    let secret = hmac_secret.map(str::to_string);
+    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let recorded = recorded.clone();
+        let script = script.clone();
+        let secret = secret.clone();
+        async move {
+            use axum::response::IntoResponse;
+            if let Some(secret) = &secret {
+                if !agent_side_signature_ok(secret, &headers, &body) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, "bad signature").into_response();
+                }
+            }
+            let index = {
+                let mut calls = recorded.lock().unwrap();
+                calls.push(ReceivedCall {
+                    at: std::time::Instant::now(),
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    idempotency_key: headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string),
+                    authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+                });
+                calls.len() - 1
+            };
+            let behaviour = script.get(index).or(script.last()).cloned().expect("a script");
+            tokio::time::sleep(behaviour.delay).await;
+            let mut response = (axum::http::StatusCode::from_u16(behaviour.status).unwrap(), behaviour.body).into_response();
+            response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            if let Some(seconds) = behaviour.retry_after {
+                response.headers_mut().insert("retry-after", seconds.to_string().parse().unwrap());
+            }
+            response
+        }
+    };
+    let app = axum::Router::new().route("/invoke", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    ScriptedAgent { url: format!("http://{addr}/invoke"), calls }
+}
+
+/// Secrets fixed in the test, looked up by the `env` name of a reference.
+pub struct StaticSecrets(pub std::collections::HashMap<String, String>);
+
+impl casebridge::secrets::SecretResolver for StaticSecrets {
+    fn resolve<'a>(&'a self, reference: &'a casebridge::config::SecretRef) -> casebridge::secrets::SecretFuture<'a> {
+        let value = reference.env.as_ref().and_then(|name| self.0.get(name)).cloned();
+        Box::pin(async move { value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into())) })
+    }
+}
+
+/// The system clock shifted by a fixed amount (to make things overdue).
+pub struct ShiftedClock(pub chrono::Duration);
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
 }

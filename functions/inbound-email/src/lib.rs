@@ -93,10 +93,7 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
 
     /// Ok = done for good (stored, duplicate or recorded as rejected); Err = retry.
     async fn handle_record(&self, record: &SimpleEmailRecord) -> Result<RecordReport, String> {
-        let env = StepEnv {
-            config: &self.config,
-            clock: self.clock.as_ref(),
-        };
+        let env = StepEnv::new(&self.config, self.clock.as_ref());
         let Some(ses_id) = record
             .ses
             .mail

@@ -21,10 +21,7 @@ pub struct OutcomeFunction<S, M> {
 
 impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
-        let env = StepEnv {
-            config: &self.config,
-            clock: self.clock.as_ref(),
-        };
+        let env = StepEnv::new(&self.config, self.clock.as_ref());
         process_batch(event, RecordRef::is_answered_turn, |target| async move {
             carry_out(env, &self.store, &self.mailer, &target.case_id, &target.key)
                 .await

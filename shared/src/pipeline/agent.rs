@@ -1,18 +1,25 @@
 //! Agent step: one work item → one agent turn. The turn record is claimed
 //! (create-only) before the HTTP call, so a duplicated or retried stream
-//! record never calls the agent twice for the same mail.
+//! record never calls the agent twice for the same mail. A claimed turn
+//! carries a due time: if the function dies mid-call, or an async agent never
+//! posts its answer, the sweep fails the turn and the case escalates.
+
+use chrono::{DateTime, Duration, Utc};
 
 use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
-use crate::agent_client::{AgentCallOutcome, AgentClient};
+use crate::agent_client::{AgentCallOutcome, AgentClient, AgentReply};
+use crate::config::AgentConfig;
 use crate::ids::CaseId;
 use crate::model::{AgentTurn, Case, Record, TurnResult, TurnStatus};
-use crate::protocol::AgentRequest;
+use crate::protocol::{parse_agent_response, AgentRequest};
 use crate::store::{CaseWrite, Commit, CommitError, RecordWrite, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnOutcome {
     /// The answer (or failure) is stored under this turn key; the outcome step carries it out.
     Answered { turn: String, result: TurnResult },
+    /// An async agent accepted the turn; the answer comes on the callback route.
+    AwaitingCallback { turn: String, due_at: DateTime<Utc> },
     /// This work item already has a turn: nothing was called.
     AlreadyHandled { turn: String },
     /// The case is held by a representative or closed: the agent was not called.
@@ -23,24 +30,21 @@ pub fn turn_key_for(work_item_key: &str) -> String {
     work_item_key.replacen("WORK#", "TURN#", 1)
 }
 
+/// How long a claimed call may stay in flight before the sweep calls it lost:
+/// every attempt timing out, the backoff between them, and a minute of slack.
+fn in_flight_budget(agent: &AgentConfig) -> Duration {
+    let attempts = i64::from(agent.max_attempts);
+    Duration::milliseconds(agent.timeout_ms as i64 * attempts) + Duration::seconds(30 * attempts + 60)
+}
+
 // The call variant is the common one; boxing it would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Claim {
-    Call {
-        agent: crate::config::AgentConfig,
-        turn: AgentTurn,
-        case: Case,
-    },
+    Call { agent: AgentConfig, turn: AgentTurn, case: Box<Case> },
     Done(TurnOutcome),
 }
 
-pub async fn run_turn<S: Store, A: AgentClient>(
-    env: StepEnv<'_>,
-    store: &S,
-    agents: &A,
-    case_id: &CaseId,
-    work_item_key: &str,
-) -> Result<TurnOutcome, PipelineError> {
+pub async fn run_turn<S: Store, A: AgentClient>(env: StepEnv<'_>, store: &S, agents: &A, case_id: &CaseId, work_item_key: &str) -> Result<TurnOutcome, PipelineError> {
     let (agent, turn, case) = match claim_turn(env, store, case_id, work_item_key).await? {
         Claim::Call { agent, turn, case } => (agent, turn, case),
         Claim::Done(outcome) => return Ok(outcome),
@@ -48,29 +52,26 @@ pub async fn run_turn<S: Store, A: AgentClient>(
     let request = AgentRequest {
         case_id: case.id.to_string(),
         conversation_id: case.conversation_id.clone(),
-        turn_id: Some(format!("{}/{}", case.id, turn.id)),
+        turn_id: Some(turn.public_id(&case.id)),
         intent: case.intent.clone(),
     };
     tracing::info!(case = %case.id, turn = %turn.id, agent = %agent.name, "calling agent");
-    let AgentCallOutcome { result, attempts } = agents.call(&agent, &request).await;
+    let AgentCallOutcome { result, attempts } = agents.call(&agent, &request, env.deadline).await;
     let result = match result {
-        Ok(response) => TurnResult::Answered { response },
+        Ok(AgentReply::Answer(response)) => TurnResult::Answered { response },
+        Ok(AgentReply::Accepted) => {
+            let due_at = env.clock.now() + Duration::seconds(agent.async_answer_within_secs as i64);
+            return await_callback(env, store, case_id, turn, attempts, due_at).await;
+        }
         Err(e) => {
             tracing::warn!(case = %case.id, turn = %turn.id, agent = %agent.name, error = %e, attempts, "agent turn failed");
-            TurnResult::Failed {
-                reason: format!("{e} (after {attempts} attempt(s))"),
-            }
+            TurnResult::Failed { reason: format!("{e} (after {attempts} attempt(s))") }
         }
     };
-    record_answer(env, store, case_id, turn, result, attempts).await
+    record_answer(env, store, case_id, turn, TurnStatus::InFlight, result, attempts).await
 }
 
-async fn claim_turn<S: Store>(
-    env: StepEnv<'_>,
-    store: &S,
-    case_id: &CaseId,
-    work_item_key: &str,
-) -> Result<Claim, PipelineError> {
+async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, work_item_key: &str) -> Result<Claim, PipelineError> {
     let turn_key = turn_key_for(work_item_key);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
@@ -93,13 +94,10 @@ async fn claim_turn<S: Store>(
             attempts: 0,
             result: None,
             finished_at: None,
+            due_at: None,
         };
         let mut timeline = Timeline::for_commit(&case, now);
-        let agent = case
-            .agent
-            .as_deref()
-            .and_then(|name| env.config.agent(name))
-            .cloned();
+        let agent = case.agent.as_deref().and_then(|name| env.config.agent(name)).cloned();
         let claim = if !case.agents_may_work() {
             let reason = format!("the case is {}; the agent is not called", case.status);
             turn.status = TurnStatus::Skipped;
@@ -108,60 +106,42 @@ async fn claim_turn<S: Store>(
                 case.turn_in_flight = None;
             }
             timeline.add("agent_skipped", reason.clone());
-            Claim::Done(TurnOutcome::Skipped {
-                turn: turn_key.clone(),
-                reason,
-            })
+            Claim::Done(TurnOutcome::Skipped { turn: turn_key.clone(), reason })
         } else if let Some(agent) = agent {
-            timeline.add("agent_called", format!("agent {} called", agent.name));
-            Claim::Call {
-                agent,
-                turn: turn.clone(),
-                case: case.clone(),
-            }
+            turn.due_at = Some(now + in_flight_budget(&agent));
+            timeline.add("agent_called", format!("agent {} called with {} mail(s)", agent.name, turn.mail_ids.len()));
+            Claim::Call { agent, turn: turn.clone(), case: Box::new(case.clone()) }
         } else {
             // Configuration changed under the case: fail the turn so the case escalates.
-            let reason = format!(
-                "agent {:?} is not configured",
-                case.agent.as_deref().unwrap_or("")
-            );
+            let reason = format!("agent {:?} is not configured", case.agent.as_deref().unwrap_or(""));
             turn.status = TurnStatus::Answered;
             turn.finished_at = Some(now);
-            turn.result = Some(TurnResult::Failed {
-                reason: reason.clone(),
-            });
+            turn.result = Some(TurnResult::Failed { reason: reason.clone() });
             timeline.add("agent_failed", reason.clone());
-            Claim::Done(TurnOutcome::Answered {
-                turn: turn_key.clone(),
-                result: TurnResult::Failed { reason },
-            })
+            Claim::Done(TurnOutcome::Answered { turn: turn_key.clone(), result: TurnResult::Failed { reason } })
         };
         case.updated_at = now;
         let mut commit = Commit::new(case_id.clone());
         commit.records.push(RecordWrite::Create(Record::Turn(turn)));
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok(claim),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::AlreadyExists(_)) => {
-                return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key }))
-            }
+            Err(CommitError::AlreadyExists(_)) => return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key })),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "turn {case_id}/{turn_key}"
-    )))
+    Err(PipelineError::Contention(format!("turn {case_id}/{turn_key}")))
 }
 
+/// Stores the turn's result if the turn is still in `expected` state.
 async fn record_answer<S: Store>(
     env: StepEnv<'_>,
     store: &S,
     case_id: &CaseId,
     mut turn: AgentTurn,
+    expected: TurnStatus,
     result: TurnResult,
     attempts: u32,
 ) -> Result<TurnOutcome, PipelineError> {
@@ -172,52 +152,110 @@ async fn record_answer<S: Store>(
         match &result {
             TurnResult::Answered { response } => timeline.add(
                 "agent_answered",
-                format!(
-                    "agent {} answered {}{}",
-                    turn.agent,
-                    response.response_type,
-                    if response.needs_review() {
-                        " (needsReview)"
-                    } else {
-                        ""
-                    }
-                ),
+                format!("agent {} answered {}{}", turn.agent, response.response_type, if response.needs_review() { " (needsReview)" } else { "" }),
             ),
-            TurnResult::Failed { reason } => timeline.add(
-                "agent_failed",
-                format!("agent {} failed: {reason}", turn.agent),
-            ),
+            TurnResult::Failed { reason } => timeline.add("agent_failed", format!("agent {} failed: {reason}", turn.agent)),
         }
         turn.status = TurnStatus::Answered;
         turn.attempts = attempts;
         turn.result = Some(result.clone());
         turn.finished_at = Some(now);
+        turn.due_at = None;
         case.updated_at = now;
         let mut commit = Commit::new(case_id.clone());
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Turn(turn.clone()),
-            expected_status: TurnStatus::InFlight.as_str(),
-        });
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.push(RecordWrite::ReplaceIfStatus { record: Record::Turn(turn.clone()), expected_status: expected.as_str() });
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
-            Ok(()) => {
-                return Ok(TurnOutcome::Answered {
-                    turn: turn.id,
-                    result,
-                })
-            }
+            Ok(()) => return Ok(TurnOutcome::Answered { turn: turn.id, result }),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => {
-                return Ok(TurnOutcome::AlreadyHandled { turn: turn.id })
-            }
+            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "turn {case_id}/{}",
-        turn.id
-    )))
+    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
+}
+
+async fn await_callback<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, mut turn: AgentTurn, attempts: u32, due_at: DateTime<Utc>) -> Result<TurnOutcome, PipelineError> {
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let mut case = load_case(store, case_id).await?;
+        let now = env.clock.now();
+        let mut timeline = Timeline::for_commit(&case, now);
+        timeline.add("agent_accepted", format!("agent {} accepted the turn; its answer is expected by {}", turn.agent, due_at.format("%Y-%m-%d %H:%M:%S UTC")));
+        turn.status = TurnStatus::AwaitingCallback;
+        turn.attempts = attempts;
+        turn.due_at = Some(due_at);
+        case.updated_at = now;
+        let mut commit = Commit::new(case_id.clone());
+        commit.records.push(RecordWrite::ReplaceIfStatus { record: Record::Turn(turn.clone()), expected_status: TurnStatus::InFlight.as_str() });
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.case = Some(CaseWrite::Update(case));
+        match store.commit(commit).await {
+            Ok(()) => return Ok(TurnOutcome::AwaitingCallback { turn: turn.id, due_at }),
+            Err(CommitError::VersionConflict(_)) => continue,
+            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
+}
+
+/// What became of an async agent's callback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallbackOutcome {
+    /// Stored; the outcome step carries it out.
+    Accepted,
+    /// The answer was invalid: stored as the turn's failure (the case escalates).
+    Invalid(String),
+    /// The turn is not waiting for an answer (answered, replayed, or timed out): ignored.
+    TurnClosed,
+    /// The turn belongs to another agent.
+    WrongAgent,
+    /// No such turn.
+    UnknownTurn,
+}
+
+/// Takes an async agent's answer for a turn. Idempotent: a replay finds the
+/// turn closed and changes nothing.
+pub async fn accept_callback<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, turn_key: &str, agent_name: &str, body: &[u8]) -> Result<CallbackOutcome, PipelineError> {
+    let Some(turn) = store.get_record(case_id, turn_key).await?.and_then(Record::into_turn) else {
+        return Ok(CallbackOutcome::UnknownTurn);
+    };
+    if turn.agent != agent_name {
+        return Ok(CallbackOutcome::WrongAgent);
+    }
+    if turn.status != TurnStatus::AwaitingCallback {
+        return Ok(CallbackOutcome::TurnClosed);
+    }
+    let attempts = turn.attempts;
+    let (result, outcome) = match parse_agent_response(body) {
+        Ok(response) => (TurnResult::Answered { response }, CallbackOutcome::Accepted),
+        Err(e) => (TurnResult::Failed { reason: format!("invalid callback answer: {e}") }, CallbackOutcome::Invalid(e.to_string())),
+    };
+    match record_answer(env, store, case_id, turn, TurnStatus::AwaitingCallback, result, attempts).await? {
+        TurnOutcome::Answered { .. } => Ok(outcome),
+        _ => Ok(CallbackOutcome::TurnClosed),
+    }
+}
+
+/// Fails every turn past its due time — async answers that never came, calls
+/// lost with their function — so their cases escalate. Returns the turns swept.
+pub async fn sweep_overdue<S: Store>(env: StepEnv<'_>, store: &S, limit: usize) -> Result<Vec<(CaseId, String)>, PipelineError> {
+    let now = env.clock.now();
+    let mut swept = Vec::new();
+    for due in store.list_due(now, limit).await? {
+        let Some(turn) = store.get_record(&due.case_id, &due.key).await?.and_then(Record::into_turn) else { continue };
+        let reason = match turn.status {
+            TurnStatus::AwaitingCallback => format!("agent {} accepted the turn but sent no answer by {}", turn.agent, due.due_at.format("%Y-%m-%d %H:%M:%S UTC")),
+            TurnStatus::InFlight => format!("the call to agent {} did not complete (the function stopped mid-call)", turn.agent),
+            _ => continue,
+        };
+        let expected = turn.status;
+        let attempts = turn.attempts;
+        if let TurnOutcome::Answered { turn, .. } = record_answer(env, store, &due.case_id, turn, expected, TurnResult::Failed { reason }, attempts).await? {
+            tracing::warn!(case = %due.case_id, turn = %turn, "overdue turn failed by the sweep");
+            swept.push((due.case_id.clone(), turn));
+        }
+    }
+    Ok(swept)
 }

@@ -37,6 +37,14 @@ impl Clock for SystemClock {
 pub struct StepEnv<'a> {
     pub config: &'a Config,
     pub clock: &'a dyn Clock,
+    /// When the invocation must be done (the Lambda deadline); None locally.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+impl<'a> StepEnv<'a> {
+    pub fn new(config: &'a Config, clock: &'a dyn Clock) -> StepEnv<'a> {
+        StepEnv { config, clock, deadline: None }
+    }
 }
 
 #[derive(Debug, Error)]

@@ -7,6 +7,12 @@
 //! | Message-ID index| `MSGID#<sha256>`   | `MSGID`                | case_id, message_id                    |
 //! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc                                    |
 //!
+//! Records with a due time (turns in flight or awaiting an async answer) also
+//! carry `due_pk` = `DUE#<n>` (n = one of [`DUE_SHARDS`] shards, by case) and
+//! `due_sk` = `<due time>#<case id>#<key>`, which puts them in the sparse GSI
+//! `due`. The sweep queries each shard for `due_sk <= now`: an index query,
+//! never a scan; a record leaves the index when it is rewritten without a due time.
+//!
 //! `doc` holds the serde JSON of the case or record; `record_type` and
 //! `status` are top-level so stream filters (WorkItem INSERT → agent
 //! function, Turn with status `answered` → outcome function) and conditional
@@ -20,18 +26,27 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
 };
+use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
 use aws_sdk_dynamodb::Client;
 
 use super::{
     decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
     StoreError,
 };
+use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
 pub const CASE_SK: &str = "CASE";
 const INDEX_SK: &str = "MSGID";
 const REJECTED_PK: &str = "REJECTED";
+pub const DUE_INDEX: &str = "due";
+/// Due items are spread over a few partitions so one hot key never throttles writes.
+pub const DUE_SHARDS: u32 = 4;
+
+fn due_shard(case: &CaseId) -> u32 {
+    case.as_str().bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b))) % DUE_SHARDS
+}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -116,6 +131,17 @@ impl DynamoStore {
             .key_schema(key("sk", KeyType::Range)?)
             .attribute_definitions(attr("pk")?)
             .attribute_definitions(attr("sk")?)
+            .attribute_definitions(attr("due_pk")?)
+            .attribute_definitions(attr("due_sk")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(DUE_INDEX)
+                    .key_schema(key("due_pk", KeyType::Hash)?)
+                    .key_schema(key("due_sk", KeyType::Range)?)
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build()
+                    .map_err(backend)?,
+            )
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
@@ -188,6 +214,10 @@ impl DynamoStore {
             item.insert("doc".to_string(), s(encode(record)?));
             if let Some(status) = record.status() {
                 item.insert("status".to_string(), s(status));
+            }
+            if let Some(due) = record.due_at() {
+                item.insert("due_pk".to_string(), s(format!("DUE#{}", due_shard(&commit.case_id))));
+                item.insert("due_sk".to_string(), s(format!("{}#{}#{}", due_text(due), commit.case_id, record.key())));
             }
             let name = format!("{}/{}", commit.case_id, record.key());
             let put = match write {
@@ -417,6 +447,33 @@ impl Store for DynamoStore {
             .iter()
             .map(|item| decode(string_attr(item, "doc")?))
             .collect()
+    }
+
+    async fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
+        // `~` sorts after every character of a case id, so the bound includes everything due at `before`.
+        let upper = format!("{}#~", due_text(before));
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_pk = :pk AND due_sk <= :upper")
+                .expression_attribute_values(":pk", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":upper", s(upper.clone()));
+            for item in self.query_all(request, limit).await? {
+                let due_sk = string_attr(&item, "due_sk")?;
+                let mut parts = due_sk.splitn(3, '#');
+                let (Some(at), Some(case), Some(_)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                let key = string_attr(&item, "sk")?.to_string();
+                let (Some(case_id), Ok(at)) = (CaseId::parse(case), chrono::DateTime::parse_from_rfc3339(at)) else { continue };
+                due.push(DueItem { case_id, key, due_at: at.with_timezone(&chrono::Utc) });
+            }
+        }
+        due.sort_by_key(|d| d.due_at);
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

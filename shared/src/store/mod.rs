@@ -187,11 +187,27 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RejectedMail>, StoreError>> + Send;
 
+    /// Records whose due time is at or before `before`, earliest first (an
+    /// index query, never a scan).
+    fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> impl Future<Output = Result<Vec<DueItem>, StoreError>> + Send;
+
     /// Ids of all cases, for operators' tools. Not for request paths.
     fn list_case_ids(
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueItem {
+    pub case_id: CaseId,
+    pub key: String,
+    pub due_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Sortable text form of a due time (fixed width, UTC).
+pub fn due_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// Key of a Message-ID index entry; hashed so hostile ids cannot blow key limits.

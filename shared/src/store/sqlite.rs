@@ -10,6 +10,7 @@ use super::{
     decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
     StoreError,
 };
+use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -30,8 +31,10 @@ CREATE TABLE IF NOT EXISTS records (
     record_type TEXT NOT NULL,
     status TEXT,
     doc TEXT NOT NULL,
+    due_at TEXT,
     PRIMARY KEY (case_id, key)
 );
+CREATE INDEX IF NOT EXISTS records_due ON records (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS message_index (
     key TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -64,6 +67,19 @@ impl SqliteStore {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        let has_records: bool = connection
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0))
+            .map_err(backend)?
+            > 0;
+        if has_records {
+            let has_due: bool = connection
+                .query_row("SELECT count(*) FROM pragma_table_info('records') WHERE name = 'due_at'", [], |r| r.get::<_, i64>(0))
+                .map_err(backend)?
+                > 0;
+            if !has_due {
+                connection.execute_batch("ALTER TABLE records ADD COLUMN due_at TEXT;").map_err(backend)?;
+            }
+        }
         connection.execute_batch(SCHEMA).map_err(backend)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
@@ -142,8 +158,8 @@ impl SqliteStore {
                 _ => {}
             }
             tx.execute(
-                "INSERT OR REPLACE INTO records (case_id, key, record_type, status, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![case_id, key, record.kind().type_name(), record.status(), encode(record)?],
+                "INSERT OR REPLACE INTO records (case_id, key, record_type, status, doc, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![case_id, key, record.kind().type_name(), record.status(), encode(record)?, record.due_at().map(due_text)],
             )
             .map_err(backend)?;
         }
@@ -263,6 +279,26 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
         docs.iter().map(|d| decode(d)).collect()
+    }
+
+    async fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![due_text(before), limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let mut due = Vec::new();
+        for (case, key, doc) in rows {
+            let record: Record = decode(&doc)?;
+            if let (Some(case_id), Some(due_at)) = (CaseId::parse(&case), record.due_at()) {
+                due.push(DueItem { case_id, key, due_at });
+            }
+        }
+        Ok(due)
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
