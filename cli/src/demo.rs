@@ -140,7 +140,9 @@ async fn report_turns(
                 };
                 println!("{step}. agent answered {answer}");
             }
-            TurnOutcome::AwaitingCallback { due_at, .. } => println!("{step}. agent accepted the turn; answer expected by {due_at}"),
+            TurnOutcome::AwaitingCallback { due_at, .. } => {
+                println!("{step}. agent accepted the turn; answer expected by {due_at}")
+            }
             TurnOutcome::AlreadyHandled { .. } => println!("{step}. turn already handled"),
             TurnOutcome::Skipped { reason, .. } => println!("{step}. agent not called: {reason}"),
         }

@@ -42,7 +42,9 @@ impl LocalPipeline {
             classifier: KeywordClassifier::new(&config.intents),
             store: SqliteStore::open(db)?,
             mailer: OutboxMailer::new(outbox)?,
-            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only()))?,
+            agents: HttpAgentClient::new(std::sync::Arc::new(
+                casebridge::secrets::Secrets::env_only(),
+            ))?,
             config,
         })
     }

@@ -13,7 +13,9 @@ use thiserror::Error;
 
 use crate::agent_auth::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{AgentAuth, AgentConfig, AgentMode};
-use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
+use crate::protocol::{
+    parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES,
+};
 use crate::secrets::SecretResolver;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -37,7 +39,9 @@ impl AgentCallError {
         match self {
             AgentCallError::Timeout(_) | AgentCallError::Transport(_) => true,
             AgentCallError::Status(code) => *code == 429 || *code >= 500,
-            AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => false,
+            AgentCallError::Invalid(_)
+            | AgentCallError::Config(_)
+            | AgentCallError::UnexpectedAccepted => false,
         }
     }
 }
@@ -58,7 +62,12 @@ pub struct AgentCallOutcome {
 /// The port the agent step calls agents through.
 pub trait AgentClient: Send + Sync {
     /// `deadline`: no attempt starts that could not finish before it.
-    fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> impl Future<Output = AgentCallOutcome> + Send;
+    fn call(
+        &self,
+        agent: &AgentConfig,
+        request: &AgentRequest,
+        deadline: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = AgentCallOutcome> + Send;
 }
 
 pub struct HttpAgentClient {
@@ -79,7 +88,11 @@ impl HttpAgentClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AgentCallError::Config(e.to_string()))?;
-        Ok(HttpAgentClient { http, secrets, base_backoff: Duration::from_millis(200) })
+        Ok(HttpAgentClient {
+            http,
+            secrets,
+            base_backoff: Duration::from_millis(200),
+        })
     }
 
     /// Shorter backoff, for tests that exercise retries.
@@ -88,7 +101,13 @@ impl HttpAgentClient {
         self
     }
 
-    async fn attempt(&self, agent: &AgentConfig, body: &[u8], turn_id: Option<&str>, secret: Option<&str>) -> (Result<AgentReply, AgentCallError>, Option<Duration>) {
+    async fn attempt(
+        &self,
+        agent: &AgentConfig,
+        body: &[u8],
+        turn_id: Option<&str>,
+        secret: Option<&str>,
+    ) -> (Result<AgentReply, AgentCallError>, Option<Duration>) {
         let mut call = self
             .http
             .post(&agent.url)
@@ -103,13 +122,17 @@ impl HttpAgentClient {
             (AgentAuth::Hmac { .. }, Some(key)) => {
                 // Signed per attempt: a retry after minutes still falls in the agent's window.
                 let timestamp = Utc::now().timestamp();
-                call = call.header(TIMESTAMP_HEADER, timestamp.to_string()).header(SIGNATURE_HEADER, sign(key.as_bytes(), timestamp, body));
+                call = call
+                    .header(TIMESTAMP_HEADER, timestamp.to_string())
+                    .header(SIGNATURE_HEADER, sign(key.as_bytes(), timestamp, body));
             }
             _ => {}
         }
         let response = match call.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return (Err(AgentCallError::Timeout(agent.timeout_ms)), None),
+            Err(e) if e.is_timeout() => {
+                return (Err(AgentCallError::Timeout(agent.timeout_ms)), None)
+            }
             Err(e) => return (Err(AgentCallError::Transport(without_url(&e))), None),
         };
         let status = response.status();
@@ -129,7 +152,12 @@ impl HttpAgentClient {
             return (Err(AgentCallError::Status(status.as_u16())), retry_after);
         }
         match read_bounded(response, agent.timeout_ms).await {
-            Ok(body) => (parse_agent_response(&body).map(AgentReply::Answer).map_err(AgentCallError::from), None),
+            Ok(body) => (
+                parse_agent_response(&body)
+                    .map(AgentReply::Answer)
+                    .map_err(AgentCallError::from),
+                None,
+            ),
             Err(e) => (Err(e), None),
         }
     }
@@ -138,7 +166,8 @@ impl HttpAgentClient {
         let backoff = self.base_backoff.saturating_mul(1 << (attempt - 1).min(6));
         // Jitter from the clock's sub-second part: spreads retries without an RNG dependency.
         let spread = backoff.as_millis() as u64 / 2 + 1;
-        backoff + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
+        backoff
+            + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
     }
 }
 
@@ -151,14 +180,20 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
-async fn read_bounded(mut response: reqwest::Response, timeout_ms: u64) -> Result<Vec<u8>, AgentCallError> {
+async fn read_bounded(
+    mut response: reqwest::Response,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, AgentCallError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_AGENT_RESPONSE_BYTES {
-                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge { size: body.len(), limit: MAX_AGENT_RESPONSE_BYTES }));
+                    return Err(AgentCallError::Invalid(AgentResponseError::BodyTooLarge {
+                        size: body.len(),
+                        limit: MAX_AGENT_RESPONSE_BYTES,
+                    }));
                 }
             }
             Ok(None) => return Ok(body),
@@ -169,31 +204,53 @@ async fn read_bounded(mut response: reqwest::Response, timeout_ms: u64) -> Resul
 }
 
 impl AgentClient for HttpAgentClient {
-    async fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> AgentCallOutcome {
+    async fn call(
+        &self,
+        agent: &AgentConfig,
+        request: &AgentRequest,
+        deadline: Option<DateTime<Utc>>,
+    ) -> AgentCallOutcome {
         let secret = match agent.auth.secret() {
             Some(reference) => match self.secrets.resolve(reference).await {
                 Ok(value) => Some(value),
-                Err(e) => return AgentCallOutcome { result: Err(AgentCallError::Config(e.to_string())), attempts: 0 },
+                Err(e) => {
+                    return AgentCallOutcome {
+                        result: Err(AgentCallError::Config(e.to_string())),
+                        attempts: 0,
+                    }
+                }
             },
             None => None,
         };
         let body = match serde_json::to_vec(request) {
             Ok(body) => body,
-            Err(e) => return AgentCallOutcome { result: Err(AgentCallError::Config(e.to_string())), attempts: 0 },
+            Err(e) => {
+                return AgentCallOutcome {
+                    result: Err(AgentCallError::Config(e.to_string())),
+                    attempts: 0,
+                }
+            }
         };
         let per_attempt = Duration::from_millis(agent.timeout_ms);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref()).await;
+            let (result, retry_after) = self
+                .attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref())
+                .await;
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
-                    let wait = retry_after.map(|r| r.min(MAX_RETRY_AFTER)).unwrap_or_else(|| self.backoff(attempts));
+                    let wait = retry_after
+                        .map(|r| r.min(MAX_RETRY_AFTER))
+                        .unwrap_or_else(|| self.backoff(attempts));
                     if let Some(deadline) = deadline {
                         let next_end = Utc::now() + wait + per_attempt + DEADLINE_MARGIN;
                         if next_end > deadline {
                             tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, "agent call failed; no time left for another attempt");
-                            return AgentCallOutcome { result: Err(e), attempts };
+                            return AgentCallOutcome {
+                                result: Err(e),
+                                attempts,
+                            };
                         }
                     }
                     tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, wait_ms = wait.as_millis() as u64, "agent call failed; retrying");

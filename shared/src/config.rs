@@ -333,10 +333,16 @@ impl Config {
             }
             if let Some(secret) = agent.auth.secret() {
                 if secret.env.is_some() == secret.secret_arn.is_some() {
-                    return invalid(format!("agent {:?}: its secret needs exactly one of env or secret_arn", agent.name));
+                    return invalid(format!(
+                        "agent {:?}: its secret needs exactly one of env or secret_arn",
+                        agent.name
+                    ));
                 }
             }
-            if agent.max_attempts == 0 || agent.timeout_ms == 0 || agent.async_answer_within_secs == 0 {
+            if agent.max_attempts == 0
+                || agent.timeout_ms == 0
+                || agent.async_answer_within_secs == 0
+            {
                 return invalid(format!(
                     "agent {:?} needs max_attempts and timeout_ms above 0",
                     agent.name

@@ -285,7 +285,8 @@ impl AgentTurn {
 pub fn parse_public_turn_id(text: &str) -> Option<(crate::ids::CaseId, String)> {
     let (case, sequence) = text.rsplit_once('.')?;
     let case = crate::ids::CaseId::parse(case)?;
-    (sequence.len() == 10 && sequence.bytes().all(|b| b.is_ascii_digit())).then(|| (case, format!("TURN#{sequence}")))
+    (sequence.len() == 10 && sequence.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (case, format!("TURN#{sequence}")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -502,7 +503,14 @@ impl Record {
     /// due time are kept in the store's due index; others are not.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Record::Turn(t) if matches!(t.status, TurnStatus::InFlight | TurnStatus::AwaitingCallback) => t.due_at,
+            Record::Turn(t)
+                if matches!(
+                    t.status,
+                    TurnStatus::InFlight | TurnStatus::AwaitingCallback
+                ) =>
+            {
+                t.due_at
+            }
             _ => None,
         }
     }

@@ -38,30 +38,48 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn env_only() -> Secrets {
-        Secrets { secrets_manager: None, cache: Mutex::new(HashMap::new()) }
+        Secrets {
+            secrets_manager: None,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn with_secrets_manager(client: aws_sdk_secretsmanager::Client) -> Secrets {
-        Secrets { secrets_manager: Some(client), cache: Mutex::new(HashMap::new()) }
+        Secrets {
+            secrets_manager: Some(client),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     fn cached(&self, arn: &str) -> Option<String> {
         let cache = self.cache.lock().ok()?;
-        cache.get(arn).filter(|(_, at)| at.elapsed() < CACHE_FOR).map(|(v, _)| v.clone())
+        cache
+            .get(arn)
+            .filter(|(_, at)| at.elapsed() < CACHE_FOR)
+            .map(|(v, _)| v.clone())
     }
 
-    async fn from_secrets_manager(&self, arn: &str) -> Result<String, SecretError> {
+    async fn read_secrets_manager(&self, arn: &str) -> Result<String, SecretError> {
         if let Some(value) = self.cached(arn) {
             return Ok(value);
         }
-        let client = self.secrets_manager.as_ref().ok_or_else(|| SecretError::NoSecretsManager(arn.to_string()))?;
+        let client = self
+            .secrets_manager
+            .as_ref()
+            .ok_or_else(|| SecretError::NoSecretsManager(arn.to_string()))?;
         let output = client
             .get_secret_value()
             .secret_id(arn)
             .send()
             .await
-            .map_err(|e| SecretError::Read { what: format!("secret {arn}"), reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string() })?;
-        let value = output.secret_string.ok_or_else(|| SecretError::Read { what: format!("secret {arn}"), reason: "it has no string value".into() })?;
+            .map_err(|e| SecretError::Read {
+                what: format!("secret {arn}"),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            })?;
+        let value = output.secret_string.ok_or_else(|| SecretError::Read {
+            what: format!("secret {arn}"),
+            reason: "it has no string value".into(),
+        })?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(arn.to_string(), (value.clone(), Instant::now()));
         }
@@ -73,9 +91,12 @@ impl SecretResolver for Secrets {
     fn resolve<'a>(&'a self, reference: &'a SecretRef) -> SecretFuture<'a> {
         Box::pin(async move {
             match (&reference.env, &reference.secret_arn) {
-                (Some(var), _) => std::env::var(var).map_err(|_| SecretError::NotSet(format!("environment variable {var}"))),
-                (None, Some(arn)) => self.from_secrets_manager(arn).await,
-                (None, None) => Err(SecretError::NotSet("a secret reference with neither env nor secret_arn".into())),
+                (Some(var), _) => std::env::var(var)
+                    .map_err(|_| SecretError::NotSet(format!("environment variable {var}"))),
+                (None, Some(arn)) => self.read_secrets_manager(arn).await,
+                (None, None) => Err(SecretError::NotSet(
+                    "a secret reference with neither env nor secret_arn".into(),
+                )),
             }
         })
     }

@@ -93,6 +93,89 @@ pub async fn run_store_conformance<S: Store>(store: &S) {
     rejected_mail_is_kept_newest_first(store).await;
     concurrent_updates_one_wins(store).await;
     invalid_commits_are_refused(store).await;
+    due_index_lists_due_turns_only(store).await;
+}
+
+fn turn(id: &str, status: TurnStatus, due_at: Option<chrono::DateTime<Utc>>) -> Record {
+    Record::Turn(AgentTurn {
+        id: id.into(),
+        work_item: id.replacen("TURN#", "WORK#", 1),
+        agent: "refunds".into(),
+        mail_ids: vec!["MSG#0000000001".into()],
+        status,
+        started_at: Utc::now(),
+        attempts: 1,
+        result: None,
+        finished_at: None,
+        due_at,
+    })
+}
+
+async fn due_index_lists_due_turns_only<S: Store>(store: &S) {
+    let case = create_case(store).await;
+    // Far in the past, so other checks' records (due now or later) sort after these.
+    let base = Utc
+        .with_ymd_and_hms(2001, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let mut commit = Commit::new(case.id.clone());
+    commit.records.push(RecordWrite::Create(turn(
+        "TURN#0000000001",
+        TurnStatus::AwaitingCallback,
+        Some(base + Duration::minutes(1)),
+    )));
+    commit.records.push(RecordWrite::Create(turn(
+        "TURN#0000000002",
+        TurnStatus::InFlight,
+        Some(base),
+    )));
+    commit.records.push(RecordWrite::Create(turn(
+        "TURN#0000000003",
+        TurnStatus::InFlight,
+        Some(base + Duration::days(1)),
+    )));
+    commit.records.push(RecordWrite::Create(turn(
+        "TURN#0000000004",
+        TurnStatus::Done,
+        Some(base),
+    )));
+    store.commit(commit).await.unwrap();
+    let mine = |items: Vec<crate::store::DueItem>| {
+        items
+            .into_iter()
+            .filter(|d| d.case_id == case.id)
+            .map(|d| d.key)
+            .collect::<Vec<_>>()
+    };
+    let due = mine(
+        store
+            .list_due(base + Duration::minutes(1), 1000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        due,
+        vec!["TURN#0000000002", "TURN#0000000001"],
+        "due turns, earliest first; done turns are not due"
+    );
+    let mut answered = Commit::new(case.id.clone());
+    answered.records.push(RecordWrite::Replace(turn(
+        "TURN#0000000002",
+        TurnStatus::Answered,
+        Some(base),
+    )));
+    store.commit(answered).await.unwrap();
+    let due = mine(
+        store
+            .list_due(base + Duration::minutes(1), 1000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        due,
+        vec!["TURN#0000000001"],
+        "a rewritten turn leaves the due index"
+    );
 }
 
 async fn cases_round_trip_with_versions<S: Store>(store: &S) {

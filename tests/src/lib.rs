@@ -326,10 +326,20 @@ pub struct Behaviour {
 
 impl Behaviour {
     pub fn answer(body: Value) -> Behaviour {
-        Behaviour { delay: std::time::Duration::ZERO, status: 200, body: body.to_string(), retry_after: None }
+        Behaviour {
+            delay: std::time::Duration::ZERO,
+            status: 200,
+            body: body.to_string(),
+            retry_after: None,
+        }
     }
     pub fn raw(status: u16, body: &str) -> Behaviour {
-        Behaviour { delay: std::time::Duration::ZERO, status, body: body.to_string(), retry_after: None }
+        Behaviour {
+            delay: std::time::Duration::ZERO,
+            status,
+            body: body.to_string(),
+            retry_after: None,
+        }
     }
     pub fn slow(mut self, delay: std::time::Duration) -> Behaviour {
         self.delay = delay;
@@ -366,21 +376,37 @@ impl ScriptedAgent {
 pub fn agent_side_signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
     use hmac::Mac;
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(timestamp), Some(signature)) = (get("x-casebridge-timestamp"), get("x-casebridge-signature")) else { return false };
-    let Ok(ts) = timestamp.parse::<i64>() else { return false };
+    let (Some(timestamp), Some(signature)) =
+        (get("x-casebridge-timestamp"), get("x-casebridge-signature"))
+    else {
+        return false;
+    };
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return false;
+    };
     if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
         return false;
     }
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     signature == format!("v1={expected}")
 }
 
 /// An agent on loopback that plays `script` call by call (the last entry
 /// repeats), optionally refusing requests without a valid HMAC signature.
-pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&str>) -> ScriptedAgent {
+pub async fn spawn_scripted_agent(
+    script: Vec<Behaviour>,
+    hmac_secret: Option<&str>,
+) -> ScriptedAgent {
     let calls: Arc<std::sync::Mutex<Vec<ReceivedCall>>> = Arc::default();
     let recorded = calls.clone();
     let secret = hmac_secret.map(str::to_string);
@@ -400,17 +426,35 @@ pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&s
                 calls.push(ReceivedCall {
                     at: std::time::Instant::now(),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    idempotency_key: headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string),
-                    authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+                    idempotency_key: headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    authorization: headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
                 });
                 calls.len() - 1
             };
-            let behaviour = script.get(index).or(script.last()).cloned().expect("a script");
+            let behaviour = script
+                .get(index)
+                .or(script.last())
+                .cloned()
+                .expect("a script");
             tokio::time::sleep(behaviour.delay).await;
-            let mut response = (axum::http::StatusCode::from_u16(behaviour.status).unwrap(), behaviour.body).into_response();
-            response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            let mut response = (
+                axum::http::StatusCode::from_u16(behaviour.status).unwrap(),
+                behaviour.body,
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
             if let Some(seconds) = behaviour.retry_after {
-                response.headers_mut().insert("retry-after", seconds.to_string().parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().unwrap());
             }
             response
         }
@@ -421,16 +465,28 @@ pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&s
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    ScriptedAgent { url: format!("http://{addr}/invoke"), calls }
+    ScriptedAgent {
+        url: format!("http://{addr}/invoke"),
+        calls,
+    }
 }
 
 /// Secrets fixed in the test, looked up by the `env` name of a reference.
 pub struct StaticSecrets(pub std::collections::HashMap<String, String>);
 
 impl casebridge::secrets::SecretResolver for StaticSecrets {
-    fn resolve<'a>(&'a self, reference: &'a casebridge::config::SecretRef) -> casebridge::secrets::SecretFuture<'a> {
-        let value = reference.env.as_ref().and_then(|name| self.0.get(name)).cloned();
-        Box::pin(async move { value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into())) })
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a casebridge::config::SecretRef,
+    ) -> casebridge::secrets::SecretFuture<'a> {
+        let value = reference
+            .env
+            .as_ref()
+            .and_then(|name| self.0.get(name))
+            .cloned();
+        Box::pin(async move {
+            value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into()))
+        })
     }
 }
 

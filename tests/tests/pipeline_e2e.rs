@@ -43,7 +43,10 @@ async fn functions(stack: &Stack, store: &DynamoStore, agent_url: &str, mode: &s
         },
         agent: AgentFunction {
             store: store.clone(),
-            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only())).unwrap(),
+            agents: HttpAgentClient::new(std::sync::Arc::new(
+                casebridge::secrets::Secrets::env_only(),
+            ))
+            .unwrap(),
             config: config.clone(),
             clock: clock(),
         },
@@ -124,7 +127,12 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
     let Some(stack) = stack().await else { return };
     let store = stack.table().await;
     let token = "agent-token-1";
-    let api = spawn_api(store.clone(), token, &config("http://127.0.0.1:9/invoke", "fully_autonomous")).await;
+    let api = spawn_api(
+        store.clone(),
+        token,
+        &config("http://127.0.0.1:9/invoke", "fully_autonomous"),
+    )
+    .await;
     let agent_url = spawn_refund_agent(api, token).await;
     let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
     let mut tap = stack.tap(&store).await;
@@ -346,8 +354,18 @@ async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
     // Every stream batch is delivered twice, as Lambda may do.
     let work = tap.next_event(&stack).await;
     let replay = serde_json::from_value(serde_json::to_value(&work).unwrap()).unwrap();
-    assert!(f.agent.handle(work, None).await.batch_item_failures.is_empty());
-    assert!(f.agent.handle(replay, None).await.batch_item_failures.is_empty());
+    assert!(f
+        .agent
+        .handle(work, None)
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert!(f
+        .agent
+        .handle(replay, None)
+        .await
+        .batch_item_failures
+        .is_empty());
     let turns = tap.next_event(&stack).await;
     let replay = serde_json::from_value(serde_json::to_value(&turns).unwrap()).unwrap();
     assert!(f.outcome.handle(turns).await.batch_item_failures.is_empty());
@@ -361,7 +379,12 @@ async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
     let later = tap.next_event(&stack).await;
     let replay: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_value(serde_json::to_value(&later).unwrap()).unwrap();
-    assert!(f.agent.handle(later, None).await.batch_item_failures.is_empty());
+    assert!(f
+        .agent
+        .handle(later, None)
+        .await
+        .batch_item_failures
+        .is_empty());
     assert!(f
         .outcome
         .handle(replay)

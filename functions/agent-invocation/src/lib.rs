@@ -46,21 +46,31 @@ impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
             AgentFunctionError::BadStreamEvent(_) => "casebridge.agent.BadStreamEvent",
             AgentFunctionError::Sweep(_) => "casebridge.agent.Sweep",
         };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
     }
 }
 
 fn is_sweep_request(event: &Value) -> bool {
-    event.get("action").and_then(Value::as_str) == Some("sweep") || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+    event.get("action").and_then(Value::as_str) == Some("sweep")
+        || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
 impl<S: Store, A: AgentClient> AgentFunction<S, A> {
     /// Entry point for whatever Lambda delivers.
-    pub async fn handle_any(&self, event: Value, deadline: Option<DateTime<Utc>>) -> Result<Value, AgentFunctionError> {
+    pub async fn handle_any(
+        &self,
+        event: Value,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Value, AgentFunctionError> {
         if event.get("Records").is_some() {
-            let stream: Event = serde_json::from_value(event).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()))?;
+            let stream: Event = serde_json::from_value(event)
+                .map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()))?;
             let response = self.handle(stream, deadline).await;
-            return serde_json::to_value(response).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()));
+            return serde_json::to_value(response)
+                .map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()));
         }
         if is_sweep_request(&event) {
             let swept = self.sweep().await?;
@@ -69,10 +79,20 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
         Err(AgentFunctionError::UnknownEvent)
     }
 
-    pub async fn handle(&self, event: Event, deadline: Option<DateTime<Utc>>) -> DynamoDbEventResponse {
-        let env = StepEnv { config: &self.config, clock: self.clock.as_ref(), deadline };
+    pub async fn handle(
+        &self,
+        event: Event,
+        deadline: Option<DateTime<Utc>>,
+    ) -> DynamoDbEventResponse {
+        let env = StepEnv {
+            config: &self.config,
+            clock: self.clock.as_ref(),
+            deadline,
+        };
         process_batch(event, RecordRef::is_new_work_item, |target| async move {
-            run_turn(env, &self.store, &self.agents, &target.case_id, &target.key).await.map(|_| ())
+            run_turn(env, &self.store, &self.agents, &target.case_id, &target.key)
+                .await
+                .map(|_| ())
         })
         .await
     }
@@ -81,6 +101,9 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
     pub async fn sweep(&self) -> Result<Vec<String>, PipelineError> {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
         let swept = sweep_overdue(env, &self.store, SWEEP_LIMIT).await?;
-        Ok(swept.into_iter().map(|(case, turn)| format!("{case}/{turn}")).collect())
+        Ok(swept
+            .into_iter()
+            .map(|(case, turn)| format!("{case}/{turn}"))
+            .collect())
     }
 }

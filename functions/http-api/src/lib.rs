@@ -13,22 +13,24 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use axum::body::Bytes;
 use axum::routing::post;
-use casebridge::agent_auth::{same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use axum::{Json, Router};
+use casebridge::agent_auth::{
+    same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use casebridge::config::{AgentAuth, Config};
 use casebridge::context::case_context;
+use casebridge::ids::CaseId;
 use casebridge::model::parse_public_turn_id;
 use casebridge::pipeline::agent::{accept_callback, CallbackOutcome};
+use casebridge::pipeline::PipelineError;
 use casebridge::pipeline::{Clock, StepEnv};
 use casebridge::secrets::SecretResolver;
-use casebridge::ids::CaseId;
-use casebridge::pipeline::PipelineError;
 use casebridge::store::Store;
 use serde::Serialize;
 
@@ -119,50 +121,102 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks that the request comes from the agent it names; returns that name.
-async fn authenticate_agent<S>(state: &ApiState<S>, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+async fn authenticate_agent<S>(
+    state: &ApiState<S>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let name = header(headers, AGENT_HEADER).ok_or_else(|| unauthorized("name the agent in X-Casebridge-Agent"))?;
-    let agent = state.config.agent(name).ok_or_else(|| unauthorized("unknown agent"))?;
+    let name = header(headers, AGENT_HEADER)
+        .ok_or_else(|| unauthorized("name the agent in X-Casebridge-Agent"))?;
+    let agent = state
+        .config
+        .agent(name)
+        .ok_or_else(|| unauthorized("unknown agent"))?;
     let secret = match agent.auth.secret() {
         Some(reference) => Some(state.secrets.resolve(reference).await.map_err(|e| {
             tracing::error!(agent = %agent.name, error = %e, "agent secret unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable", "the agent's secret could not be read")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secret_unavailable",
+                "the agent's secret could not be read",
+            )
         })?),
         None => None,
     };
     match (&agent.auth, secret) {
         (AgentAuth::None, _) => {}
         (AgentAuth::Bearer { .. }, Some(token)) => {
-            let presented = header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+            let presented = header(headers, "authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
             if !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
                 return Err(unauthorized("the bearer token is not valid"));
             }
         }
         (AgentAuth::Hmac { .. }, Some(key)) => {
             let now = state.clock.now().timestamp();
-            verify(key.as_bytes(), header(headers, TIMESTAMP_HEADER), header(headers, SIGNATURE_HEADER), body, now)
-                .map_err(|e| unauthorized(&format!("signature refused: {e}")))?;
+            verify(
+                key.as_bytes(),
+                header(headers, TIMESTAMP_HEADER),
+                header(headers, SIGNATURE_HEADER),
+                body,
+                now,
+            )
+            .map_err(|e| unauthorized(&format!("signature refused: {e}")))?;
         }
         _ => return Err(unauthorized("the agent's credentials are not configured")),
     }
     Ok(agent.name.clone())
 }
 
-async fn callback<S: Store>(State(state): State<Arc<ApiState<S>>>, headers: HeaderMap, Path(turn_id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn callback<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(turn_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let agent = authenticate_agent(&state, &headers, &body).await?;
-    let (case_id, turn_key) = parse_public_turn_id(&turn_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
+    let (case_id, turn_key) = parse_public_turn_id(&turn_id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
-    let outcome = accept_callback(env, &state.store, &case_id, &turn_key, &agent, &body).await.map_err(|e| {
-        tracing::error!(case = %case_id, turn = %turn_key, error = %e, "callback failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the case store did not answer; retry")
-    })?;
+    let outcome = accept_callback(env, &state.store, &case_id, &turn_key, &agent, &body)
+        .await
+        .map_err(|e| {
+            tracing::error!(case = %case_id, turn = %turn_key, error = %e, "callback failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the case store did not answer; retry",
+            )
+        })?;
     tracing::info!(case = %case_id, turn = %turn_key, agent = %agent, outcome = ?outcome, "async answer received");
     match outcome {
-        CallbackOutcome::Accepted => Ok((StatusCode::OK, Json(serde_json::json!({"status": "accepted"}))).into_response()),
-        CallbackOutcome::Invalid(reason) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer", format!("{reason}; the case is escalated"))),
-        CallbackOutcome::TurnClosed => Err(ApiError::new(StatusCode::CONFLICT, "turn_closed", "the turn is not waiting for an answer; nothing changed")),
-        CallbackOutcome::WrongAgent => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_agent", "the turn belongs to another agent")),
-        CallbackOutcome::UnknownTurn => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "no such turn")),
+        CallbackOutcome::Accepted => Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "accepted"})),
+        )
+            .into_response()),
+        CallbackOutcome::Invalid(reason) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_answer",
+            format!("{reason}; the case is escalated"),
+        )),
+        CallbackOutcome::TurnClosed => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "turn_closed",
+            "the turn is not waiting for an answer; nothing changed",
+        )),
+        CallbackOutcome::WrongAgent => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_agent",
+            "the turn belongs to another agent",
+        )),
+        CallbackOutcome::UnknownTurn => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_turn",
+            "no such turn",
+        )),
     }
 }
 

@@ -17,7 +17,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
         agent_token,
         config,
-        secrets: Arc::new(casebridge::secrets::Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws))),
+        secrets: Arc::new(casebridge::secrets::Secrets::with_secrets_manager(
+            casebridge::aws::secrets_manager(&aws),
+        )),
         clock: Arc::new(casebridge::pipeline::SystemClock),
     });
     lambda_http::run(router(state)).await

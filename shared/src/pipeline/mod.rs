@@ -43,7 +43,11 @@ pub struct StepEnv<'a> {
 
 impl<'a> StepEnv<'a> {
     pub fn new(config: &'a Config, clock: &'a dyn Clock) -> StepEnv<'a> {
-        StepEnv { config, clock, deadline: None }
+        StepEnv {
+            config,
+            clock,
+            deadline: None,
+        }
     }
 }
 

@@ -45,7 +45,9 @@ pub const DUE_INDEX: &str = "due";
 pub const DUE_SHARDS: u32 = 4;
 
 fn due_shard(case: &CaseId) -> u32 {
-    case.as_str().bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b))) % DUE_SHARDS
+    case.as_str().bytes().fold(0u32, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % DUE_SHARDS
 }
 
 #[derive(Clone)]
@@ -138,7 +140,11 @@ impl DynamoStore {
                     .index_name(DUE_INDEX)
                     .key_schema(key("due_pk", KeyType::Hash)?)
                     .key_schema(key("due_sk", KeyType::Range)?)
-                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
                     .build()
                     .map_err(backend)?,
             )
@@ -216,8 +222,19 @@ impl DynamoStore {
                 item.insert("status".to_string(), s(status));
             }
             if let Some(due) = record.due_at() {
-                item.insert("due_pk".to_string(), s(format!("DUE#{}", due_shard(&commit.case_id))));
-                item.insert("due_sk".to_string(), s(format!("{}#{}#{}", due_text(due), commit.case_id, record.key())));
+                item.insert(
+                    "due_pk".to_string(),
+                    s(format!("DUE#{}", due_shard(&commit.case_id))),
+                );
+                item.insert(
+                    "due_sk".to_string(),
+                    s(format!(
+                        "{}#{}#{}",
+                        due_text(due),
+                        commit.case_id,
+                        record.key()
+                    )),
+                );
             }
             let name = format!("{}/{}", commit.case_id, record.key());
             let put = match write {
@@ -449,7 +466,11 @@ impl Store for DynamoStore {
             .collect()
     }
 
-    async fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
+    async fn list_due(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueItem>, StoreError> {
         // `~` sorts after every character of a case id, so the bound includes everything due at `before`.
         let upper = format!("{}#~", due_text(before));
         let mut due = Vec::new();
@@ -465,10 +486,22 @@ impl Store for DynamoStore {
             for item in self.query_all(request, limit).await? {
                 let due_sk = string_attr(&item, "due_sk")?;
                 let mut parts = due_sk.splitn(3, '#');
-                let (Some(at), Some(case), Some(_)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                let (Some(at), Some(case), Some(_)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
                 let key = string_attr(&item, "sk")?.to_string();
-                let (Some(case_id), Ok(at)) = (CaseId::parse(case), chrono::DateTime::parse_from_rfc3339(at)) else { continue };
-                due.push(DueItem { case_id, key, due_at: at.with_timezone(&chrono::Utc) });
+                let (Some(case_id), Ok(at)) = (
+                    CaseId::parse(case),
+                    chrono::DateTime::parse_from_rfc3339(at),
+                ) else {
+                    continue;
+                };
+                due.push(DueItem {
+                    case_id,
+                    key,
+                    due_at: at.with_timezone(&chrono::Utc),
+                });
             }
         }
         due.sort_by_key(|d| d.due_at);

@@ -189,7 +189,11 @@ pub trait Store: Send + Sync {
 
     /// Records whose due time is at or before `before`, earliest first (an
     /// index query, never a scan).
-    fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> impl Future<Output = Result<Vec<DueItem>, StoreError>> + Send;
+    fn list_due(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueItem>, StoreError>> + Send;
 
     /// Ids of all cases, for operators' tools. Not for request paths.
     fn list_case_ids(

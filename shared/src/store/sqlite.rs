@@ -68,16 +68,26 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         let has_records: bool = connection
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(backend)?
             > 0;
         if has_records {
             let has_due: bool = connection
-                .query_row("SELECT count(*) FROM pragma_table_info('records') WHERE name = 'due_at'", [], |r| r.get::<_, i64>(0))
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'due_at'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
                 .map_err(backend)?
                 > 0;
             if !has_due {
-                connection.execute_batch("ALTER TABLE records ADD COLUMN due_at TEXT;").map_err(backend)?;
+                connection
+                    .execute_batch("ALTER TABLE records ADD COLUMN due_at TEXT;")
+                    .map_err(backend)?;
             }
         }
         connection.execute_batch(SCHEMA).map_err(backend)?;
@@ -281,13 +291,23 @@ impl Store for SqliteStore {
         docs.iter().map(|d| decode(d)).collect()
     }
 
-    async fn list_due(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
+    async fn list_due(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueItem>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
             .prepare("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2")
             .map_err(backend)?;
         let rows = statement
-            .query_map(params![due_text(before), limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map(params![due_text(before), limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
@@ -295,7 +315,11 @@ impl Store for SqliteStore {
         for (case, key, doc) in rows {
             let record: Record = decode(&doc)?;
             if let (Some(case_id), Some(due_at)) = (CaseId::parse(&case), record.due_at()) {
-                due.push(DueItem { case_id, key, due_at });
+                due.push(DueItem {
+                    case_id,
+                    key,
+                    due_at,
+                });
             }
         }
         Ok(due)

@@ -1,0 +1,727 @@
+//! Agent invocation against real agents on 127.0.0.1 and the store on moto:
+//! answers, retries, failures, authentication, async callbacks, the sweep,
+//! duplicate stream records and mail arriving during a turn. Each test feeds
+//! the agent and outcome functions the DynamoDB stream records the previous
+//! step wrote, and asserts the stored turn and the case state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebridge::agent_client::HttpAgentClient;
+use casebridge::config::{AgentAuth, AgentMode, Config, SecretRef};
+use casebridge::ids::CaseId;
+use casebridge::intent::KeywordClassifier;
+use casebridge::mail::ses::SesMailer;
+use casebridge::model::{AgentTurn, Case, CaseStatus, Record, RecordKind, TurnResult, TurnStatus};
+use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
+use casebridge::pipeline::{StepEnv, SystemClock};
+use casebridge::store::dynamo::DynamoStore;
+use casebridge::store::Store;
+use casebridge_agent_invocation::AgentFunction;
+use casebridge_outcome_actions::OutcomeFunction;
+use casebridge_tests::*;
+use serde_json::{json, Value};
+
+const HMAC_ENV: &str = "REFUND_AGENT_HMAC";
+const RIGHT_SECRET: &str = "the-right-secret";
+
+struct Harness {
+    stack: Stack,
+    store: DynamoStore,
+    tap: StreamTap,
+    config: Config,
+    agent: AgentFunction<DynamoStore, HttpAgentClient>,
+    outcome: OutcomeFunction<DynamoStore, SesMailer>,
+}
+
+fn secrets(value: &str) -> Arc<StaticSecrets> {
+    Arc::new(StaticSecrets(HashMap::from([(
+        HMAC_ENV.to_string(),
+        value.to_string(),
+    )])))
+}
+
+/// A harness whose single agent is at `url`, tuned by `tune`.
+async fn harness(
+    stack: Stack,
+    url: &str,
+    secret: &str,
+    tune: impl FnOnce(&mut casebridge::config::AgentConfig),
+) -> Harness {
+    let store = stack.table().await;
+    let tap = stack.tap(&store).await;
+    let mut config = config(url, "fully_autonomous");
+    let agent = &mut config.agents[0];
+    agent.timeout_ms = 2_000;
+    agent.max_attempts = 3;
+    tune(agent);
+    let agents = HttpAgentClient::new(secrets(secret))
+        .unwrap()
+        .with_base_backoff(Duration::from_millis(20));
+    Harness {
+        agent: AgentFunction {
+            store: store.clone(),
+            agents,
+            config: config.clone(),
+            clock: clock(),
+        },
+        outcome: OutcomeFunction {
+            store: store.clone(),
+            mailer: SesMailer::new(stack.ses(), None),
+            config: config.clone(),
+            clock: clock(),
+        },
+        stack,
+        store,
+        tap,
+        config,
+    }
+}
+
+fn hmac(agent: &mut casebridge::config::AgentConfig) {
+    agent.auth = AgentAuth::Hmac {
+        secret: SecretRef {
+            env: Some(HMAC_ENV.into()),
+            secret_arn: None,
+        },
+    };
+}
+
+impl Harness {
+    /// A new refund case from a new customer; returns its id.
+    async fn new_case(&self) -> CaseId {
+        let customer = format!("{}@customer.example", unique("c"));
+        let raw = customer_mail(
+            &customer,
+            "Refund please",
+            &format!("{}@c.example", unique("m")),
+            None,
+            "I want a refund for order 1234.",
+        );
+        match self.ingest(&raw).await {
+            IngestOutcome::Stored {
+                case_id,
+                work_item: Some(_),
+                ..
+            } => case_id,
+            other => panic!("case not opened with a work item: {other:?}"),
+        }
+    }
+
+    async fn ingest(&self, raw: &[u8]) -> IngestOutcome {
+        let clock = SystemClock;
+        let env = StepEnv::new(&self.config, &clock);
+        let delivery = InboundDelivery {
+            raw,
+            delivery_id: unique("ses"),
+            raw_location: None,
+            verdicts: Default::default(),
+        };
+        ingest(
+            env,
+            &self.store,
+            &KeywordClassifier::new(&self.config.intents),
+            delivery,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn agent_step(&mut self) -> aws_lambda_events::event::dynamodb::Event {
+        let event = self.tap.next_event(&self.stack).await;
+        let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        let response = self.agent.handle(event, None).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        copy
+    }
+
+    async fn outcome_step(&mut self) {
+        let event = self.tap.next_event(&self.stack).await;
+        let response = self.outcome.handle(event).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+
+    async fn turns(&self, case: &CaseId) -> Vec<AgentTurn> {
+        self.store
+            .list_records(case, RecordKind::Turn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(Record::into_turn)
+            .collect()
+    }
+
+    async fn case(&self, case: &CaseId) -> Case {
+        self.store.get_case(case).await.unwrap().unwrap()
+    }
+
+    /// Runs one whole turn and returns the stored turn and the case after the outcome.
+    async fn one_turn(&mut self, case: &CaseId) -> (AgentTurn, Case) {
+        self.agent_step().await;
+        self.outcome_step().await;
+        let turns = self.turns(case).await;
+        (
+            turns.last().cloned().expect("a turn"),
+            self.case(case).await,
+        )
+    }
+}
+
+fn failure(turn: &AgentTurn) -> String {
+    match &turn.result {
+        Some(TurnResult::Failed { reason }) => reason.clone(),
+        other => panic!("turn did not fail: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_answer_type_is_stored_and_carried_out() {
+    for (answer, status) in [
+        (
+            json!({"responseType": "Question", "message": "Which order?"}),
+            CaseStatus::WaitingOnCustomer,
+        ),
+        (
+            json!({"responseType": "Resolved", "message": "Refunded."}),
+            CaseStatus::Resolved,
+        ),
+        (
+            json!({"responseType": "UnableToResolve"}),
+            CaseStatus::Escalated,
+        ),
+        (json!({"responseType": "NoAction"}), CaseStatus::Idle),
+        (json!({"responseType": "ResolveCase"}), CaseStatus::Closed),
+    ] {
+        let Some(stack) = stack().await else { return };
+        let agent = spawn_scripted_agent(vec![Behaviour::answer(answer.clone())], None).await;
+        let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+        let case = h.new_case().await;
+        let (turn, after) = h.one_turn(&case).await;
+        assert_eq!(turn.status, TurnStatus::Done, "{answer}");
+        match &turn.result {
+            Some(TurnResult::Answered { response }) => {
+                assert_eq!(json!(response.response_type), answer["responseType"])
+            }
+            other => panic!("{answer}: {other:?}"),
+        }
+        assert_eq!(after.status, status, "{answer}");
+        let calls = agent.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].body["caseId"], json!(case.to_string()));
+        assert_eq!(
+            calls[0].body["conversationId"],
+            json!(after.conversation_id)
+        );
+        assert_eq!(
+            calls[0].idempotency_key.as_deref(),
+            Some(turn.public_id(&case).as_str())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_then_success() {
+    let Some(stack) = stack().await else { return };
+    let ok = Behaviour::answer(json!({"responseType": "NoAction"}));
+    let agent = spawn_scripted_agent(
+        vec![ok.clone().slow(Duration::from_millis(1_500)), ok],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| a.timeout_ms = 400).await;
+    let case = h.new_case().await;
+    let (turn, after) = h.one_turn(&case).await;
+    assert!(matches!(turn.result, Some(TurnResult::Answered { .. })));
+    assert_eq!(turn.attempts, 2);
+    assert_eq!(after.status, CaseStatus::Idle);
+    let calls = agent.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0].idempotency_key, calls[1].idempotency_key,
+        "retries carry the same idempotency key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_then_success() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![
+            Behaviour::raw(500, "oops"),
+            Behaviour::raw(503, ""),
+            Behaviour::answer(json!({"responseType": "Resolved", "message": "Done."})),
+        ],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let case = h.new_case().await;
+    let (turn, after) = h.one_turn(&case).await;
+    assert_eq!(turn.attempts, 3);
+    assert!(matches!(turn.result, Some(TurnResult::Answered { .. })));
+    assert_eq!(after.status, CaseStatus::Resolved);
+    assert_eq!(agent.calls().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_requests_honours_retry_after() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![
+            Behaviour::raw(429, "slow down").retry_after(1),
+            Behaviour::answer(json!({"responseType": "NoAction"})),
+        ],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let case = h.new_case().await;
+    let (turn, _) = h.one_turn(&case).await;
+    assert_eq!(turn.attempts, 2);
+    let calls = agent.calls();
+    let gap = calls[1].at.duration_since(calls[0].at);
+    assert!(
+        gap >= Duration::from_millis(950),
+        "second call came {gap:?} after a Retry-After of 1 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_budget_exhausted_escalates_with_the_reason() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(vec![Behaviour::raw(502, "bad gateway")], None).await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| a.max_attempts = 3).await;
+    let case = h.new_case().await;
+    let (turn, after) = h.one_turn(&case).await;
+    let reason = failure(&turn);
+    assert!(
+        reason.contains("HTTP 502") && reason.contains("3 attempt"),
+        "{reason}"
+    );
+    assert_eq!(agent.calls().len(), 3);
+    assert_eq!(after.status, CaseStatus::Escalated);
+    assert!(after
+        .escalation
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("HTTP 502"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_answers_escalate_without_retry() {
+    for (body, expected) in [
+        ("{not json", "not valid JSON"),
+        (r#"{"responseType": "Perhaps"}"#, "unknown responseType"),
+        (r#"{"responseType": "Question"}"#, "without a message"),
+    ] {
+        let Some(stack) = stack().await else { return };
+        let agent = spawn_scripted_agent(vec![Behaviour::raw(200, body)], None).await;
+        let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+        let case = h.new_case().await;
+        let (turn, after) = h.one_turn(&case).await;
+        let reason = failure(&turn);
+        assert!(reason.contains(expected), "{body}: {reason}");
+        assert_eq!(
+            agent.calls().len(),
+            1,
+            "{body}: an invalid answer is not retried"
+        );
+        assert_eq!(after.status, CaseStatus::Escalated, "{body}");
+        assert!(
+            h.store
+                .list_records(&case, RecordKind::Draft)
+                .await
+                .unwrap()
+                .is_empty(),
+            "no draft from an invalid answer"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hmac_signature_is_really_checked_by_the_agent() {
+    // Right secret: the agent's own verifier accepts the request.
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+        Some(RIGHT_SECRET),
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, hmac).await;
+    let case = h.new_case().await;
+    let (turn, _) = h.one_turn(&case).await;
+    assert!(
+        matches!(turn.result, Some(TurnResult::Answered { .. })),
+        "{:?}",
+        turn.result
+    );
+    assert_eq!(agent.calls().len(), 1);
+
+    // Wrong secret, and no signature at all: refused (401, not retried) and escalated.
+    for (secret, tune) in [
+        ("a-wrong-secret", hmac as fn(&mut _)),
+        (RIGHT_SECRET, |_: &mut _| {}),
+    ] {
+        let Some(stack) = casebridge_tests::stack().await else {
+            return;
+        };
+        let agent = spawn_scripted_agent(
+            vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+            Some(RIGHT_SECRET),
+        )
+        .await;
+        let mut h = harness(stack, &agent.url, secret, tune).await;
+        let case = h.new_case().await;
+        let (turn, after) = h.one_turn(&case).await;
+        assert!(failure(&turn).contains("HTTP 401"), "{:?}", turn.result);
+        assert_eq!(
+            agent.calls().len(),
+            0,
+            "the agent refused before doing any work"
+        );
+        assert_eq!(after.status, CaseStatus::Escalated);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_is_sent() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, "tok-123", |a| {
+        a.auth = AgentAuth::Bearer {
+            token: SecretRef {
+                env: Some(HMAC_ENV.into()),
+                secret_arn: None,
+            },
+        }
+    })
+    .await;
+    let case = h.new_case().await;
+    h.one_turn(&case).await;
+    assert_eq!(
+        agent.calls()[0].authorization.as_deref(),
+        Some("Bearer tok-123")
+    );
+}
+
+async fn post_callback(
+    api: std::net::SocketAddr,
+    turn_id: &str,
+    body: &Value,
+    secret: &str,
+) -> (u16, Value) {
+    let body = body.to_string();
+    let timestamp = chrono::Utc::now().timestamp();
+    let response = reqwest::Client::new()
+        .post(format!("http://{api}/turns/{turn_id}/answer"))
+        .header("x-casebridge-agent", "refund-agent")
+        .header("x-casebridge-timestamp", timestamp.to_string())
+        .header(
+            "x-casebridge-signature",
+            casebridge::agent_auth::sign(secret.as_bytes(), timestamp, body.as_bytes()),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(vec![Behaviour::raw(202, "")], Some(RIGHT_SECRET)).await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+        hmac(a);
+        a.mode = AgentMode::Async;
+    })
+    .await;
+    let api = {
+        let state = Arc::new(casebridge_http_api::ApiState {
+            store: h.store.clone(),
+            agent_token: "t".into(),
+            config: h.config.clone(),
+            secrets: secrets(RIGHT_SECRET),
+            clock: Arc::new(SystemClock),
+        });
+        casebridge_http_api::spawn_local("127.0.0.1:0".parse().unwrap(), state)
+            .await
+            .unwrap()
+    };
+    let case = h.new_case().await;
+    h.agent_step().await;
+    let turn = h.turns(&case).await.pop().unwrap();
+    assert_eq!(turn.status, TurnStatus::AwaitingCallback);
+    assert!(turn.due_at.is_some());
+    assert_eq!(h.case(&case).await.status, CaseStatus::AgentWorking);
+
+    let answer = json!({"responseType": "Resolved", "message": "Your refund is on its way."});
+    let turn_id = turn.public_id(&case);
+    // A forged callback is refused and changes nothing.
+    let (status, body) = post_callback(api, &turn_id, &answer, "not-the-secret").await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        h.turns(&case).await.pop().unwrap().status,
+        TurnStatus::AwaitingCallback
+    );
+
+    let (status, _) = post_callback(api, &turn_id, &answer, RIGHT_SECRET).await;
+    assert_eq!(status, 200);
+    h.outcome_step().await;
+    let after = h.case(&case).await;
+    assert_eq!(after.status, CaseStatus::Resolved);
+    assert_eq!(h.turns(&case).await.pop().unwrap().status, TurnStatus::Done);
+
+    let version = after.version;
+    let (status, body) = post_callback(
+        api,
+        &turn_id,
+        &json!({"responseType": "ResolveCase"}),
+        RIGHT_SECRET,
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("turn_closed")));
+    let after = h.case(&case).await;
+    assert_eq!(
+        (after.version, after.status),
+        (version, CaseStatus::Resolved),
+        "a replayed callback changes nothing"
+    );
+    assert_eq!(agent.calls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(vec![Behaviour::raw(202, "")], None).await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+        a.mode = AgentMode::Async;
+        a.async_answer_within_secs = 600;
+    })
+    .await;
+    let case = h.new_case().await;
+    h.agent_step().await;
+    assert_eq!(
+        h.turns(&case).await.pop().unwrap().status,
+        TurnStatus::AwaitingCallback
+    );
+
+    // Not yet due: the sweep leaves it alone.
+    assert!(h.agent.sweep().await.unwrap().is_empty());
+    // Eleven minutes later it is overdue.
+    let later = AgentFunction {
+        store: h.store.clone(),
+        agents: HttpAgentClient::new(secrets(RIGHT_SECRET)).unwrap(),
+        config: h.config.clone(),
+        clock: Box::new(ShiftedClock(chrono::Duration::minutes(11))),
+    };
+    let swept = later
+        .handle_any(json!({"action": "sweep"}), None)
+        .await
+        .unwrap();
+    assert_eq!(swept["swept"].as_array().map(Vec::len), Some(1), "{swept}");
+    h.outcome_step().await;
+    let turn = h.turns(&case).await.pop().unwrap();
+    assert!(failure(&turn).contains("sent no answer"));
+    let after = h.case(&case).await;
+    assert_eq!(after.status, CaseStatus::Escalated);
+    assert!(after.escalation.unwrap().reason.contains("sent no answer"));
+    assert!(
+        later.sweep().await.unwrap().is_empty(),
+        "a swept turn leaves the due index"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_stream_record_three_times_makes_one_call() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let case = h.new_case().await;
+    let event = h.agent_step().await;
+    for _ in 0..2 {
+        let replay = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        assert!(h
+            .agent
+            .handle(replay, None)
+            .await
+            .batch_item_failures
+            .is_empty());
+    }
+    assert_eq!(agent.calls().len(), 1);
+    assert_eq!(h.turns(&case).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let case = h.new_case().await;
+    let customer = h.case(&case).await.customer;
+    // Two more mails while the first turn is in flight, referring to the case by its subject tag.
+    for n in 0..2 {
+        let raw = customer_mail(
+            &customer,
+            &format!("Re: Refund please {}", case.subject_tag()),
+            &format!("{}@c.example", unique("more")),
+            None,
+            &format!("One more thing, number {n}."),
+        );
+        match h.ingest(&raw).await {
+            IngestOutcome::Stored {
+                case_id,
+                work_item: None,
+                ..
+            } => assert_eq!(case_id, case),
+            other => panic!("mail during the turn: {other:?}"),
+        }
+    }
+    assert_eq!(h.case(&case).await.pending_mail.len(), 2);
+    h.one_turn(&case).await;
+    // The outcome of turn one opened turn two with both mails.
+    h.agent_step().await;
+    let turns = h.turns(&case).await;
+    assert_eq!(turns.len(), 2);
+    assert_eq!(turns[0].mail_ids.len(), 1);
+    assert_eq!(
+        turns[1].mail_ids.len(),
+        2,
+        "both mails are served in the next turn"
+    );
+    assert_eq!(agent.calls().len(), 2);
+    h.outcome_step().await;
+    let after = h.case(&case).await;
+    assert!(after.pending_mail.is_empty() && after.turn_in_flight.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_stop_before_the_deadline() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(vec![Behaviour::raw(500, "")], None).await;
+    let h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+        a.max_attempts = 50;
+        a.timeout_ms = 500;
+    })
+    .await;
+    let case = h.new_case().await;
+    let _ = case;
+    let started = std::time::Instant::now();
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let request = casebridge::protocol::AgentRequest {
+        case_id: "CB-0000000000".into(),
+        conversation_id: "c".into(),
+        turn_id: None,
+        intent: None,
+    };
+    use casebridge::agent_client::AgentClient;
+    let outcome = h
+        .agent
+        .agents
+        .call(&h.config.agents[0], &request, Some(deadline))
+        .await;
+    assert!(outcome.result.is_err());
+    assert!(outcome.attempts < 50, "{} attempts", outcome.attempts);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "returned after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_secret_from_secrets_manager_signs_requests() {
+    let Some(stack) = stack().await else { return };
+    let client = casebridge::aws::secrets_manager(&stack.aws);
+    let created = client
+        .create_secret()
+        .name(unique("refund-agent-hmac"))
+        .secret_string(RIGHT_SECRET)
+        .send()
+        .await
+        .expect("create secret on moto");
+    let arn = created.arn.unwrap();
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
+        Some(RIGHT_SECRET),
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, "unused", |a| {
+        a.auth = AgentAuth::Hmac {
+            secret: SecretRef {
+                env: None,
+                secret_arn: Some(arn.clone()),
+            },
+        }
+    })
+    .await;
+    h.agent.agents = HttpAgentClient::new(Arc::new(
+        casebridge::secrets::Secrets::with_secrets_manager(client),
+    ))
+    .unwrap();
+    let case = h.new_case().await;
+    let (turn, _) = h.one_turn(&case).await;
+    assert!(
+        matches!(turn.result, Some(TurnResult::Answered { .. })),
+        "{:?}",
+        turn.result
+    );
+    assert_eq!(
+        agent.calls().len(),
+        1,
+        "the agent verified the signature made with the stored secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn escalated_cases_are_not_sent_to_agents() {
+    let Some(stack) = stack().await else { return };
+    let agent = spawn_scripted_agent(
+        vec![Behaviour::answer(
+            json!({"responseType": "UnableToResolve"}),
+        )],
+        None,
+    )
+    .await;
+    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let case = h.new_case().await;
+    let (_, after) = h.one_turn(&case).await;
+    assert_eq!(after.status, CaseStatus::Escalated);
+    let raw = customer_mail(
+        &after.customer,
+        &format!("Re: Refund please {}", case.subject_tag()),
+        &format!("{}@c.example", unique("m")),
+        None,
+        "Any news?",
+    );
+    match h.ingest(&raw).await {
+        IngestOutcome::Stored {
+            case_id,
+            work_item: None,
+            ..
+        } => assert_eq!(case_id, case),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        agent.calls().len(),
+        1,
+        "no agent call while a representative holds the case"
+    );
+    assert_eq!(h.case(&case).await.status, CaseStatus::Escalated);
+}
