@@ -65,15 +65,8 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         IngestOutcome::Stored { case_id, .. } => case_id.clone(),
         other => return Err(format!("the first demo mail was not stored: {other:?}").into()),
     };
-    let case = pipeline
-        .store
-        .get_case(&case_id)
-        .await?
-        .ok_or("case vanished")?;
-    println!(
-        "1. customer mail \"{}\" from {} opened case {case_id}",
-        case.subject, case.customer
-    );
+    let case = pipeline.store.get_case(&case_id).await?.ok_or("case vanished")?;
+    println!("1. customer mail \"{}\" from {} opened case {case_id}", case.subject, case.customer);
     println!(
         "   intent {} (confidence {:.2}) → agent {}",
         case.intent.as_deref().unwrap_or("-"),
@@ -93,19 +86,13 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         } if *linked == case_id => {
             println!("3. customer reply (In-Reply-To the question) linked to case {case_id}")
         }
-        other => {
-            return Err(format!("the customer reply did not link to the case: {other:?}").into())
-        }
+        other => return Err(format!("the customer reply did not link to the case: {other:?}").into()),
     }
     let resolution = report_turns(&pipeline, &case_id, &second, "4")
         .await?
         .ok_or("the resolution was not sent")?;
 
-    let case = pipeline
-        .store
-        .get_case(&case_id)
-        .await?
-        .ok_or("case vanished")?;
+    let case = pipeline.store.get_case(&case_id).await?.ok_or("case vanished")?;
     println!("5. case {case_id} is {}\n", case.status);
     println!("Mail written: {question}, {resolution}\n");
     println!("Timeline of case {case_id}:");
@@ -131,9 +118,7 @@ async fn report_turns(
         match turn {
             TurnOutcome::Answered { result, .. } => {
                 let answer = match result {
-                    casebridge::model::TurnResult::Answered { response } => {
-                        response.response_type.to_string()
-                    }
+                    casebridge::model::TurnResult::Answered { response } => response.response_type.to_string(),
                     casebridge::model::TurnResult::Failed { reason } => {
                         format!("nothing (failed: {reason})")
                     }
@@ -174,10 +159,7 @@ async fn report_turns(
 
 /// The customer answers the question, the way a mail client would: a reply
 /// to the question's Message-ID with the question quoted below.
-async fn customer_reply(
-    store: &SqliteStore,
-    case_id: &casebridge::ids::CaseId,
-) -> Result<String, CliError> {
+async fn customer_reply(store: &SqliteStore, case_id: &casebridge::ids::CaseId) -> Result<String, CliError> {
     let question = store
         .list_records(case_id, RecordKind::Outbound)
         .await?
@@ -187,11 +169,7 @@ async fn customer_reply(
         .ok_or("no question was sent")?;
     let mut references = question.references.clone();
     references.push(question.message_id.clone());
-    let quoted: String = question
-        .body
-        .lines()
-        .map(|l| format!("> {l}\r\n"))
-        .collect();
+    let quoted: String = question.body.lines().map(|l| format!("> {l}\r\n")).collect();
     Ok(format!(
         "From: Ann Customer <ann@customer.example>\r\nTo: Example Shop Support <support@shop.example>\r\nSubject: {}\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\nMessage-ID: <CAF4x7Yq2-refund-1234-reply@mail.customer.example>\r\nIn-Reply-To: <{}>\r\nReferences: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi, it was $42.50.\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n{quoted}",
         question.subject,

@@ -42,9 +42,7 @@ impl LocalPipeline {
             classifier: KeywordClassifier::new(&config.intents),
             store: SqliteStore::open(db)?,
             mailer: OutboxMailer::new(outbox)?,
-            agents: HttpAgentClient::new(std::sync::Arc::new(
-                casebridge::secrets::Secrets::env_only(),
-            ))?,
+            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only()))?,
             config,
         })
     }
@@ -70,40 +68,25 @@ impl LocalPipeline {
             while let Some(work_item) = next.take() {
                 let turn = run_turn(env, &self.store, &self.agents, case_id, &work_item).await?;
                 let report = match &turn {
-                    TurnOutcome::Answered { turn, .. } => {
-                        Some(carry_out(env, &self.store, &self.mailer, case_id, turn).await?)
-                    }
+                    TurnOutcome::Answered { turn, .. } => Some(carry_out(env, &self.store, &self.mailer, case_id, turn).await?),
                     _ => None,
                 };
                 next = report.as_ref().and_then(|r| r.next_work_item.clone());
                 turns.push((turn, report));
             }
         }
-        Ok(Run {
-            ingest: outcome,
-            turns,
-        })
+        Ok(Run { ingest: outcome, turns })
     }
 }
 
-pub async fn ingest_file(
-    file: &Path,
-    config: &Path,
-    db: &Path,
-    outbox: &Path,
-) -> Result<(), CliError> {
+pub async fn ingest_file(file: &Path, config: &Path, db: &Path, outbox: &Path) -> Result<(), CliError> {
     let pipeline = LocalPipeline::open(Config::from_file(config)?, db, outbox)?;
     let raw = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let delivery_id = format!("file-{}", &casebridge::ids::sha256_hex(&raw)[..16]);
     let run = pipeline.process(&raw, &delivery_id).await?;
     match &run.ingest {
-        IngestOutcome::Stored {
-            case_id, new_case, ..
-        } => {
-            println!(
-                "{} case {case_id}",
-                if *new_case { "opened" } else { "updated" }
-            );
+        IngestOutcome::Stored { case_id, new_case, .. } => {
+            println!("{} case {case_id}", if *new_case { "opened" } else { "updated" });
             for line in timeline_lines(&pipeline.store, case_id).await? {
                 println!("  {line}");
             }
@@ -122,10 +105,7 @@ pub async fn show_case(id: &str, db: &Path) -> Result<(), CliError> {
     }
     let store = SqliteStore::open(db)?;
     let id = CaseId::parse(id).ok_or_else(|| format!("{id:?} is not a case id"))?;
-    let case = store
-        .get_case(&id)
-        .await?
-        .ok_or_else(|| format!("case {id} does not exist"))?;
+    let case = store.get_case(&id).await?.ok_or_else(|| format!("case {id} does not exist"))?;
     println!(
         "case {}  status: {}  intent: {}  agent: {}",
         case.id,

@@ -15,11 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "casebridge",
-    version,
-    about = "AI agents that work email cases"
-)]
+#[command(name = "casebridge", version, about = "AI agents that work email cases")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,12 +65,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { outbox, db } => demo::run(&outbox, &db).await,
-        Command::Ingest {
-            file,
-            config,
-            db,
-            outbox,
-        } => local::ingest_file(&file, &config, &db, &outbox).await,
+        Command::Ingest { file, config, db, outbox } => local::ingest_file(&file, &config, &db, &outbox).await,
         Command::Case {
             command: CaseCommand::Show { id, db },
         } => local::show_case(&id, &db).await,

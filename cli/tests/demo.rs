@@ -28,15 +28,9 @@ fn demo_runs_the_refund_scenario_to_a_resolved_case() {
         "status_changed",
         "case agent_working → resolved",
     ] {
-        assert!(
-            stdout.contains(expected),
-            "demo output lacks {expected:?}:\n{stdout}"
-        );
+        assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
     }
-    let mails: Vec<_> = std::fs::read_dir(dir.join("outbox"))
-        .unwrap()
-        .flatten()
-        .collect();
+    let mails: Vec<_> = std::fs::read_dir(dir.join("outbox")).unwrap().flatten().collect();
     assert_eq!(mails.len(), 2, "question and resolution in the outbox");
     let _ = std::fs::remove_dir_all(&dir);
 }

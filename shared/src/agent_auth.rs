@@ -36,8 +36,7 @@ pub enum SignatureError {
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     // new_from_slice accepts keys of any length for HMAC.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -56,27 +55,15 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// Checks a signed request. `now` is unix seconds.
-pub fn verify(
-    secret: &[u8],
-    timestamp: Option<&str>,
-    signature: Option<&str>,
-    body: &[u8],
-    now: i64,
-) -> Result<(), SignatureError> {
+pub fn verify(secret: &[u8], timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now: i64) -> Result<(), SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
-    let timestamp: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
+    let timestamp: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
     if (now - timestamp).abs() > REPLAY_WINDOW_SECS {
         return Err(SignatureError::Expired);
     }
-    let hex = signature
-        .trim()
-        .strip_prefix("v1=")
-        .ok_or(SignatureError::Mismatch)?;
+    let hex = signature.trim().strip_prefix("v1=").ok_or(SignatureError::Mismatch)?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SignatureError::Mismatch);
     }
@@ -102,24 +89,9 @@ mod tests {
         let body = br#"{"caseId":"CB-0000000000"}"#;
         let signature = sign(b"s3cret", 1_000_000, body);
         assert!(signature.starts_with("v1=") && signature.len() == 67);
+        assert_eq!(verify(b"s3cret", Some("1000000"), Some(&signature), body, 1_000_100), Ok(()));
         assert_eq!(
-            verify(
-                b"s3cret",
-                Some("1000000"),
-                Some(&signature),
-                body,
-                1_000_100
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            verify(
-                b"s3cret",
-                Some("1000000"),
-                Some(&signature),
-                body,
-                1_000_301
-            ),
+            verify(b"s3cret", Some("1000000"), Some(&signature), body, 1_000_301),
             Err(SignatureError::Expired)
         );
         assert_eq!(
@@ -127,23 +99,11 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(
-                b"s3cret",
-                Some("1000000"),
-                Some(&signature),
-                b"{}",
-                1_000_000
-            ),
+            verify(b"s3cret", Some("1000000"), Some(&signature), b"{}", 1_000_000),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(
-                b"s3cret",
-                Some("1000001"),
-                Some(&signature),
-                body,
-                1_000_000
-            ),
+            verify(b"s3cret", Some("1000001"), Some(&signature), body, 1_000_000),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(

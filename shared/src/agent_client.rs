@@ -13,9 +13,7 @@ use thiserror::Error;
 
 use crate::agent_auth::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{AgentAuth, AgentConfig, AgentMode};
-use crate::protocol::{
-    parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES,
-};
+use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
 use crate::secrets::SecretResolver;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -39,9 +37,7 @@ impl AgentCallError {
         match self {
             AgentCallError::Timeout(_) | AgentCallError::Transport(_) => true,
             AgentCallError::Status(code) => *code == 429 || *code >= 500,
-            AgentCallError::Invalid(_)
-            | AgentCallError::Config(_)
-            | AgentCallError::UnexpectedAccepted => false,
+            AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => false,
         }
     }
 }
@@ -130,9 +126,7 @@ impl HttpAgentClient {
         }
         let response = match call.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return (Err(AgentCallError::Timeout(agent.timeout_ms)), None)
-            }
+            Err(e) if e.is_timeout() => return (Err(AgentCallError::Timeout(agent.timeout_ms)), None),
             Err(e) => return (Err(AgentCallError::Transport(without_url(&e))), None),
         };
         let status = response.status();
@@ -153,9 +147,7 @@ impl HttpAgentClient {
         }
         match read_bounded(response, agent.timeout_ms).await {
             Ok(body) => (
-                parse_agent_response(&body)
-                    .map(AgentReply::Answer)
-                    .map_err(AgentCallError::from),
+                parse_agent_response(&body).map(AgentReply::Answer).map_err(AgentCallError::from),
                 None,
             ),
             Err(e) => (Err(e), None),
@@ -166,8 +158,7 @@ impl HttpAgentClient {
         let backoff = self.base_backoff.saturating_mul(1 << (attempt - 1).min(6));
         // Jitter from the clock's sub-second part: spreads retries without an RNG dependency.
         let spread = backoff.as_millis() as u64 / 2 + 1;
-        backoff
-            + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
+        backoff + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
     }
 }
 
@@ -180,10 +171,7 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
-async fn read_bounded(
-    mut response: reqwest::Response,
-    timeout_ms: u64,
-) -> Result<Vec<u8>, AgentCallError> {
+async fn read_bounded(mut response: reqwest::Response, timeout_ms: u64) -> Result<Vec<u8>, AgentCallError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -204,12 +192,7 @@ async fn read_bounded(
 }
 
 impl AgentClient for HttpAgentClient {
-    async fn call(
-        &self,
-        agent: &AgentConfig,
-        request: &AgentRequest,
-        deadline: Option<DateTime<Utc>>,
-    ) -> AgentCallOutcome {
+    async fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> AgentCallOutcome {
         let secret = match agent.auth.secret() {
             Some(reference) => match self.secrets.resolve(reference).await {
                 Ok(value) => Some(value),
@@ -235,9 +218,7 @@ impl AgentClient for HttpAgentClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self
-                .attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref())
-                .await;
+            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref()).await;
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
                     let wait = retry_after
@@ -247,10 +228,7 @@ impl AgentClient for HttpAgentClient {
                         let next_end = Utc::now() + wait + per_attempt + DEADLINE_MARGIN;
                         if next_end > deadline {
                             tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, "agent call failed; no time left for another attempt");
-                            return AgentCallOutcome {
-                                result: Err(e),
-                                attempts,
-                            };
+                            return AgentCallOutcome { result: Err(e), attempts };
                         }
                     }
                     tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, wait_ms = wait.as_millis() as u64, "agent call failed; retrying");

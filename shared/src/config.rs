@@ -8,15 +8,10 @@ use crate::model::WorkflowMode;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error(
-        "no configuration: set CASEBRIDGE_CONFIG (TOML text) or CASEBRIDGE_CONFIG_FILE (a path)"
-    )]
+    #[error("no configuration: set CASEBRIDGE_CONFIG (TOML text) or CASEBRIDGE_CONFIG_FILE (a path)")]
     Missing,
     #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("configuration is not valid TOML: {0}")]
     Parse(String),
     #[error("invalid configuration: {0}")]
@@ -29,8 +24,14 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub mail: MailConfig,
+    /// The default workflow.
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// Further named workflows; an intent picks one with `workflow = "name"`.
+    #[serde(default)]
+    pub workflows: std::collections::BTreeMap<String, WorkflowConfig>,
+    #[serde(default)]
+    pub safety: SafetyConfig,
     #[serde(default)]
     pub inbound: InboundConfig,
     #[serde(default)]
@@ -61,8 +62,12 @@ pub struct MailConfig {
     /// Prefix of case ids (and so of the subject reference).
     #[serde(default = "default_case_prefix")]
     pub case_prefix: String,
+    /// Signature for every workflow that sets none of its own.
     #[serde(default)]
     pub signature: Option<String>,
+    /// Reply-To on outbound mail, when replies should go elsewhere than From.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 fn default_queue_name() -> String {
@@ -74,12 +79,9 @@ fn default_case_prefix() -> String {
 
 impl MailConfig {
     pub fn message_id_domain(&self) -> &str {
-        self.message_id_domain.as_deref().unwrap_or_else(|| {
-            self.from_address
-                .rsplit_once('@')
-                .map(|(_, d)| d)
-                .unwrap_or("casebridge.invalid")
-        })
+        self.message_id_domain
+            .as_deref()
+            .unwrap_or_else(|| self.from_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("casebridge.invalid"))
     }
 
     pub fn is_own_address(&self, address: &str) -> bool {
@@ -109,14 +111,91 @@ pub fn strip_plus(address: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct WorkflowConfig {
     pub mode: WorkflowMode,
+    /// Put before the agent's text; `{name}` is the customer's name (or "there").
+    #[serde(default)]
+    pub greeting: Option<String>,
+    /// Put after the agent's text, after a `-- ` separator.
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// Last lines of every mail (legal text, links).
+    #[serde(default)]
+    pub footer: Option<String>,
+    /// Follow-up and closure after a resolution is sent; none = off.
+    #[serde(default)]
+    pub follow_up: Option<FollowUpConfig>,
+    /// Decide and record everything, send and close nothing (every mail becomes a draft).
+    #[serde(default)]
+    pub shadow: bool,
+    /// AI-written mails per case in any 24 hours; beyond it the case escalates.
+    #[serde(default = "default_mail_cap")]
+    pub max_ai_mails_per_day: u32,
+    /// Text sent to the customer when an agent closes the case (ResolveCase); none = no notice.
+    #[serde(default)]
+    pub closure_notice: Option<String>,
 }
 
 impl Default for WorkflowConfig {
     fn default() -> Self {
         WorkflowConfig {
             mode: WorkflowMode::FullyAutonomous,
+            greeting: None,
+            signature: None,
+            footer: None,
+            follow_up: None,
+            shadow: false,
+            max_ai_mails_per_day: default_mail_cap(),
+            closure_notice: None,
         }
     }
+}
+
+fn default_mail_cap() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpConfig {
+    /// Reminders sent while the customer stays silent after a resolution.
+    pub reminders: u32,
+    /// Hours between the resolution and the first reminder, and between reminders.
+    pub interval_hours: u32,
+    /// Hours after the last reminder before the case closes on its own.
+    pub close_after_hours: u32,
+    /// Reminder text; `{name}` is the customer's name.
+    #[serde(default = "default_reminder")]
+    pub reminder_text: String,
+    /// A reply that only says thanks closes the case (resolution confirmed).
+    #[serde(default)]
+    pub close_on_thanks: bool,
+}
+
+fn default_reminder() -> String {
+    "We wanted to check that our last answer solved your problem. If you still need help, just reply to this mail.".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Turns every mail to a customer into a draft, for every workflow.
+    #[serde(default)]
+    pub kill_switch: bool,
+    /// A customer writing within this many days of closure reopens the case; later opens a new one.
+    #[serde(default = "default_reopen_days")]
+    pub reopen_window_days: u32,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            kill_switch: false,
+            reopen_window_days: default_reopen_days(),
+        }
+    }
+}
+
+fn default_reopen_days() -> u32 {
+    14
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +342,9 @@ pub struct IntentConfig {
     /// The agent that handles it; none means a representative does.
     #[serde(default)]
     pub agent: Option<String>,
+    /// A named workflow from `[workflows.*]`; none = the default `[workflow]`.
+    #[serde(default)]
+    pub workflow: Option<String>,
 }
 
 pub const CONFIG_ENV: &str = "CASEBRIDGE_CONFIG";
@@ -297,28 +379,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if !self.mail.from_address.contains('@') {
-            return invalid(format!(
-                "mail.from_address {:?} is not an address",
-                self.mail.from_address
-            ));
+            return invalid(format!("mail.from_address {:?} is not an address", self.mail.from_address));
         }
         if !self.mail.queue_address.contains('@') {
-            return invalid(format!(
-                "mail.queue_address {:?} is not an address",
-                self.mail.queue_address
-            ));
+            return invalid(format!("mail.queue_address {:?} is not an address", self.mail.queue_address));
         }
         if crate::ids::CaseId::parse(&format!("{}-0000000000", self.mail.case_prefix)).is_none() {
-            return invalid(format!(
-                "mail.case_prefix {:?} must be 2 to 6 letters",
-                self.mail.case_prefix
-            ));
+            return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
         }
         if !(0.0..=1.0).contains(&self.classifier.threshold) {
-            return invalid(format!(
-                "classifier.threshold {} is not in [0, 1]",
-                self.classifier.threshold
-            ));
+            return invalid(format!("classifier.threshold {} is not in [0, 1]", self.classifier.threshold));
         }
         let mut seen = std::collections::HashSet::new();
         for agent in &self.agents {
@@ -326,27 +396,15 @@ impl Config {
                 return invalid(format!("agent {:?} is declared twice", agent.name));
             }
             if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
-                return invalid(format!(
-                    "agent {:?} has url {:?}, which is not http(s)",
-                    agent.name, agent.url
-                ));
+                return invalid(format!("agent {:?} has url {:?}, which is not http(s)", agent.name, agent.url));
             }
             if let Some(secret) = agent.auth.secret() {
                 if secret.env.is_some() == secret.secret_arn.is_some() {
-                    return invalid(format!(
-                        "agent {:?}: its secret needs exactly one of env or secret_arn",
-                        agent.name
-                    ));
+                    return invalid(format!("agent {:?}: its secret needs exactly one of env or secret_arn", agent.name));
                 }
             }
-            if agent.max_attempts == 0
-                || agent.timeout_ms == 0
-                || agent.async_answer_within_secs == 0
-            {
-                return invalid(format!(
-                    "agent {:?} needs max_attempts and timeout_ms above 0",
-                    agent.name
-                ));
+            if agent.max_attempts == 0 || agent.timeout_ms == 0 || agent.async_answer_within_secs == 0 {
+                return invalid(format!("agent {:?} needs max_attempts and timeout_ms above 0", agent.name));
             }
         }
         let mut intents = std::collections::HashSet::new();
@@ -355,21 +413,25 @@ impl Config {
                 return invalid(format!("intent {:?} is declared twice", intent.name));
             }
             if intent.examples.is_empty() && intent.keywords.is_empty() {
-                return invalid(format!(
-                    "intent {:?} has neither examples nor keywords",
-                    intent.name
-                ));
+                return invalid(format!("intent {:?} has neither examples nor keywords", intent.name));
             }
             if let Some(agent) = &intent.agent {
                 if self.agent(agent).is_none() {
-                    return invalid(format!(
-                        "intent {:?} names unknown agent {:?}",
-                        intent.name, agent
-                    ));
+                    return invalid(format!("intent {:?} names unknown agent {:?}", intent.name, agent));
+                }
+            }
+            if let Some(workflow) = &intent.workflow {
+                if !self.workflows.contains_key(workflow) {
+                    return invalid(format!("intent {:?} names unknown workflow {:?}", intent.name, workflow));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The workflow by name; `None` or an unknown name gives the default.
+    pub fn workflow(&self, name: Option<&str>) -> &WorkflowConfig {
+        name.and_then(|n| self.workflows.get(n)).unwrap_or(&self.workflow)
     }
 
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
@@ -414,25 +476,13 @@ agent = "refunds"
     #[test]
     fn refuses_unknown_agent_duplicates_and_empty_intents() {
         let unknown = BASE.replace("agent = \"refunds\"", "agent = \"nobody\"");
-        assert!(
-            matches!(Config::from_toml(&unknown), Err(ConfigError::Invalid(m)) if m.contains("unknown agent"))
-        );
+        assert!(matches!(Config::from_toml(&unknown), Err(ConfigError::Invalid(m)) if m.contains("unknown agent")));
         let dup = format!("{BASE}\n[[intents]]\nname = \"refund\"\nkeywords = [\"x\"]\n");
-        assert!(
-            matches!(Config::from_toml(&dup), Err(ConfigError::Invalid(m)) if m.contains("twice"))
-        );
+        assert!(matches!(Config::from_toml(&dup), Err(ConfigError::Invalid(m)) if m.contains("twice")));
         let empty = format!("{BASE}\n[[intents]]\nname = \"other\"\n");
-        assert!(
-            matches!(Config::from_toml(&empty), Err(ConfigError::Invalid(m)) if m.contains("neither"))
-        );
-        assert!(matches!(
-            Config::from_toml("[mail"),
-            Err(ConfigError::Parse(_))
-        ));
+        assert!(matches!(Config::from_toml(&empty), Err(ConfigError::Invalid(m)) if m.contains("neither")));
+        assert!(matches!(Config::from_toml("[mail"), Err(ConfigError::Parse(_))));
         let typo = BASE.replace("from_address", "from_adress");
-        assert!(matches!(
-            Config::from_toml(&typo),
-            Err(ConfigError::Parse(_))
-        ));
+        assert!(matches!(Config::from_toml(&typo), Err(ConfigError::Parse(_))));
     }
 }

@@ -4,10 +4,7 @@
 use serde::Serialize;
 
 use crate::ids::CaseId;
-use crate::model::{
-    AgentTurn, AttachmentMeta, Case, Direction, MailRecord, OutboundMail, OutboundStatus, Record,
-    RecordKind, TurnResult,
-};
+use crate::model::{AgentTurn, AttachmentMeta, Case, Direction, MailRecord, OutboundMail, OutboundStatus, Record, RecordKind, TurnResult};
 use crate::pipeline::PipelineError;
 use crate::store::Store;
 
@@ -84,11 +81,7 @@ fn from_outbound(m: OutboundMail) -> ContextMail {
 
 fn from_turn(t: AgentTurn) -> ContextTurn {
     let (response_type, message, error) = match t.result {
-        Some(TurnResult::Answered { response }) => (
-            Some(response.response_type.to_string()),
-            response.message,
-            None,
-        ),
+        Some(TurnResult::Answered { response }) => (Some(response.response_type.to_string()), response.message, None),
         Some(TurnResult::Failed { reason }) => (None, None, Some(reason)),
         None => (None, None, None),
     };
@@ -103,14 +96,8 @@ fn from_turn(t: AgentTurn) -> ContextTurn {
 
 /// Builds the context from the store. Only accepted customer mail and mail
 /// actually sent to the customer are part of the thread an agent sees.
-pub async fn case_context<S: Store>(
-    store: &S,
-    id: &CaseId,
-) -> Result<(Case, CaseContext), PipelineError> {
-    let case = store
-        .get_case(id)
-        .await?
-        .ok_or_else(|| PipelineError::CaseNotFound(id.clone()))?;
+pub async fn case_context<S: Store>(store: &S, id: &CaseId) -> Result<(Case, CaseContext), PipelineError> {
+    let case = store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))?;
     let mut thread: Vec<ContextMail> = store
         .list_records(id, RecordKind::Mail)
         .await?
@@ -125,10 +112,7 @@ pub async fn case_context<S: Store>(
             .await?
             .into_iter()
             .filter_map(Record::into_outbound)
-            .filter(|o| {
-                o.status == OutboundStatus::Sent
-                    && o.kind != crate::model::MailKind::EscalationNotice
-            })
+            .filter(|o| o.status == OutboundStatus::Sent && o.kind != crate::model::MailKind::EscalationNotice)
             .map(from_outbound),
     );
     thread.sort_by_key(|m| m.at);
@@ -157,21 +141,11 @@ pub async fn case_context<S: Store>(
 }
 
 /// A readable case timeline: one line per event.
-pub async fn timeline_lines<S: Store>(
-    store: &S,
-    id: &CaseId,
-) -> Result<Vec<String>, PipelineError> {
+pub async fn timeline_lines<S: Store>(store: &S, id: &CaseId) -> Result<Vec<String>, PipelineError> {
     let events = store.list_records(id, RecordKind::Event).await?;
     Ok(events
         .into_iter()
         .filter_map(Record::into_event)
-        .map(|e| {
-            format!(
-                "{}  {:<22} {}",
-                e.at.format("%H:%M:%S%.3f"),
-                e.kind,
-                e.detail
-            )
-        })
+        .map(|e| format!("{}  {:<22} {}", e.at.format("%H:%M:%S%.3f"), e.kind, e.detail))
         .collect())
 }

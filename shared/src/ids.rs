@@ -36,10 +36,8 @@ impl CaseId {
     pub fn parse(text: &str) -> Option<CaseId> {
         let upper = text.trim().to_ascii_uppercase();
         let (prefix, random) = upper.split_once('-')?;
-        let prefix_ok =
-            (2..=6).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_uppercase());
-        let random_ok =
-            random.len() == CASE_ID_RANDOM_LEN && random.bytes().all(|b| CROCKFORD.contains(&b));
+        let prefix_ok = (2..=6).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_uppercase());
+        let random_ok = random.len() == CASE_ID_RANDOM_LEN && random.bytes().all(|b| CROCKFORD.contains(&b));
         (prefix_ok && random_ok).then_some(CaseId(upper))
     }
 
@@ -95,15 +93,8 @@ impl From<CaseId> for String {
 
 /// Message-IDs are compared without angle brackets and surrounding space.
 pub fn normalize_message_id(raw: &str) -> Option<String> {
-    let trimmed = raw
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
-    if trimmed.is_empty()
-        || trimmed.len() > 998
-        || trimmed.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+    let trimmed = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    if trimmed.is_empty() || trimmed.len() > 998 || trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
         None
     } else {
         Some(trimmed.to_string())
@@ -116,9 +107,7 @@ pub fn normalize_message_id(raw: &str) -> Option<String> {
 pub fn message_id_lookup_keys(message_id: &str) -> Vec<String> {
     let mut keys = vec![message_id.to_string()];
     if let Some((local, domain)) = message_id.rsplit_once('@') {
-        if domain.eq_ignore_ascii_case("amazonses.com")
-            || domain.to_ascii_lowercase().ends_with(".amazonses.com")
-        {
+        if domain.eq_ignore_ascii_case("amazonses.com") || domain.to_ascii_lowercase().ends_with(".amazonses.com") {
             keys.push(ses_message_key(local));
         }
     }

@@ -30,10 +30,9 @@ pub trait IntentClassifier: Send + Sync {
 }
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "for", "from",
-    "have", "hi", "hello", "i", "in", "is", "it", "me", "my", "of", "on", "or", "please", "so",
-    "that", "the", "this", "to", "was", "we", "with", "would", "you", "your", "thanks", "thank",
-    "re", "fw", "fwd", "dear", "regards",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "for", "from", "have", "hi", "hello", "i", "in", "is",
+    "it", "me", "my", "of", "on", "or", "please", "so", "that", "the", "this", "to", "was", "we", "with", "would", "you", "your", "thanks",
+    "thank", "re", "fw", "fwd", "dear", "regards",
 ];
 
 fn tokens(text: &str) -> Vec<String> {
@@ -63,12 +62,7 @@ impl KeywordClassifier {
             .iter()
             .map(|i| IntentModel {
                 name: i.name.clone(),
-                keywords: i
-                    .keywords
-                    .iter()
-                    .map(|k| tokens(k))
-                    .filter(|k| !k.is_empty())
-                    .collect(),
+                keywords: i.keywords.iter().map(|k| tokens(k)).filter(|k| !k.is_empty()).collect(),
                 example_tokens: i.examples.iter().flat_map(|e| tokens(e)).collect(),
             })
             .collect();
@@ -89,15 +83,8 @@ impl IntentClassifier for KeywordClassifier {
             .intents
             .iter()
             .map(|intent| {
-                let keyword_hits = intent
-                    .keywords
-                    .iter()
-                    .filter(|k| contains_phrase(&words, k))
-                    .count() as f64;
-                let shared = distinct
-                    .iter()
-                    .filter(|w| intent.example_tokens.contains(w.as_str()))
-                    .count() as f64;
+                let keyword_hits = intent.keywords.iter().filter(|k| contains_phrase(&words, k)).count() as f64;
+                let shared = distinct.iter().filter(|w| intent.example_tokens.contains(w.as_str())).count() as f64;
                 (intent.name.clone(), 2.0 * keyword_hits + 0.25 * shared)
             })
             .filter(|(_, score)| *score > 0.0)
@@ -129,18 +116,11 @@ mod tests {
             examples: examples.iter().map(|s| s.to_string()).collect(),
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
             agent: None,
+            workflow: None,
         };
         vec![
-            make(
-                "refund",
-                &["refund", "money back"],
-                &["I would like my money returned"],
-            ),
-            make(
-                "order_status",
-                &["where is my order", "tracking"],
-                &["my parcel has not arrived"],
-            ),
+            make("refund", &["refund", "money back"], &["I would like my money returned"]),
+            make("order_status", &["where is my order", "tracking"], &["my parcel has not arrived"]),
         ]
     }
 
@@ -159,11 +139,7 @@ mod tests {
         let c = KeywordClassifier::new(&intents());
         assert!(c.classify("", "lorem ipsum").best().is_none());
         let clear = c.classify("", "refund please").best().unwrap().confidence;
-        let mixed = c
-            .classify("", "refund, and where is my order")
-            .best()
-            .unwrap()
-            .confidence;
+        let mixed = c.classify("", "refund, and where is my order").best().unwrap().confidence;
         assert!(mixed < clear);
     }
 }

@@ -106,15 +106,45 @@ pub struct Case {
     pub pending_mail: Vec<String>,
     #[serde(default)]
     pub escalation: Option<Escalation>,
+    /// The named workflow the case runs under (none = the default workflow).
+    #[serde(default)]
+    pub workflow_name: Option<String>,
+    /// The active follow-up record, while reminders are pending.
+    #[serde(default)]
+    pub follow_up: Option<String>,
+    /// How the case was last resolved or closed.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Times the customer wrote again after the case was closed.
+    #[serde(default)]
+    pub reopened: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// Resolution accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionKind {
+    /// The customer said the problem is solved.
+    Confirmed,
+    /// Closed after the customer stayed silent through the follow-ups.
+    Assumed,
+    /// The agent closed the case (ResolveCase).
+    ClosedByAgent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub kind: ResolutionKind,
+    pub at: DateTime<Utc>,
+}
+
 impl Case {
     pub fn is_participant(&self, address: &str) -> bool {
-        self.participants
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(address))
+        self.participants.iter().any(|p| p.eq_ignore_ascii_case(address))
     }
 
     pub fn add_participant(&mut self, address: &str) {
@@ -285,8 +315,7 @@ impl AgentTurn {
 pub fn parse_public_turn_id(text: &str) -> Option<(crate::ids::CaseId, String)> {
     let (case, sequence) = text.rsplit_once('.')?;
     let case = crate::ids::CaseId::parse(case)?;
-    (sequence.len() == 10 && sequence.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| (case, format!("TURN#{sequence}")))
+    (sequence.len() == 10 && sequence.bytes().all(|b| b.is_ascii_digit())).then(|| (case, format!("TURN#{sequence}")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,6 +324,15 @@ pub enum MailKind {
     Question,
     Resolution,
     EscalationNotice,
+    Reminder,
+    ClosureNotice,
+}
+
+impl MailKind {
+    /// Mail whose text an agent wrote (counted against the per-case cap).
+    pub fn is_ai_written(self) -> bool {
+        matches!(self, MailKind::Question | MailKind::Resolution)
+    }
 }
 
 impl MailKind {
@@ -303,6 +341,8 @@ impl MailKind {
             MailKind::Question => "question",
             MailKind::Resolution => "resolution",
             MailKind::EscalationNotice => "escalation_notice",
+            MailKind::Reminder => "reminder",
+            MailKind::ClosureNotice => "closure_notice",
         }
     }
 }
@@ -356,7 +396,9 @@ impl OutboundStatus {
 pub struct OutboundMail {
     pub id: String,
     pub kind: MailKind,
-    pub turn: Option<String>,
+    /// The record that caused it: a turn, a draft or a follow-up.
+    #[serde(alias = "turn")]
+    pub origin: Option<String>,
     pub from: String,
     pub to: Vec<String>,
     pub subject: String,
@@ -377,6 +419,27 @@ pub struct OutboundMail {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpStatus {
+    Active,
+    /// The customer wrote, or the case changed: no more reminders.
+    Cancelled,
+    /// All reminders sent and the case closed.
+    Done,
+}
+
+/// Reminders after a resolution, then closure, while the customer is silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub id: String,
+    pub reminders_sent: u32,
+    pub status: FollowUpStatus,
+    /// When the next reminder (or the closure) is due, while active.
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A mail that could not be tied to any case (unparseable, oversized, a bounce
@@ -407,6 +470,7 @@ pub enum Record {
     Turn(AgentTurn),
     Draft(Draft),
     Outbound(OutboundMail),
+    FollowUp(FollowUp),
 }
 
 /// The kinds of record, with the sort-key prefix each lives under.
@@ -418,16 +482,18 @@ pub enum RecordKind {
     Turn,
     Draft,
     Outbound,
+    FollowUp,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Mail,
         RecordKind::Event,
         RecordKind::WorkItem,
         RecordKind::Turn,
         RecordKind::Draft,
         RecordKind::Outbound,
+        RecordKind::FollowUp,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -438,6 +504,7 @@ impl RecordKind {
             RecordKind::Turn => "TURN#",
             RecordKind::Draft => "DRAFT#",
             RecordKind::Outbound => "OUT#",
+            RecordKind::FollowUp => "FUP#",
         }
     }
 
@@ -449,13 +516,12 @@ impl RecordKind {
             RecordKind::Turn => "Turn",
             RecordKind::Draft => "Draft",
             RecordKind::Outbound => "Outbound",
+            RecordKind::FollowUp => "FollowUp",
         }
     }
 
     pub fn of_key(key: &str) -> Option<RecordKind> {
-        RecordKind::ALL
-            .into_iter()
-            .find(|k| key.starts_with(k.prefix()))
+        RecordKind::ALL.into_iter().find(|k| key.starts_with(k.prefix()))
     }
 }
 
@@ -468,6 +534,7 @@ impl Record {
             Record::Turn(_) => RecordKind::Turn,
             Record::Draft(_) => RecordKind::Draft,
             Record::Outbound(_) => RecordKind::Outbound,
+            Record::FollowUp(_) => RecordKind::FollowUp,
         }
     }
 
@@ -480,6 +547,7 @@ impl Record {
             Record::Turn(r) => &r.id,
             Record::Draft(r) => &r.id,
             Record::Outbound(r) => &r.id,
+            Record::FollowUp(r) => &r.id,
         }
     }
 
@@ -495,6 +563,11 @@ impl Record {
                 DraftStatus::Discarded => "discarded",
             }),
             Record::WorkItem(_) => Some("pending"),
+            Record::FollowUp(f) => Some(match f.status {
+                FollowUpStatus::Active => "active",
+                FollowUpStatus::Cancelled => "cancelled",
+                FollowUpStatus::Done => "done",
+            }),
             Record::Mail(_) | Record::Event(_) => None,
         }
     }
@@ -503,14 +576,8 @@ impl Record {
     /// due time are kept in the store's due index; others are not.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Record::Turn(t)
-                if matches!(
-                    t.status,
-                    TurnStatus::InFlight | TurnStatus::AwaitingCallback
-                ) =>
-            {
-                t.due_at
-            }
+            Record::Turn(t) if matches!(t.status, TurnStatus::InFlight | TurnStatus::AwaitingCallback) => t.due_at,
+            Record::FollowUp(f) if f.status == FollowUpStatus::Active => f.due_at,
             _ => None,
         }
     }
@@ -542,6 +609,12 @@ impl Record {
     pub fn into_draft(self) -> Option<Draft> {
         match self {
             Record::Draft(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_follow_up(self) -> Option<FollowUp> {
+        match self {
+            Record::FollowUp(r) => Some(r),
             _ => None,
         }
     }

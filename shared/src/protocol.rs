@@ -87,12 +87,7 @@ pub struct AgentResponse {
 impl AgentResponse {
     /// `needsReview` only means something for answers that write mail (SPEC §1).
     pub fn needs_review(&self) -> bool {
-        self.response_type.writes_mail()
-            && self
-                .handling_options
-                .as_ref()
-                .and_then(|o| o.needs_review)
-                .unwrap_or(false)
+        self.response_type.writes_mail() && self.handling_options.as_ref().and_then(|o| o.needs_review).unwrap_or(false)
     }
 }
 
@@ -107,10 +102,7 @@ pub enum AgentResponseError {
     #[error("agent answer has unknown responseType {0:?}")]
     UnknownResponseType(String),
     #[error("agent answer field {field} has the wrong JSON type (expected {expected})")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-    },
+    WrongType { field: &'static str, expected: &'static str },
     #[error("agent answered {0} without a message; casebridge never sends a blank mail")]
     MissingMessage(ResponseType),
     #[error("agent message is {size} bytes, over the limit of {limit}")]
@@ -127,21 +119,16 @@ pub fn parse_agent_response(body: &[u8]) -> Result<AgentResponse, AgentResponseE
             limit: MAX_AGENT_RESPONSE_BYTES,
         });
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| AgentResponseError::InvalidJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| AgentResponseError::InvalidJson(e.to_string()))?;
     validate_agent_response(&value)
 }
 
 /// Validates an already-decoded JSON value field by field, so each fault gets
 /// its own error instead of serde's generic message.
-pub fn validate_agent_response(
-    value: &serde_json::Value,
-) -> Result<AgentResponse, AgentResponseError> {
+pub fn validate_agent_response(value: &serde_json::Value) -> Result<AgentResponse, AgentResponseError> {
     let object = value.as_object().ok_or(AgentResponseError::NotAnObject)?;
     let response_type = match object.get("responseType") {
-        None | Some(serde_json::Value::Null) => {
-            return Err(AgentResponseError::MissingResponseType)
-        }
+        None | Some(serde_json::Value::Null) => return Err(AgentResponseError::MissingResponseType),
         Some(serde_json::Value::String(s)) => ResponseType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
@@ -210,16 +197,11 @@ mod tests {
 
     #[test]
     fn accepts_each_type_and_reads_needs_review() {
-        let r = parse_agent_response(
-            br#"{"responseType":"Question","message":"Which order?","handlingOptions":{"needsReview":true}}"#,
-        )
-        .unwrap();
+        let r = parse_agent_response(br#"{"responseType":"Question","message":"Which order?","handlingOptions":{"needsReview":true}}"#)
+            .unwrap();
         assert_eq!(r.response_type, ResponseType::Question);
         assert!(r.needs_review());
-        let r = parse_agent_response(
-            br#"{"responseType":"NoAction","handlingOptions":{"needsReview":true}}"#,
-        )
-        .unwrap();
+        let r = parse_agent_response(br#"{"responseType":"NoAction","handlingOptions":{"needsReview":true}}"#).unwrap();
         assert!(!r.needs_review(), "needsReview means nothing for NoAction");
     }
 
@@ -231,21 +213,45 @@ mod tests {
             (b"not json", |e| matches!(e, InvalidJson(_))),
             (b"[1]", |e| matches!(e, NotAnObject)),
             (b"{}", |e| matches!(e, MissingResponseType)),
-            (br#"{"responseType":"Maybe"}"#, |e| matches!(e, UnknownResponseType(t) if t == "Maybe")),
+            (
+                br#"{"responseType":"Maybe"}"#,
+                |e| matches!(e, UnknownResponseType(t) if t == "Maybe"),
+            ),
             (br#"{"responseType":3}"#, |e| matches!(e, WrongType { field: "responseType", .. })),
-            (br#"{"responseType":"Resolved","message":5}"#, |e| matches!(e, WrongType { field: "message", .. })),
-            (br#"{"responseType":"Question"}"#, |e| matches!(e, MissingMessage(ResponseType::Question))),
-            (br#"{"responseType":"Resolved","message":"   "}"#, |e| matches!(e, MissingMessage(ResponseType::Resolved))),
-            (br#"{"responseType":"Resolved","message":"x","handlingOptions":{"needsReview":"yes"}}"#, |e| matches!(e, WrongType { field: "handlingOptions.needsReview", .. })),
-            (br#"{"responseType":"Resolved","message":"x","handlingOptions":true}"#, |e| matches!(e, WrongType { field: "handlingOptions", .. })),
+            (br#"{"responseType":"Resolved","message":5}"#, |e| {
+                matches!(e, WrongType { field: "message", .. })
+            }),
+            (br#"{"responseType":"Question"}"#, |e| {
+                matches!(e, MissingMessage(ResponseType::Question))
+            }),
+            (br#"{"responseType":"Resolved","message":"   "}"#, |e| {
+                matches!(e, MissingMessage(ResponseType::Resolved))
+            }),
+            (
+                br#"{"responseType":"Resolved","message":"x","handlingOptions":{"needsReview":"yes"}}"#,
+                |e| {
+                    matches!(
+                        e,
+                        WrongType {
+                            field: "handlingOptions.needsReview",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (br#"{"responseType":"Resolved","message":"x","handlingOptions":true}"#, |e| {
+                matches!(
+                    e,
+                    WrongType {
+                        field: "handlingOptions",
+                        ..
+                    }
+                )
+            }),
         ];
         for (body, check) in cases {
             let err = parse_agent_response(body).unwrap_err();
-            assert!(
-                check(&err),
-                "{} gave {err:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(check(&err), "{} gave {err:?}", String::from_utf8_lossy(body));
         }
     }
 

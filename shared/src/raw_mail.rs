@@ -11,22 +11,14 @@ pub enum RawMailError {
     #[error("raw mail {0} not found")]
     NotFound(String),
     #[error("raw mail {location} is {size} bytes, over the limit of {limit}")]
-    TooLarge {
-        location: String,
-        size: u64,
-        limit: usize,
-    },
+    TooLarge { location: String, size: u64, limit: usize },
     #[error("could not read raw mail {location}: {reason}")]
     Read { location: String, reason: String },
 }
 
 pub trait RawMailSource: Send + Sync {
     /// Reads the raw mail stored under `key`, refusing anything over `limit` bytes.
-    fn fetch(
-        &self,
-        key: &str,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, RawMailError>> + Send;
+    fn fetch(&self, key: &str, limit: usize) -> impl Future<Output = Result<Vec<u8>, RawMailError>> + Send;
     /// A human- and operator-readable location for the key (e.g. `s3://bucket/key`).
     fn location(&self, key: &str) -> String;
 }
@@ -48,40 +40,25 @@ impl S3RawMail {
 impl RawMailSource for S3RawMail {
     async fn fetch(&self, key: &str, limit: usize) -> Result<Vec<u8>, RawMailError> {
         let location = self.location(key);
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                let not_found = e.as_service_error().is_some_and(|s| s.is_no_such_key());
-                if not_found {
-                    RawMailError::NotFound(location.clone())
-                } else {
-                    RawMailError::Read {
-                        location: location.clone(),
-                        reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                    }
+        let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            let not_found = e.as_service_error().is_some_and(|s| s.is_no_such_key());
+            if not_found {
+                RawMailError::NotFound(location.clone())
+            } else {
+                RawMailError::Read {
+                    location: location.clone(),
+                    reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
                 }
-            })?;
+            }
+        })?;
         let size = output.content_length.unwrap_or(0).max(0) as u64;
         if size > limit as u64 {
-            return Err(RawMailError::TooLarge {
-                location,
-                size,
-                limit,
-            });
+            return Err(RawMailError::TooLarge { location, size, limit });
         }
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| RawMailError::Read {
-                location: location.clone(),
-                reason: e.to_string(),
-            })?;
+        let bytes = output.body.collect().await.map_err(|e| RawMailError::Read {
+            location: location.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(bytes.into_bytes().to_vec())
     }
 
@@ -118,12 +95,10 @@ impl RawMailSource for FolderRawMail {
                 limit,
             });
         }
-        tokio::fs::read(&path)
-            .await
-            .map_err(|e| RawMailError::Read {
-                location,
-                reason: e.to_string(),
-            })
+        tokio::fs::read(&path).await.map_err(|e| RawMailError::Read {
+            location,
+            reason: e.to_string(),
+        })
     }
 
     fn location(&self, key: &str) -> String {

@@ -53,10 +53,7 @@ impl Secrets {
 
     fn cached(&self, arn: &str) -> Option<String> {
         let cache = self.cache.lock().ok()?;
-        cache
-            .get(arn)
-            .filter(|(_, at)| at.elapsed() < CACHE_FOR)
-            .map(|(v, _)| v.clone())
+        cache.get(arn).filter(|(_, at)| at.elapsed() < CACHE_FOR).map(|(v, _)| v.clone())
     }
 
     async fn read_secrets_manager(&self, arn: &str) -> Result<String, SecretError> {
@@ -91,12 +88,9 @@ impl SecretResolver for Secrets {
     fn resolve<'a>(&'a self, reference: &'a SecretRef) -> SecretFuture<'a> {
         Box::pin(async move {
             match (&reference.env, &reference.secret_arn) {
-                (Some(var), _) => std::env::var(var)
-                    .map_err(|_| SecretError::NotSet(format!("environment variable {var}"))),
+                (Some(var), _) => std::env::var(var).map_err(|_| SecretError::NotSet(format!("environment variable {var}"))),
                 (None, Some(arn)) => self.read_secrets_manager(arn).await,
-                (None, None) => Err(SecretError::NotSet(
-                    "a secret reference with neither env nor secret_arn".into(),
-                )),
+                (None, None) => Err(SecretError::NotSet("a secret reference with neither env nor secret_arn".into())),
             }
         })
     }

@@ -36,9 +36,7 @@ impl RecordRef {
 
     /// A turn whose answer waits to be carried out: the outcome function's trigger.
     pub fn is_answered_turn(&self) -> bool {
-        self.record_type == "Turn"
-            && self.status.as_deref() == Some("answered")
-            && self.event_name != "REMOVE"
+        self.record_type == "Turn" && self.status.as_deref() == Some("answered") && self.event_name != "REMOVE"
     }
 }
 
@@ -69,11 +67,7 @@ fn item_identifier(record: &EventRecord) -> Option<String> {
 
 /// Runs `work` on every selected record, in order, and returns the batch
 /// item failures for Lambda.
-pub async fn process_batch<F, Fut>(
-    event: Event,
-    select: fn(&RecordRef) -> bool,
-    work: F,
-) -> DynamoDbEventResponse
+pub async fn process_batch<F, Fut>(event: Event, select: fn(&RecordRef) -> bool, work: F) -> DynamoDbEventResponse
 where
     F: Fn(RecordRef) -> Fut,
     Fut: Future<Output = Result<(), PipelineError>>,

@@ -12,10 +12,7 @@ use crate::model::*;
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
 pub fn sample_case(id: &CaseId) -> Case {
-    let at = Utc
-        .with_ymd_and_hms(2026, 11, 24, 9, 0, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().unwrap_or_else(Utc::now);
     Case {
         id: id.clone(),
         version: 0,
@@ -34,6 +31,11 @@ pub fn sample_case(id: &CaseId) -> Case {
         turn_in_flight: None,
         pending_mail: Vec::new(),
         escalation: None,
+        workflow_name: None,
+        follow_up: None,
+        resolution: None,
+        closed_at: None,
+        reopened: 0,
         created_at: at,
         updated_at: at,
     }
@@ -52,7 +54,7 @@ fn outbound(id: &str, status: OutboundStatus) -> Record {
     Record::Outbound(OutboundMail {
         id: id.into(),
         kind: MailKind::Question,
-        turn: Some("TURN#1".into()),
+        origin: Some("TURN#1".into()),
         from: "support@example.com".into(),
         to: vec!["ann@customer.test".into()],
         subject: "Re: x".into(),
@@ -74,11 +76,7 @@ async fn create_case<S: Store>(store: &S) -> Case {
     let mut commit = Commit::new(id.clone());
     commit.case = Some(CaseWrite::Create(sample_case(&id)));
     store.commit(commit).await.expect("create case");
-    store
-        .get_case(&id)
-        .await
-        .expect("read case")
-        .expect("case exists")
+    store.get_case(&id).await.expect("read case").expect("case exists")
 }
 
 /// Runs every store check against one store. Uses fresh case ids, so a shared
@@ -114,31 +112,24 @@ fn turn(id: &str, status: TurnStatus, due_at: Option<chrono::DateTime<Utc>>) -> 
 async fn due_index_lists_due_turns_only<S: Store>(store: &S) {
     let case = create_case(store).await;
     // Far in the past, so other checks' records (due now or later) sort after these.
-    let base = Utc
-        .with_ymd_and_hms(2001, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
+    let base = Utc.with_ymd_and_hms(2001, 1, 1, 0, 0, 0).single().unwrap_or_else(Utc::now);
     let mut commit = Commit::new(case.id.clone());
     commit.records.push(RecordWrite::Create(turn(
         "TURN#0000000001",
         TurnStatus::AwaitingCallback,
         Some(base + Duration::minutes(1)),
     )));
-    commit.records.push(RecordWrite::Create(turn(
-        "TURN#0000000002",
-        TurnStatus::InFlight,
-        Some(base),
-    )));
+    commit
+        .records
+        .push(RecordWrite::Create(turn("TURN#0000000002", TurnStatus::InFlight, Some(base))));
     commit.records.push(RecordWrite::Create(turn(
         "TURN#0000000003",
         TurnStatus::InFlight,
         Some(base + Duration::days(1)),
     )));
-    commit.records.push(RecordWrite::Create(turn(
-        "TURN#0000000004",
-        TurnStatus::Done,
-        Some(base),
-    )));
+    commit
+        .records
+        .push(RecordWrite::Create(turn("TURN#0000000004", TurnStatus::Done, Some(base))));
     store.commit(commit).await.unwrap();
     let mine = |items: Vec<crate::store::DueItem>| {
         items
@@ -147,35 +138,19 @@ async fn due_index_lists_due_turns_only<S: Store>(store: &S) {
             .map(|d| d.key)
             .collect::<Vec<_>>()
     };
-    let due = mine(
-        store
-            .list_due(base + Duration::minutes(1), 1000)
-            .await
-            .unwrap(),
-    );
+    let due = mine(store.list_due(RecordKind::Turn, base + Duration::minutes(1), 1000).await.unwrap());
     assert_eq!(
         due,
         vec!["TURN#0000000002", "TURN#0000000001"],
         "due turns, earliest first; done turns are not due"
     );
     let mut answered = Commit::new(case.id.clone());
-    answered.records.push(RecordWrite::Replace(turn(
-        "TURN#0000000002",
-        TurnStatus::Answered,
-        Some(base),
-    )));
+    answered
+        .records
+        .push(RecordWrite::Replace(turn("TURN#0000000002", TurnStatus::Answered, Some(base))));
     store.commit(answered).await.unwrap();
-    let due = mine(
-        store
-            .list_due(base + Duration::minutes(1), 1000)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        due,
-        vec!["TURN#0000000001"],
-        "a rewritten turn leaves the due index"
-    );
+    let due = mine(store.list_due(RecordKind::Turn, base + Duration::minutes(1), 1000).await.unwrap());
+    assert_eq!(due, vec!["TURN#0000000001"], "a rewritten turn leaves the due index");
 }
 
 async fn cases_round_trip_with_versions<S: Store>(store: &S) {
@@ -188,28 +163,18 @@ async fn cases_round_trip_with_versions<S: Store>(store: &S) {
     updated.status = CaseStatus::WaitingOnCustomer;
     let mut commit = Commit::new(case.id.clone());
     commit.case = Some(CaseWrite::Update(updated));
-    store
-        .commit(commit)
-        .await
-        .expect("update with current version");
+    store.commit(commit).await.expect("update with current version");
     let read = store.get_case(&case.id).await.unwrap().unwrap();
     assert_eq!(read.version, 2);
     assert_eq!(read.status, CaseStatus::WaitingOnCustomer);
     assert!(
-        store
-            .get_case(&CaseId::generate("CT"))
-            .await
-            .unwrap()
-            .is_none(),
+        store.get_case(&CaseId::generate("CT")).await.unwrap().is_none(),
         "unknown case reads as None"
     );
     let mut again = Commit::new(case.id.clone());
     again.case = Some(CaseWrite::Create(sample_case(&case.id)));
     assert!(
-        matches!(
-            store.commit(again).await,
-            Err(CommitError::AlreadyExists(_))
-        ),
+        matches!(store.commit(again).await, Err(CommitError::AlreadyExists(_))),
         "creating an existing case fails"
     );
 }
@@ -220,33 +185,21 @@ async fn stale_version_conflicts_and_writes_nothing<S: Store>(store: &S) {
     stale.version = 0;
     let mut commit = Commit::new(case.id.clone());
     commit.case = Some(CaseWrite::Update(stale));
-    commit.records.push(RecordWrite::Create(event(
-        "EVT#0000000002#000",
-        "must not be written",
-    )));
+    commit
+        .records
+        .push(RecordWrite::Create(event("EVT#0000000002#000", "must not be written")));
     commit.message_index.push(MessageIndexEntry {
         message_id: format!("stale-{}@x", case.id),
         case_id: case.id.clone(),
         must_be_new: true,
     });
-    assert!(matches!(
-        store.commit(commit).await,
-        Err(CommitError::VersionConflict(_))
-    ));
+    assert!(matches!(store.commit(commit).await, Err(CommitError::VersionConflict(_))));
     assert!(
-        store
-            .get_record(&case.id, "EVT#0000000002#000")
-            .await
-            .unwrap()
-            .is_none(),
+        store.get_record(&case.id, "EVT#0000000002#000").await.unwrap().is_none(),
         "a failed commit writes no record"
     );
     assert!(
-        store
-            .case_for_message_id(&format!("stale-{}@x", case.id))
-            .await
-            .unwrap()
-            .is_none(),
+        store.case_for_message_id(&format!("stale-{}@x", case.id)).await.unwrap().is_none(),
         "a failed commit writes no index entry"
     );
     assert_eq!(store.get_case(&case.id).await.unwrap().unwrap().version, 1);
@@ -255,24 +208,19 @@ async fn stale_version_conflicts_and_writes_nothing<S: Store>(store: &S) {
 async fn create_only_records_claim_once<S: Store>(store: &S) {
     let case = create_case(store).await;
     let mut first = Commit::new(case.id.clone());
-    first.records.push(RecordWrite::Create(outbound(
-        "OUT#1#question",
-        OutboundStatus::Pending,
-    )));
+    first
+        .records
+        .push(RecordWrite::Create(outbound("OUT#1#question", OutboundStatus::Pending)));
     store.commit(first).await.expect("first create");
     let mut second = Commit::new(case.id.clone());
     let mut bumped = case.clone();
     bumped.status = CaseStatus::Closed;
     second.case = Some(CaseWrite::Update(bumped));
-    second.records.push(RecordWrite::Create(outbound(
-        "OUT#1#question",
-        OutboundStatus::Pending,
-    )));
+    second
+        .records
+        .push(RecordWrite::Create(outbound("OUT#1#question", OutboundStatus::Pending)));
     assert!(
-        matches!(
-            store.commit(second).await,
-            Err(CommitError::AlreadyExists(_))
-        ),
+        matches!(store.commit(second).await, Err(CommitError::AlreadyExists(_))),
         "second create of a record fails"
     );
     assert_eq!(
@@ -285,10 +233,9 @@ async fn create_only_records_claim_once<S: Store>(store: &S) {
 async fn conditional_replace_checks_status<S: Store>(store: &S) {
     let case = create_case(store).await;
     let mut create = Commit::new(case.id.clone());
-    create.records.push(RecordWrite::Create(outbound(
-        "OUT#2#question",
-        OutboundStatus::Pending,
-    )));
+    create
+        .records
+        .push(RecordWrite::Create(outbound("OUT#2#question", OutboundStatus::Pending)));
     store.commit(create).await.unwrap();
     let claim = |status| {
         let mut c = Commit::new(case.id.clone());
@@ -298,10 +245,7 @@ async fn conditional_replace_checks_status<S: Store>(store: &S) {
         });
         c
     };
-    store
-        .commit(claim(OutboundStatus::Sending))
-        .await
-        .expect("pending → sending");
+    store.commit(claim(OutboundStatus::Sending)).await.expect("pending → sending");
     assert!(
         matches!(
             store.commit(claim(OutboundStatus::Sending)).await,
@@ -322,17 +266,13 @@ async fn conditional_replace_checks_status<S: Store>(store: &S) {
         expected_status: "pending",
     });
     assert!(
-        matches!(
-            store.commit(missing).await,
-            Err(CommitError::StateMismatch(_))
-        ),
+        matches!(store.commit(missing).await, Err(CommitError::StateMismatch(_))),
         "conditional replace of a missing record fails"
     );
     let mut replace = Commit::new(case.id.clone());
-    replace.records.push(RecordWrite::Replace(outbound(
-        "OUT#2#question",
-        OutboundStatus::Sent,
-    )));
+    replace
+        .records
+        .push(RecordWrite::Replace(outbound("OUT#2#question", OutboundStatus::Sent)));
     store.commit(replace).await.expect("plain replace");
 }
 
@@ -352,10 +292,7 @@ async fn message_index_dedupes_and_links<S: Store>(store: &S) {
             must_be_new: true,
         });
         store.commit(commit).await.expect("first index entry");
-        assert_eq!(
-            store.case_for_message_id(id).await.unwrap().as_ref(),
-            Some(&case.id)
-        );
+        assert_eq!(store.case_for_message_id(id).await.unwrap().as_ref(), Some(&case.id));
         let mut dup = Commit::new(case.id.clone());
         dup.message_index.push(MessageIndexEntry {
             message_id: id.clone(),
@@ -372,39 +309,24 @@ async fn message_index_dedupes_and_links<S: Store>(store: &S) {
             case_id: case.id.clone(),
             must_be_new: false,
         });
-        store
-            .commit(alias)
-            .await
-            .expect("overwriting entries are allowed");
+        store.commit(alias).await.expect("overwriting entries are allowed");
     }
-    assert!(store
-        .case_for_message_id("never-seen@x")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.case_for_message_id("never-seen@x").await.unwrap().is_none());
 }
 
 async fn records_list_by_kind_in_key_order<S: Store>(store: &S) {
     let case = create_case(store).await;
     let other = create_case(store).await;
     let mut commit = Commit::new(case.id.clone());
-    for key in [
-        "EVT#0000000003#001",
-        "EVT#0000000003#000",
-        "EVT#0000000002#000",
-    ] {
+    for key in ["EVT#0000000003#001", "EVT#0000000003#000", "EVT#0000000002#000"] {
         commit.records.push(RecordWrite::Create(event(key, key)));
     }
-    commit.records.push(RecordWrite::Create(outbound(
-        "OUT#9#question",
-        OutboundStatus::Pending,
-    )));
+    commit
+        .records
+        .push(RecordWrite::Create(outbound("OUT#9#question", OutboundStatus::Pending)));
     store.commit(commit).await.unwrap();
     let mut noise = Commit::new(other.id.clone());
-    noise.records.push(RecordWrite::Create(event(
-        "EVT#0000000001#000",
-        "other case",
-    )));
+    noise.records.push(RecordWrite::Create(event("EVT#0000000001#000", "other case")));
     store.commit(noise).await.unwrap();
     let events: Vec<String> = store
         .list_records(&case.id, RecordKind::Event)
@@ -413,32 +335,11 @@ async fn records_list_by_kind_in_key_order<S: Store>(store: &S) {
         .iter()
         .map(|r| r.key().to_string())
         .collect();
-    assert_eq!(
-        events,
-        vec![
-            "EVT#0000000002#000",
-            "EVT#0000000003#000",
-            "EVT#0000000003#001"
-        ]
-    );
-    assert_eq!(
-        store
-            .list_records(&case.id, RecordKind::Outbound)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(store
-        .list_records(&case.id, RecordKind::Draft)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(events, vec!["EVT#0000000002#000", "EVT#0000000003#000", "EVT#0000000003#001"]);
+    assert_eq!(store.list_records(&case.id, RecordKind::Outbound).await.unwrap().len(), 1);
+    assert!(store.list_records(&case.id, RecordKind::Draft).await.unwrap().is_empty());
     let ids = store.list_case_ids(100_000).await.unwrap();
-    assert!(
-        ids.contains(&case.id) && ids.contains(&other.id),
-        "list_case_ids finds both cases"
-    );
+    assert!(ids.contains(&case.id) && ids.contains(&other.id), "list_case_ids finds both cases");
 }
 
 async fn rejected_mail_is_kept_newest_first<S: Store>(store: &S) {
@@ -456,16 +357,10 @@ async fn rejected_mail_is_kept_newest_first<S: Store>(store: &S) {
             size: 10,
         };
         store.record_rejected(rejected.clone()).await.unwrap();
-        store
-            .record_rejected(rejected)
-            .await
-            .expect("recording twice is fine");
+        store.record_rejected(rejected).await.expect("recording twice is fine");
     }
     let listed = store.list_rejected(2).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
-        vec!["newer", "older"]
-    );
+    assert_eq!(listed.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(), vec!["newer", "older"]);
 }
 
 async fn concurrent_updates_one_wins<S: Store>(store: &S) {
@@ -477,37 +372,23 @@ async fn concurrent_updates_one_wins<S: Store>(store: &S) {
         commit.case = Some(CaseWrite::Update(c));
         store.commit(commit)
     };
-    let (a, b) = tokio::join!(
-        attempt(CaseStatus::Resolved),
-        attempt(CaseStatus::Escalated)
-    );
+    let (a, b) = tokio::join!(attempt(CaseStatus::Resolved), attempt(CaseStatus::Escalated));
     let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
-    assert_eq!(
-        wins, 1,
-        "exactly one of two updates from the same version wins: {a:?} {b:?}"
-    );
+    assert_eq!(wins, 1, "exactly one of two updates from the same version wins: {a:?} {b:?}");
     assert_eq!(store.get_case(&case.id).await.unwrap().unwrap().version, 2);
 }
 
 async fn invalid_commits_are_refused<S: Store>(store: &S) {
     let case = create_case(store).await;
-    assert!(
-        store.commit(Commit::new(case.id.clone())).await.is_err(),
-        "empty commit"
-    );
+    assert!(store.commit(Commit::new(case.id.clone())).await.is_err(), "empty commit");
     let mut mismatched = Commit::new(case.id.clone());
-    mismatched
-        .records
-        .push(RecordWrite::Create(Record::Event(TimelineEvent {
-            id: "OUT#1".into(),
-            at: Utc::now(),
-            kind: "x".into(),
-            detail: String::new(),
-        })));
-    assert!(
-        store.commit(mismatched).await.is_err(),
-        "key of the wrong kind"
-    );
+    mismatched.records.push(RecordWrite::Create(Record::Event(TimelineEvent {
+        id: "OUT#1".into(),
+        at: Utc::now(),
+        kind: "x".into(),
+        detail: String::new(),
+    })));
+    assert!(store.commit(mismatched).await.is_err(), "key of the wrong kind");
 }
 
 /// A mail every mailer must deliver intact.
@@ -517,6 +398,7 @@ pub fn conformance_mail(to: &str) -> OutgoingMail {
     let raw = compose(&Composition {
         from_address: "support@example.com",
         from_name: Some("Example Support"),
+        reply_to: None,
         to: &to,
         subject: "Re: Your refund [CB-0000000000]",
         body: "Hello,\n\nWhat was the amount?\n\n- order 1234\n- paid by card",
@@ -544,18 +426,13 @@ where
 {
     let mail = conformance_mail("ann@customer.test");
     let first = mailer.send(&mail).await.expect("send");
-    let second = mailer
-        .send(&conformance_mail("bob@customer.test"))
-        .await
-        .expect("second send");
+    let second = mailer.send(&conformance_mail("bob@customer.test")).await.expect("second send");
     assert_ne!(
         first.provider_message_id, second.provider_message_id,
         "each send gets its own provider id"
     );
     let raw = read_back(first).await;
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&raw)
-        .expect("sent mail parses");
+    let parsed = mail_parser::MessageParser::default().parse(&raw).expect("sent mail parses");
     let from = parsed
         .from()
         .and_then(|a| a.first())
@@ -564,18 +441,11 @@ where
     assert_eq!(from.as_deref(), Some("support@example.com"));
     let to: Vec<String> = parsed
         .to()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.address.as_deref().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|x| x.address.as_deref().map(str::to_string)).collect())
         .unwrap_or_default();
     assert_eq!(to, vec!["ann@customer.test".to_string()]);
     assert_eq!(parsed.subject(), Some("Re: Your refund [CB-0000000000]"));
-    let body = parsed
-        .body_text(0)
-        .map(|b| b.into_owned())
-        .unwrap_or_default();
+    let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
     assert!(
         body.contains("What was the amount?") && body.contains("- order 1234"),
         "body kept: {body:?}"

@@ -50,11 +50,7 @@ async fn every_corpus_mail_is_processed_or_recorded_with_a_reason() {
     let mut files = Vec::new();
     mail_files(&dir, &mut files);
     files.sort();
-    assert!(
-        files.len() >= 250,
-        "expected the ~300-mail corpus, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 250, "expected the ~300-mail corpus, found {}", files.len());
 
     let config = config();
     let classifier = KeywordClassifier::new(&config.intents);
@@ -81,47 +77,32 @@ async fn every_corpus_mail_is_processed_or_recorded_with_a_reason() {
                 ..
             } => {
                 stored += 1;
-                let record = store
-                    .get_record(&case_id, &mail_id)
-                    .await
-                    .unwrap()
-                    .and_then(Record::into_mail);
+                let record = store.get_record(&case_id, &mail_id).await.unwrap().and_then(Record::into_mail);
                 assert!(record.is_some(), "{}: stored mail missing", file.display());
                 let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 // RFC 3834 auto-replies and delivery reports must never reach an agent.
-                if work_item.is_some()
-                    && (name.starts_with("rfc3834")
-                        || name.contains("dsn")
-                        || name.starts_with("bounce"))
-                {
+                if work_item.is_some() && (name.starts_with("rfc3834") || name.contains("dsn") || name.starts_with("bounce")) {
                     answered_robots.push(file.display().to_string());
                 }
-                let events = store
-                    .list_records(&case_id, RecordKind::Event)
-                    .await
-                    .unwrap();
+                let events = store.list_records(&case_id, RecordKind::Event).await.unwrap();
                 assert!(!events.is_empty(), "{}: no timeline", file.display());
             }
             IngestOutcome::Duplicate { .. } => duplicate += 1,
             IngestOutcome::Rejected { reason } => {
                 rejected += 1;
-                assert!(
-                    !reason.is_empty(),
-                    "{}: rejected without a reason",
-                    file.display()
-                );
+                assert!(!reason.is_empty(), "{}: rejected without a reason", file.display());
             }
         }
     }
     let recorded = store.list_rejected(usize::MAX >> 1).await.unwrap();
     assert_eq!(recorded.len(), rejected, "every rejection is recorded");
     assert!(recorded.iter().all(|r| !r.reason.is_empty()));
-    eprintln!("corpus: {} files → {stored} stored, {duplicate} duplicates, {rejected} rejected with a reason", files.len());
-    assert_eq!(stored + duplicate + rejected, files.len());
-    assert!(
-        answered_robots.is_empty(),
-        "robot mail sent to an agent: {answered_robots:#?}"
+    eprintln!(
+        "corpus: {} files → {stored} stored, {duplicate} duplicates, {rejected} rejected with a reason",
+        files.len()
     );
+    assert_eq!(stored + duplicate + rejected, files.len());
+    assert!(answered_robots.is_empty(), "robot mail sent to an agent: {answered_robots:#?}");
 }
 
 #[test]
@@ -136,8 +117,7 @@ fn corpus_ses_events_decode_as_lambda_events() {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         // The S3 and SNS variants wrap the same `ses` object differently; the Lambda action is what casebridge receives.
         if entry.file_name().to_string_lossy().contains("lambda") {
-            let event: aws_lambda_events::event::ses::SimpleEmailEvent =
-                serde_json::from_value(value).unwrap();
+            let event: aws_lambda_events::event::ses::SimpleEmailEvent = serde_json::from_value(value).unwrap();
             assert!(event.records[0].ses.mail.message_id.is_some());
             count += 1;
         }

@@ -4,9 +4,7 @@ use casebridge::protocol::{parse_agent_response, AgentRequest};
 use serde_json::json;
 
 fn schema(name: &str) -> jsonschema::Validator {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
@@ -39,16 +37,10 @@ fn response_schema_and_parser_agree() {
     for example in &examples {
         let by_schema = validator.is_valid(example);
         let by_parser = parse_agent_response(example.to_string().as_bytes()).is_ok();
-        assert_eq!(
-            by_schema, by_parser,
-            "schema and parser disagree on {example}"
-        );
+        assert_eq!(by_schema, by_parser, "schema and parser disagree on {example}");
         accepted += usize::from(by_parser);
     }
-    assert!(
-        accepted >= 6 && accepted < examples.len(),
-        "the examples cover both outcomes"
-    );
+    assert!(accepted >= 6 && accepted < examples.len(), "the examples cover both outcomes");
 }
 
 #[test]

@@ -38,8 +38,7 @@ pub async fn stack() -> Option<Stack> {
             return None;
         }
     };
-    let ses_url = std::env::var("CASEBRIDGE_SES_LOCAL_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8005".into());
+    let ses_url = std::env::var("CASEBRIDGE_SES_LOCAL_URL").unwrap_or_else(|_| "http://127.0.0.1:8005".into());
     Some(Stack {
         aws: casebridge::aws::sdk_config().await,
         moto_url,
@@ -49,10 +48,7 @@ pub async fn stack() -> Option<Stack> {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 impl Stack {
@@ -67,12 +63,7 @@ impl Stack {
     pub async fn bucket(&self) -> (aws_sdk_s3::Client, String, S3RawMail) {
         let client = casebridge::aws::s3(&self.aws);
         let bucket = unique("inbound-mail");
-        client
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create bucket on moto");
+        client.create_bucket().bucket(&bucket).send().await.expect("create bucket on moto");
         let reader = S3RawMail::new(client.clone(), bucket.clone());
         (client, bucket, reader)
     }
@@ -99,10 +90,7 @@ impl Stack {
     pub async fn ses_eml(&self, ses_message_id: &str) -> Vec<u8> {
         let value: Value = self
             .http
-            .get(format!(
-                "{}/get-emlContent?messageId={ses_message_id}",
-                self.ses_url
-            ))
+            .get(format!("{}/get-emlContent?messageId={ses_message_id}", self.ses_url))
             .send()
             .await
             .unwrap()
@@ -113,12 +101,9 @@ impl Stack {
             .as_str()
             .map(|s| s.as_bytes().to_vec())
             .or_else(|| {
-                value["body"]["data"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|b| b.as_u64())
-                        .map(|b| b as u8)
-                        .collect()
-                })
+                value["body"]["data"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect())
             })
             .unwrap_or_default()
     }
@@ -129,10 +114,9 @@ impl Stack {
             .await
             .into_iter()
             .filter(|m| {
-                m["destination"]["to"].as_array().is_some_and(|to| {
-                    to.iter()
-                        .any(|t| t.as_str().is_some_and(|t| t.contains(address)))
-                })
+                m["destination"]["to"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|t| t.as_str().is_some_and(|t| t.contains(address))))
             })
             .collect()
     }
@@ -143,14 +127,16 @@ impl Stack {
             .post(&self.moto_url)
             .header("X-Amz-Target", format!("DynamoDBStreams_20120810.{target}"))
             .header("Content-Type", "application/x-amz-json-1.0")
-            .header("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20261124/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20261124/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
             .body(body.to_string())
             .send()
             .await
             .expect("moto streams call");
         let text = response.text().await.unwrap_or_default();
-        serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("moto streams {target} answered {text}"))
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("moto streams {target} answered {text}"))
     }
 
     /// Starts reading the table's stream from its beginning.
@@ -162,13 +148,8 @@ impl Stack {
             .send()
             .await
             .expect("describe table");
-        let arn = table
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .expect("table has a stream");
-        let description = self
-            .streams_call("DescribeStream", json!({"StreamArn": arn}))
-            .await;
+        let arn = table.table.and_then(|t| t.latest_stream_arn).expect("table has a stream");
+        let description = self.streams_call("DescribeStream", json!({"StreamArn": arn})).await;
         let shards: Vec<String> = description["StreamDescription"]["Shards"]
             .as_array()
             .unwrap()
@@ -177,7 +158,12 @@ impl Stack {
             .collect();
         let mut iterators = Vec::new();
         for shard in shards {
-            let it = self.streams_call("GetShardIterator", json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"})).await;
+            let it = self
+                .streams_call(
+                    "GetShardIterator",
+                    json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await;
             iterators.push(it["ShardIterator"].as_str().unwrap().to_string());
         }
         StreamTap { arn, iterators }
@@ -195,9 +181,7 @@ impl StreamTap {
     pub async fn next_event(&mut self, stack: &Stack) -> StreamEvent {
         let mut records = Vec::new();
         for iterator in &mut self.iterators {
-            let page = stack
-                .streams_call("GetRecords", json!({"ShardIterator": iterator}))
-                .await;
+            let page = stack.streams_call("GetRecords", json!({"ShardIterator": iterator})).await;
             for mut record in page["Records"].as_array().cloned().unwrap_or_default() {
                 record["eventSourceARN"] = json!(self.arn);
                 records.push(record);
@@ -206,8 +190,7 @@ impl StreamTap {
                 *iterator = next.to_string();
             }
         }
-        serde_json::from_value(json!({ "Records": records }))
-            .expect("stream records decode as a Lambda DynamoDB event")
+        serde_json::from_value(json!({ "Records": records })).expect("stream records decode as a Lambda DynamoDB event")
     }
 }
 
@@ -299,13 +282,7 @@ pub async fn spawn_counting_agent(answer: Value) -> (String, Arc<AtomicUsize>) {
 }
 
 /// A customer mail as raw MIME.
-pub fn customer_mail(
-    from: &str,
-    subject: &str,
-    message_id: &str,
-    in_reply_to: Option<&str>,
-    body: &str,
-) -> Vec<u8> {
+pub fn customer_mail(from: &str, subject: &str, message_id: &str, in_reply_to: Option<&str>, body: &str) -> Vec<u8> {
     let threading = in_reply_to
         .map(|p| format!("In-Reply-To: <{p}>\r\nReferences: <{p}>\r\n"))
         .unwrap_or_default();
@@ -376,9 +353,7 @@ impl ScriptedAgent {
 pub fn agent_side_signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
     use hmac::Mac;
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(timestamp), Some(signature)) =
-        (get("x-casebridge-timestamp"), get("x-casebridge-signature"))
-    else {
+    let (Some(timestamp), Some(signature)) = (get("x-casebridge-timestamp"), get("x-casebridge-signature")) else {
         return false;
     };
     let Ok(ts) = timestamp.parse::<i64>() else {
@@ -392,21 +367,13 @@ pub fn agent_side_signature_ok(secret: &str, headers: &axum::http::HeaderMap, bo
     };
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     signature == format!("v1={expected}")
 }
 
 /// An agent on loopback that plays `script` call by call (the last entry
 /// repeats), optionally refusing requests without a valid HMAC signature.
-pub async fn spawn_scripted_agent(
-    script: Vec<Behaviour>,
-    hmac_secret: Option<&str>,
-) -> ScriptedAgent {
+pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&str>) -> ScriptedAgent {
     let calls: Arc<std::sync::Mutex<Vec<ReceivedCall>>> = Arc::default();
     let recorded = calls.clone();
     let secret = hmac_secret.map(str::to_string);
@@ -426,35 +393,17 @@ pub async fn spawn_scripted_agent(
                 calls.push(ReceivedCall {
                     at: std::time::Instant::now(),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    idempotency_key: headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
-                    authorization: headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                    idempotency_key: headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string),
+                    authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
                 });
                 calls.len() - 1
             };
-            let behaviour = script
-                .get(index)
-                .or(script.last())
-                .cloned()
-                .expect("a script");
+            let behaviour = script.get(index).or(script.last()).cloned().expect("a script");
             tokio::time::sleep(behaviour.delay).await;
-            let mut response = (
-                axum::http::StatusCode::from_u16(behaviour.status).unwrap(),
-                behaviour.body,
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
+            let mut response = (axum::http::StatusCode::from_u16(behaviour.status).unwrap(), behaviour.body).into_response();
+            response.headers_mut().insert("content-type", "application/json".parse().unwrap());
             if let Some(seconds) = behaviour.retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", seconds.to_string().parse().unwrap());
+                response.headers_mut().insert("retry-after", seconds.to_string().parse().unwrap());
             }
             response
         }
@@ -475,18 +424,9 @@ pub async fn spawn_scripted_agent(
 pub struct StaticSecrets(pub std::collections::HashMap<String, String>);
 
 impl casebridge::secrets::SecretResolver for StaticSecrets {
-    fn resolve<'a>(
-        &'a self,
-        reference: &'a casebridge::config::SecretRef,
-    ) -> casebridge::secrets::SecretFuture<'a> {
-        let value = reference
-            .env
-            .as_ref()
-            .and_then(|name| self.0.get(name))
-            .cloned();
-        Box::pin(async move {
-            value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into()))
-        })
+    fn resolve<'a>(&'a self, reference: &'a casebridge::config::SecretRef) -> casebridge::secrets::SecretFuture<'a> {
+        let value = reference.env.as_ref().and_then(|name| self.0.get(name)).cloned();
+        Box::pin(async move { value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into())) })
     }
 }
 

@@ -36,19 +36,11 @@ struct Harness {
 }
 
 fn secrets(value: &str) -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(HashMap::from([(
-        HMAC_ENV.to_string(),
-        value.to_string(),
-    )])))
+    Arc::new(StaticSecrets(HashMap::from([(HMAC_ENV.to_string(), value.to_string())])))
 }
 
 /// A harness whose single agent is at `url`, tuned by `tune`.
-async fn harness(
-    stack: Stack,
-    url: &str,
-    secret: &str,
-    tune: impl FnOnce(&mut casebridge::config::AgentConfig),
-) -> Harness {
+async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut casebridge::config::AgentConfig)) -> Harness {
     let store = stack.table().await;
     let tap = stack.tap(&store).await;
     let mut config = config(url, "fully_autonomous");
@@ -118,14 +110,9 @@ impl Harness {
             raw_location: None,
             verdicts: Default::default(),
         };
-        ingest(
-            env,
-            &self.store,
-            &KeywordClassifier::new(&self.config.intents),
-            delivery,
-        )
-        .await
-        .unwrap()
+        ingest(env, &self.store, &KeywordClassifier::new(&self.config.intents), delivery)
+            .await
+            .unwrap()
     }
 
     async fn agent_step(&mut self) -> aws_lambda_events::event::dynamodb::Event {
@@ -161,10 +148,7 @@ impl Harness {
         self.agent_step().await;
         self.outcome_step().await;
         let turns = self.turns(case).await;
-        (
-            turns.last().cloned().expect("a turn"),
-            self.case(case).await,
-        )
+        (turns.last().cloned().expect("a turn"), self.case(case).await)
     }
 }
 
@@ -182,14 +166,8 @@ async fn each_answer_type_is_stored_and_carried_out() {
             json!({"responseType": "Question", "message": "Which order?"}),
             CaseStatus::WaitingOnCustomer,
         ),
-        (
-            json!({"responseType": "Resolved", "message": "Refunded."}),
-            CaseStatus::Resolved,
-        ),
-        (
-            json!({"responseType": "UnableToResolve"}),
-            CaseStatus::Escalated,
-        ),
+        (json!({"responseType": "Resolved", "message": "Refunded."}), CaseStatus::Resolved),
+        (json!({"responseType": "UnableToResolve"}), CaseStatus::Escalated),
         (json!({"responseType": "NoAction"}), CaseStatus::Idle),
         (json!({"responseType": "ResolveCase"}), CaseStatus::Closed),
     ] {
@@ -209,14 +187,8 @@ async fn each_answer_type_is_stored_and_carried_out() {
         let calls = agent.calls();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].body["caseId"], json!(case.to_string()));
-        assert_eq!(
-            calls[0].body["conversationId"],
-            json!(after.conversation_id)
-        );
-        assert_eq!(
-            calls[0].idempotency_key.as_deref(),
-            Some(turn.public_id(&case).as_str())
-        );
+        assert_eq!(calls[0].body["conversationId"], json!(after.conversation_id));
+        assert_eq!(calls[0].idempotency_key.as_deref(), Some(turn.public_id(&case).as_str()));
     }
 }
 
@@ -224,11 +196,7 @@ async fn each_answer_type_is_stored_and_carried_out() {
 async fn timeout_then_success() {
     let Some(stack) = stack().await else { return };
     let ok = Behaviour::answer(json!({"responseType": "NoAction"}));
-    let agent = spawn_scripted_agent(
-        vec![ok.clone().slow(Duration::from_millis(1_500)), ok],
-        None,
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![ok.clone().slow(Duration::from_millis(1_500)), ok], None).await;
     let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| a.timeout_ms = 400).await;
     let case = h.new_case().await;
     let (turn, after) = h.one_turn(&case).await;
@@ -295,18 +263,10 @@ async fn retry_budget_exhausted_escalates_with_the_reason() {
     let case = h.new_case().await;
     let (turn, after) = h.one_turn(&case).await;
     let reason = failure(&turn);
-    assert!(
-        reason.contains("HTTP 502") && reason.contains("3 attempt"),
-        "{reason}"
-    );
+    assert!(reason.contains("HTTP 502") && reason.contains("3 attempt"), "{reason}");
     assert_eq!(agent.calls().len(), 3);
     assert_eq!(after.status, CaseStatus::Escalated);
-    assert!(after
-        .escalation
-        .as_ref()
-        .unwrap()
-        .reason
-        .contains("HTTP 502"));
+    assert!(after.escalation.as_ref().unwrap().reason.contains("HTTP 502"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -323,18 +283,10 @@ async fn invalid_answers_escalate_without_retry() {
         let (turn, after) = h.one_turn(&case).await;
         let reason = failure(&turn);
         assert!(reason.contains(expected), "{body}: {reason}");
-        assert_eq!(
-            agent.calls().len(),
-            1,
-            "{body}: an invalid answer is not retried"
-        );
+        assert_eq!(agent.calls().len(), 1, "{body}: an invalid answer is not retried");
         assert_eq!(after.status, CaseStatus::Escalated, "{body}");
         assert!(
-            h.store
-                .list_records(&case, RecordKind::Draft)
-                .await
-                .unwrap()
-                .is_empty(),
+            h.store.list_records(&case, RecordKind::Draft).await.unwrap().is_empty(),
             "no draft from an invalid answer"
         );
     }
@@ -344,43 +296,24 @@ async fn invalid_answers_escalate_without_retry() {
 async fn hmac_signature_is_really_checked_by_the_agent() {
     // Right secret: the agent's own verifier accepts the request.
     let Some(stack) = stack().await else { return };
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-        Some(RIGHT_SECRET),
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
     let mut h = harness(stack, &agent.url, RIGHT_SECRET, hmac).await;
     let case = h.new_case().await;
     let (turn, _) = h.one_turn(&case).await;
-    assert!(
-        matches!(turn.result, Some(TurnResult::Answered { .. })),
-        "{:?}",
-        turn.result
-    );
+    assert!(matches!(turn.result, Some(TurnResult::Answered { .. })), "{:?}", turn.result);
     assert_eq!(agent.calls().len(), 1);
 
     // Wrong secret, and no signature at all: refused (401, not retried) and escalated.
-    for (secret, tune) in [
-        ("a-wrong-secret", hmac as fn(&mut _)),
-        (RIGHT_SECRET, |_: &mut _| {}),
-    ] {
+    for (secret, tune) in [("a-wrong-secret", hmac as fn(&mut _)), (RIGHT_SECRET, |_: &mut _| {})] {
         let Some(stack) = casebridge_tests::stack().await else {
             return;
         };
-        let agent = spawn_scripted_agent(
-            vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-            Some(RIGHT_SECRET),
-        )
-        .await;
+        let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
         let mut h = harness(stack, &agent.url, secret, tune).await;
         let case = h.new_case().await;
         let (turn, after) = h.one_turn(&case).await;
         assert!(failure(&turn).contains("HTTP 401"), "{:?}", turn.result);
-        assert_eq!(
-            agent.calls().len(),
-            0,
-            "the agent refused before doing any work"
-        );
+        assert_eq!(agent.calls().len(), 0, "the agent refused before doing any work");
         assert_eq!(after.status, CaseStatus::Escalated);
     }
 }
@@ -388,11 +321,7 @@ async fn hmac_signature_is_really_checked_by_the_agent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_token_is_sent() {
     let Some(stack) = stack().await else { return };
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-        None,
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
     let mut h = harness(stack, &agent.url, "tok-123", |a| {
         a.auth = AgentAuth::Bearer {
             token: SecretRef {
@@ -404,18 +333,10 @@ async fn bearer_token_is_sent() {
     .await;
     let case = h.new_case().await;
     h.one_turn(&case).await;
-    assert_eq!(
-        agent.calls()[0].authorization.as_deref(),
-        Some("Bearer tok-123")
-    );
+    assert_eq!(agent.calls()[0].authorization.as_deref(), Some("Bearer tok-123"));
 }
 
-async fn post_callback(
-    api: std::net::SocketAddr,
-    turn_id: &str,
-    body: &Value,
-    secret: &str,
-) -> (u16, Value) {
+async fn post_callback(api: std::net::SocketAddr, turn_id: &str, body: &Value, secret: &str) -> (u16, Value) {
     let body = body.to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let response = reqwest::Client::new()
@@ -468,10 +389,7 @@ async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
     // A forged callback is refused and changes nothing.
     let (status, body) = post_callback(api, &turn_id, &answer, "not-the-secret").await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
-    assert_eq!(
-        h.turns(&case).await.pop().unwrap().status,
-        TurnStatus::AwaitingCallback
-    );
+    assert_eq!(h.turns(&case).await.pop().unwrap().status, TurnStatus::AwaitingCallback);
 
     let (status, _) = post_callback(api, &turn_id, &answer, RIGHT_SECRET).await;
     assert_eq!(status, 200);
@@ -481,13 +399,7 @@ async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
     assert_eq!(h.turns(&case).await.pop().unwrap().status, TurnStatus::Done);
 
     let version = after.version;
-    let (status, body) = post_callback(
-        api,
-        &turn_id,
-        &json!({"responseType": "ResolveCase"}),
-        RIGHT_SECRET,
-    )
-    .await;
+    let (status, body) = post_callback(api, &turn_id, &json!({"responseType": "ResolveCase"}), RIGHT_SECRET).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("turn_closed")));
     let after = h.case(&case).await;
     assert_eq!(
@@ -509,10 +421,7 @@ async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
     .await;
     let case = h.new_case().await;
     h.agent_step().await;
-    assert_eq!(
-        h.turns(&case).await.pop().unwrap().status,
-        TurnStatus::AwaitingCallback
-    );
+    assert_eq!(h.turns(&case).await.pop().unwrap().status, TurnStatus::AwaitingCallback);
 
     // Not yet due: the sweep leaves it alone.
     assert!(h.agent.sweep().await.unwrap().is_empty());
@@ -523,10 +432,7 @@ async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
         config: h.config.clone(),
         clock: Box::new(ShiftedClock(chrono::Duration::minutes(11))),
     };
-    let swept = later
-        .handle_any(json!({"action": "sweep"}), None)
-        .await
-        .unwrap();
+    let swept = later.handle_any(json!({"action": "sweep"}), None).await.unwrap();
     assert_eq!(swept["swept"].as_array().map(Vec::len), Some(1), "{swept}");
     h.outcome_step().await;
     let turn = h.turns(&case).await.pop().unwrap();
@@ -534,31 +440,19 @@ async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
     let after = h.case(&case).await;
     assert_eq!(after.status, CaseStatus::Escalated);
     assert!(after.escalation.unwrap().reason.contains("sent no answer"));
-    assert!(
-        later.sweep().await.unwrap().is_empty(),
-        "a swept turn leaves the due index"
-    );
+    assert!(later.sweep().await.unwrap().is_empty(), "a swept turn leaves the due index");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_stream_record_three_times_makes_one_call() {
     let Some(stack) = stack().await else { return };
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-        None,
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
     let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let event = h.agent_step().await;
     for _ in 0..2 {
         let replay = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
-        assert!(h
-            .agent
-            .handle(replay, None)
-            .await
-            .batch_item_failures
-            .is_empty());
+        assert!(h.agent.handle(replay, None).await.batch_item_failures.is_empty());
     }
     assert_eq!(agent.calls().len(), 1);
     assert_eq!(h.turns(&case).await.len(), 1);
@@ -567,11 +461,7 @@ async fn the_same_stream_record_three_times_makes_one_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
     let Some(stack) = stack().await else { return };
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-        None,
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
     let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let customer = h.case(&case).await.customer;
@@ -586,9 +476,7 @@ async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
         );
         match h.ingest(&raw).await {
             IngestOutcome::Stored {
-                case_id,
-                work_item: None,
-                ..
+                case_id, work_item: None, ..
             } => assert_eq!(case_id, case),
             other => panic!("mail during the turn: {other:?}"),
         }
@@ -600,11 +488,7 @@ async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
     let turns = h.turns(&case).await;
     assert_eq!(turns.len(), 2);
     assert_eq!(turns[0].mail_ids.len(), 1);
-    assert_eq!(
-        turns[1].mail_ids.len(),
-        2,
-        "both mails are served in the next turn"
-    );
+    assert_eq!(turns[1].mail_ids.len(), 2, "both mails are served in the next turn");
     assert_eq!(agent.calls().len(), 2);
     h.outcome_step().await;
     let after = h.case(&case).await;
@@ -631,18 +515,10 @@ async fn retries_stop_before_the_deadline() {
         intent: None,
     };
     use casebridge::agent_client::AgentClient;
-    let outcome = h
-        .agent
-        .agents
-        .call(&h.config.agents[0], &request, Some(deadline))
-        .await;
+    let outcome = h.agent.agents.call(&h.config.agents[0], &request, Some(deadline)).await;
     assert!(outcome.result.is_err());
     assert!(outcome.attempts < 50, "{} attempts", outcome.attempts);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "returned after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "returned after {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -657,11 +533,7 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
         .await
         .expect("create secret on moto");
     let arn = created.arn.unwrap();
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(json!({"responseType": "NoAction"}))],
-        Some(RIGHT_SECRET),
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
     let mut h = harness(stack, &agent.url, "unused", |a| {
         a.auth = AgentAuth::Hmac {
             secret: SecretRef {
@@ -671,17 +543,10 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
         }
     })
     .await;
-    h.agent.agents = HttpAgentClient::new(Arc::new(
-        casebridge::secrets::Secrets::with_secrets_manager(client),
-    ))
-    .unwrap();
+    h.agent.agents = HttpAgentClient::new(Arc::new(casebridge::secrets::Secrets::with_secrets_manager(client))).unwrap();
     let case = h.new_case().await;
     let (turn, _) = h.one_turn(&case).await;
-    assert!(
-        matches!(turn.result, Some(TurnResult::Answered { .. })),
-        "{:?}",
-        turn.result
-    );
+    assert!(matches!(turn.result, Some(TurnResult::Answered { .. })), "{:?}", turn.result);
     assert_eq!(
         agent.calls().len(),
         1,
@@ -692,13 +557,7 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn escalated_cases_are_not_sent_to_agents() {
     let Some(stack) = stack().await else { return };
-    let agent = spawn_scripted_agent(
-        vec![Behaviour::answer(
-            json!({"responseType": "UnableToResolve"}),
-        )],
-        None,
-    )
-    .await;
+    let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "UnableToResolve"}))], None).await;
     let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let (_, after) = h.one_turn(&case).await;
@@ -712,16 +571,10 @@ async fn escalated_cases_are_not_sent_to_agents() {
     );
     match h.ingest(&raw).await {
         IngestOutcome::Stored {
-            case_id,
-            work_item: None,
-            ..
+            case_id, work_item: None, ..
         } => assert_eq!(case_id, case),
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        agent.calls().len(),
-        1,
-        "no agent call while a representative holds the case"
-    );
+    assert_eq!(agent.calls().len(), 1, "no agent call while a representative holds the case");
     assert_eq!(h.case(&case).await.status, CaseStatus::Escalated);
 }

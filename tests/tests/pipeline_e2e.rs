@@ -10,9 +10,7 @@ use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
 use casebridge::intent::KeywordClassifier;
 use casebridge::mail::ses::SesMailer;
-use casebridge::model::{
-    CaseStatus, DraftStatus, OutboundMail, OutboundStatus, Record, RecordKind,
-};
+use casebridge::model::{CaseStatus, DraftStatus, OutboundMail, OutboundStatus, Record, RecordKind};
 use casebridge::store::dynamo::DynamoStore;
 use casebridge::store::Store;
 use casebridge_agent_invocation::AgentFunction;
@@ -43,10 +41,7 @@ async fn functions(stack: &Stack, store: &DynamoStore, agent_url: &str, mode: &s
         },
         agent: AgentFunction {
             store: store.clone(),
-            agents: HttpAgentClient::new(std::sync::Arc::new(
-                casebridge::secrets::Secrets::env_only(),
-            ))
-            .unwrap(),
+            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only())).unwrap(),
             config: config.clone(),
             clock: clock(),
         },
@@ -74,10 +69,7 @@ impl Functions {
             .case_id
             .clone()
             .unwrap_or_else(|| panic!("mail not stored on a case: {:?}", report.records));
-        (
-            CaseId::parse(&case).unwrap(),
-            report.records[0].outcome.clone(),
-        )
+        (CaseId::parse(&case).unwrap(), report.records[0].outcome.clone())
     }
 
     /// Feeds the stream to the agent function, then to the outcome function.
@@ -92,16 +84,10 @@ impl Functions {
             "the inbound step wrote a work item to the stream"
         );
         let response = self.agent.handle(event, None).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "agent step failed: {response:?}"
-        );
+        assert!(response.batch_item_failures.is_empty(), "agent step failed: {response:?}");
         let event = tap.next_event(stack).await;
         let response = self.outcome.handle(event).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "outcome step failed: {response:?}"
-        );
+        assert!(response.batch_item_failures.is_empty(), "outcome step failed: {response:?}");
     }
 }
 
@@ -117,9 +103,7 @@ async fn outbound_mail(store: &DynamoStore, case: &CaseId) -> Vec<OutboundMail> 
 
 fn header(raw: &[u8], name: &str) -> Option<String> {
     let message = mail_parser::MessageParser::default().parse(raw)?;
-    message
-        .header_raw(name)
-        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    message.header_raw(name).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,12 +111,7 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
     let Some(stack) = stack().await else { return };
     let store = stack.table().await;
     let token = "agent-token-1";
-    let api = spawn_api(
-        store.clone(),
-        token,
-        &config("http://127.0.0.1:9/invoke", "fully_autonomous"),
-    )
-    .await;
+    let api = spawn_api(store.clone(), token, &config("http://127.0.0.1:9/invoke", "fully_autonomous")).await;
     let agent_url = spawn_refund_agent(api, token).await;
     let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
     let mut tap = stack.tap(&store).await;
@@ -162,43 +141,25 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
         .into_iter()
         .find(|o| o.status == OutboundStatus::Sent)
         .expect("question stored as sent");
-    let ses_message_id = question
-        .provider_message_id
-        .clone()
-        .expect("SES MessageId kept");
+    let ses_message_id = question.provider_message_id.clone().expect("SES MessageId kept");
     assert_eq!(sent[0]["messageId"].as_str(), Some(ses_message_id.as_str()));
     let raw = question.raw_mime.clone().unwrap().into_bytes();
-    assert_eq!(
-        header(&raw, "Message-ID"),
-        Some(format!("<{}>", question.message_id))
-    );
+    assert_eq!(header(&raw, "Message-ID"), Some(format!("<{}>", question.message_id)));
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first_id}>")));
     assert!(header(&raw, "References").unwrap().contains(&first_id));
-    assert_eq!(
-        header(&raw, "Auto-Submitted").as_deref(),
-        Some("auto-replied")
-    );
+    assert_eq!(header(&raw, "Auto-Submitted").as_deref(), Some("auto-replied"));
     let subject = header(&raw, "Subject").unwrap();
     assert!(
-        subject.starts_with("Re: Refund for order #1234")
-            && subject.contains(&case_id.subject_tag()),
+        subject.starts_with("Re: Refund for order #1234") && subject.contains(&case_id.subject_tag()),
         "{subject}"
     );
     // What SES received: same subject and recipient, the agent's text.
     let at_ses = mail_parser::MessageParser::default()
         .parse(&stack.ses_eml(&ses_message_id).await)
-        .map(|m| {
-            (
-                m.subject().map(str::to_string),
-                m.body_text(0).map(|b| b.into_owned()),
-            )
-        })
+        .map(|m| (m.subject().map(str::to_string), m.body_text(0).map(|b| b.into_owned())))
         .unwrap();
     assert_eq!(at_ses.0.as_deref(), Some(subject.as_str()));
-    assert!(at_ses
-        .1
-        .unwrap_or_default()
-        .contains("could you tell us the amount"));
+    assert!(at_ses.1.unwrap_or_default().contains("could you tell us the amount"));
     assert_eq!(
         store.get_case(&case_id).await.unwrap().unwrap().status,
         CaseStatus::WaitingOnCustomer
@@ -209,18 +170,9 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
     let reply_id = format!("{}@mail.customer.example", unique("m2"));
     let body = "It was $42.50.\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n> could you tell us the amount\r\n";
     let (reply_case, outcome) = f
-        .receive(&customer_mail(
-            &customer,
-            &format!("Re: {subject}"),
-            &reply_id,
-            Some(&parent),
-            body,
-        ))
+        .receive(&customer_mail(&customer, &format!("Re: {subject}"), &reply_id, Some(&parent), body))
         .await;
-    assert_eq!(
-        reply_case, case_id,
-        "the reply links to the case by In-Reply-To"
-    );
+    assert_eq!(reply_case, case_id, "the reply links to the case by In-Reply-To");
     assert_eq!(outcome, "added to case; agent turn requested");
     f.run_stream_steps(&stack, &mut tap).await;
 
@@ -238,26 +190,14 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{reply_id}>")));
     let references = header(&raw, "References").unwrap();
     for id in [&first_id, &question.message_id, &reply_id] {
-        assert!(
-            references.contains(id.as_str()),
-            "References {references} lacks {id}"
-        );
+        assert!(references.contains(id.as_str()), "References {references} lacks {id}");
     }
     let case = store.get_case(&case_id).await.unwrap().unwrap();
     assert_eq!(case.status, CaseStatus::Resolved);
     assert!(case.turn_in_flight.is_none() && case.pending_mail.is_empty());
     let timeline = timeline_lines(&store, &case_id).await.unwrap().join("\n");
-    for kind in [
-        "case_opened",
-        "intent_classified",
-        "agent_answered",
-        "mail_sent",
-        "mail_received",
-    ] {
-        assert!(
-            timeline.contains(kind),
-            "timeline lacks {kind}:\n{timeline}"
-        );
+    for kind in ["case_opened", "intent_classified", "agent_answered", "mail_sent", "mail_received"] {
+        assert!(timeline.contains(kind), "timeline lacks {kind}:\n{timeline}");
     }
 }
 
@@ -265,9 +205,7 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
 async fn semi_autonomous_workflow_drafts_and_sends_nothing() {
     let Some(stack) = stack().await else { return };
     let store = stack.table().await;
-    let (agent_url, calls) =
-        spawn_counting_agent(json!({"responseType": "Question", "message": "Which order was it?"}))
-            .await;
+    let (agent_url, calls) = spawn_counting_agent(json!({"responseType": "Question", "message": "Which order was it?"})).await;
     let f = functions(&stack, &store, &agent_url, "semi_autonomous").await;
     let mut tap = stack.tap(&store).await;
     let customer = format!("{}@customer.example", unique("bo"));
@@ -287,10 +225,7 @@ async fn semi_autonomous_workflow_drafts_and_sends_nothing() {
         stack.ses_sent_to(&customer).await.is_empty(),
         "nothing sent in the semi-autonomous workflow"
     );
-    assert!(
-        outbound_mail(&store, &case_id).await.is_empty(),
-        "no outbound mail record"
-    );
+    assert!(outbound_mail(&store, &case_id).await.is_empty(), "no outbound mail record");
     let drafts: Vec<_> = store
         .list_records(&case_id, RecordKind::Draft)
         .await
@@ -302,19 +237,14 @@ async fn semi_autonomous_workflow_drafts_and_sends_nothing() {
     assert_eq!(drafts[0].status, DraftStatus::PendingReview);
     assert!(drafts[0].body.starts_with("Which order was it?"));
     assert_eq!(drafts[0].to, vec![customer]);
-    assert_eq!(
-        store.get_case(&case_id).await.unwrap().unwrap().status,
-        CaseStatus::PendingReview
-    );
+    assert_eq!(store.get_case(&case_id).await.unwrap().unwrap().status, CaseStatus::PendingReview);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
     let Some(stack) = stack().await else { return };
     let store = stack.table().await;
-    let (agent_url, calls) =
-        spawn_counting_agent(json!({"responseType": "Question", "message": "What is the amount?"}))
-            .await;
+    let (agent_url, calls) = spawn_counting_agent(json!({"responseType": "Question", "message": "What is the amount?"})).await;
     let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
     let mut tap = stack.tap(&store).await;
     let customer = format!("{}@customer.example", unique("cy"));
@@ -328,23 +258,11 @@ async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
 
     // The same SES delivery twice, and the same mail delivered again under a new SES id.
     let ses_id = deliver_to_s3(&f.s3, &f.bucket, &raw).await;
-    let first = f
-        .inbound
-        .handle(ses_event(&ses_id, "PASS", "PASS"))
-        .await
-        .unwrap();
-    let again = f
-        .inbound
-        .handle(ses_event(&ses_id, "PASS", "PASS"))
-        .await
-        .unwrap();
+    let first = f.inbound.handle(ses_event(&ses_id, "PASS", "PASS")).await.unwrap();
+    let again = f.inbound.handle(ses_event(&ses_id, "PASS", "PASS")).await.unwrap();
     let (_, redelivered) = {
         let other = deliver_to_s3(&f.s3, &f.bucket, &raw).await;
-        let report = f
-            .inbound
-            .handle(ses_event(&other, "PASS", "PASS"))
-            .await
-            .unwrap();
+        let report = f.inbound.handle(ses_event(&other, "PASS", "PASS")).await.unwrap();
         (other, report.records[0].outcome.clone())
     };
     assert_eq!(again.records[0].outcome, "duplicate");
@@ -354,56 +272,22 @@ async fn the_same_mail_delivered_twice_gives_one_agent_call_and_one_mail() {
     // Every stream batch is delivered twice, as Lambda may do.
     let work = tap.next_event(&stack).await;
     let replay = serde_json::from_value(serde_json::to_value(&work).unwrap()).unwrap();
-    assert!(f
-        .agent
-        .handle(work, None)
-        .await
-        .batch_item_failures
-        .is_empty());
-    assert!(f
-        .agent
-        .handle(replay, None)
-        .await
-        .batch_item_failures
-        .is_empty());
+    assert!(f.agent.handle(work, None).await.batch_item_failures.is_empty());
+    assert!(f.agent.handle(replay, None).await.batch_item_failures.is_empty());
     let turns = tap.next_event(&stack).await;
     let replay = serde_json::from_value(serde_json::to_value(&turns).unwrap()).unwrap();
     assert!(f.outcome.handle(turns).await.batch_item_failures.is_empty());
-    assert!(f
-        .outcome
-        .handle(replay)
-        .await
-        .batch_item_failures
-        .is_empty());
+    assert!(f.outcome.handle(replay).await.batch_item_failures.is_empty());
     // And whatever the steps wrote next is fed back in too.
     let later = tap.next_event(&stack).await;
-    let replay: aws_lambda_events::event::dynamodb::Event =
-        serde_json::from_value(serde_json::to_value(&later).unwrap()).unwrap();
-    assert!(f
-        .agent
-        .handle(later, None)
-        .await
-        .batch_item_failures
-        .is_empty());
-    assert!(f
-        .outcome
-        .handle(replay)
-        .await
-        .batch_item_failures
-        .is_empty());
+    let replay: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(serde_json::to_value(&later).unwrap()).unwrap();
+    assert!(f.agent.handle(later, None).await.batch_item_failures.is_empty());
+    assert!(f.outcome.handle(replay).await.batch_item_failures.is_empty());
 
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one agent call");
+    assert_eq!(stack.ses_sent_to(&customer).await.len(), 1, "one outbound mail");
     assert_eq!(
-        stack.ses_sent_to(&customer).await.len(),
-        1,
-        "one outbound mail"
-    );
-    assert_eq!(
-        store
-            .list_records(&case_id, RecordKind::Mail)
-            .await
-            .unwrap()
-            .len(),
+        store.list_records(&case_id, RecordKind::Mail).await.unwrap().len(),
         1,
         "the mail is stored once"
     );
@@ -422,8 +306,5 @@ async fn mail_conformance_on_ses_v2() {
     let Some(stack) = stack().await else { return };
     let mailer = SesMailer::new(stack.ses(), None);
     let stack = &stack;
-    casebridge::testing::run_mail_conformance(&mailer, |receipt| async move {
-        stack.ses_eml(&receipt.provider_message_id).await
-    })
-    .await;
+    casebridge::testing::run_mail_conformance(&mailer, |receipt| async move { stack.ses_eml(&receipt.provider_message_id).await }).await;
 }

@@ -43,9 +43,7 @@ struct AgentState {
 pub fn find_amount(text: &str) -> Option<String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     for (i, word) in words.iter().enumerate() {
-        let clean = word.trim_matches(|c: char| {
-            c == ',' || c == '.' || c == '!' || c == '?' || c == ')' || c == '('
-        });
+        let clean = word.trim_matches(|c: char| c == ',' || c == '.' || c == '!' || c == '?' || c == ')' || c == '(');
         for symbol in ['$', '€', '£'] {
             if let Some(number) = clean.strip_prefix(symbol) {
                 if is_number(number) {
@@ -55,9 +53,7 @@ pub fn find_amount(text: &str) -> Option<String> {
         }
         if is_number(clean) {
             if let Some(next) = words.get(i + 1) {
-                let unit = next
-                    .trim_matches(|c: char| !c.is_alphabetic())
-                    .to_ascii_uppercase();
+                let unit = next.trim_matches(|c: char| !c.is_alphabetic()).to_ascii_uppercase();
                 if ["USD", "EUR", "GBP", "DOLLARS", "EUROS"].contains(&unit.as_str()) {
                     return Some(format!("{clean} {unit}"));
                 }
@@ -68,11 +64,7 @@ pub fn find_amount(text: &str) -> Option<String> {
 }
 
 fn is_number(text: &str) -> bool {
-    !text.is_empty()
-        && text.chars().any(|c| c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+    !text.is_empty() && text.chars().any(|c| c.is_ascii_digit()) && text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
 }
 
 /// The agent's decision, from the case context casebridge serves.
@@ -100,10 +92,7 @@ pub fn answer_for(context: &Value) -> Value {
     }
 }
 
-async fn invoke(
-    State(state): State<Arc<AgentState>>,
-    Json(invocation): Json<Invocation>,
-) -> Result<Json<Value>, (StatusCode, String)> {
+async fn invoke(State(state): State<Arc<AgentState>>, Json(invocation): Json<Invocation>) -> Result<Json<Value>, (StatusCode, String)> {
     let url = format!(
         "{}/cases/{}/context",
         state.settings.casebridge_api.trim_end_matches('/'),
@@ -115,24 +104,14 @@ async fn invoke(
         .bearer_auth(&state.settings.api_token)
         .send()
         .await
-        .map_err(|e| {
-            (
-                StatusCode::BAD_GATEWAY,
-                format!("case context unavailable: {e}"),
-            )
-        })?;
+        .map_err(|e| (StatusCode::BAD_GATEWAY, format!("case context unavailable: {e}")))?;
     if !response.status().is_success() {
-        return Err((
-            StatusCode::BAD_GATEWAY,
-            format!("case context answered {}", response.status()),
-        ));
+        return Err((StatusCode::BAD_GATEWAY, format!("case context answered {}", response.status())));
     }
-    let context: Value = response.json().await.map_err(|e| {
-        (
-            StatusCode::BAD_GATEWAY,
-            format!("case context unreadable: {e}"),
-        )
-    })?;
+    let context: Value = response
+        .json()
+        .await
+        .map_err(|e| (StatusCode::BAD_GATEWAY, format!("case context unreadable: {e}")))?;
     Ok(Json(answer_for(&context)))
 }
 
@@ -141,9 +120,7 @@ pub fn router(settings: AgentSettings) -> Router {
         settings,
         http: reqwest::Client::new(),
     });
-    Router::new()
-        .route("/invoke", post(invoke))
-        .with_state(state)
+    Router::new().route("/invoke", post(invoke)).with_state(state)
 }
 
 /// Serves the agent on `addr` (port 0 picks one); returns the bound address.
@@ -164,14 +141,8 @@ mod tests {
 
     #[test]
     fn finds_amounts_in_common_forms() {
-        assert_eq!(
-            find_amount("It was $42.50, thanks").as_deref(),
-            Some("$42.50")
-        );
-        assert_eq!(
-            find_amount("charged 19,99 EUR").as_deref(),
-            Some("19,99 EUR")
-        );
+        assert_eq!(find_amount("It was $42.50, thanks").as_deref(), Some("$42.50"));
+        assert_eq!(find_amount("charged 19,99 EUR").as_deref(), Some("19,99 EUR"));
         assert_eq!(find_amount("order 1234 arrived broken"), None);
     }
 

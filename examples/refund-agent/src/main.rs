@@ -6,17 +6,11 @@ use refund_agent::{spawn, AgentSettings};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into())
-        .parse()?;
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into()).parse()?;
     let settings = AgentSettings {
-        casebridge_api: std::env::var("CASEBRIDGE_API")
-            .map_err(|_| "CASEBRIDGE_API is required")?,
+        casebridge_api: std::env::var("CASEBRIDGE_API").map_err(|_| "CASEBRIDGE_API is required")?,
         api_token: std::env::var("AGENT_API_TOKEN").map_err(|_| "AGENT_API_TOKEN is required")?,
     };
     let bound = spawn(addr, settings).await?;

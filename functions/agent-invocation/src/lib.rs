@@ -60,17 +60,11 @@ fn is_sweep_request(event: &Value) -> bool {
 
 impl<S: Store, A: AgentClient> AgentFunction<S, A> {
     /// Entry point for whatever Lambda delivers.
-    pub async fn handle_any(
-        &self,
-        event: Value,
-        deadline: Option<DateTime<Utc>>,
-    ) -> Result<Value, AgentFunctionError> {
+    pub async fn handle_any(&self, event: Value, deadline: Option<DateTime<Utc>>) -> Result<Value, AgentFunctionError> {
         if event.get("Records").is_some() {
-            let stream: Event = serde_json::from_value(event)
-                .map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()))?;
+            let stream: Event = serde_json::from_value(event).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()))?;
             let response = self.handle(stream, deadline).await;
-            return serde_json::to_value(response)
-                .map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()));
+            return serde_json::to_value(response).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()));
         }
         if is_sweep_request(&event) {
             let swept = self.sweep().await?;
@@ -79,11 +73,7 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
         Err(AgentFunctionError::UnknownEvent)
     }
 
-    pub async fn handle(
-        &self,
-        event: Event,
-        deadline: Option<DateTime<Utc>>,
-    ) -> DynamoDbEventResponse {
+    pub async fn handle(&self, event: Event, deadline: Option<DateTime<Utc>>) -> DynamoDbEventResponse {
         let env = StepEnv {
             config: &self.config,
             clock: self.clock.as_ref(),
@@ -101,9 +91,6 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
     pub async fn sweep(&self) -> Result<Vec<String>, PipelineError> {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
         let swept = sweep_overdue(env, &self.store, SWEEP_LIMIT).await?;
-        Ok(swept
-            .into_iter()
-            .map(|(case, turn)| format!("{case}/{turn}"))
-            .collect())
+        Ok(swept.into_iter().map(|(case, turn)| format!("{case}/{turn}")).collect())
     }
 }

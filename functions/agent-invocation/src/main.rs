@@ -18,9 +18,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let table = required_env("TABLE_NAME")?;
     let aws = casebridge::aws::sdk_config().await;
-    let secrets = Arc::new(Secrets::with_secrets_manager(
-        casebridge::aws::secrets_manager(&aws),
-    ));
+    let secrets = Arc::new(Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws)));
     let function = AgentFunction {
         store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
         agents: HttpAgentClient::new(secrets)?,
@@ -28,13 +26,9 @@ async fn main() -> Result<(), Error> {
         clock: Box::new(SystemClock),
     };
     let function = &function;
-    run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
-                event.context.deadline as i64,
-            );
-            function.handle_any(event.payload, deadline).await
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let deadline = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(event.context.deadline as i64);
+        function.handle_any(event.payload, deadline).await
+    }))
     .await
 }

@@ -20,9 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::routing::post;
 use axum::{Json, Router};
-use casebridge::agent_auth::{
-    same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-};
+use casebridge::agent_auth::{same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use casebridge::config::{AgentAuth, Config};
 use casebridge::context::case_context;
 use casebridge::ids::CaseId;
@@ -73,13 +71,7 @@ fn authorize_agent(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer token is required",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
     if token.is_empty() || !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -96,8 +88,7 @@ async fn context<S: Store>(
     Path(case_id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize_agent(&headers, &state.agent_token)?;
-    let id = CaseId::parse(&case_id)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id"))?;
+    let id = CaseId::parse(&case_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id"))?;
     match case_context(&state.store, &id).await {
         Ok((_, context)) => Ok(Json(context).into_response()),
         Err(PipelineError::CaseNotFound(_)) => Err(ApiError::new(
@@ -121,18 +112,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks that the request comes from the agent it names; returns that name.
-async fn authenticate_agent<S>(
-    state: &ApiState<S>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn authenticate_agent<S>(state: &ApiState<S>, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let name = header(headers, AGENT_HEADER)
-        .ok_or_else(|| unauthorized("name the agent in X-Casebridge-Agent"))?;
-    let agent = state
-        .config
-        .agent(name)
-        .ok_or_else(|| unauthorized("unknown agent"))?;
+    let name = header(headers, AGENT_HEADER).ok_or_else(|| unauthorized("name the agent in X-Casebridge-Agent"))?;
+    let agent = state.config.agent(name).ok_or_else(|| unauthorized("unknown agent"))?;
     let secret = match agent.auth.secret() {
         Some(reference) => Some(state.secrets.resolve(reference).await.map_err(|e| {
             tracing::error!(agent = %agent.name, error = %e, "agent secret unavailable");
@@ -177,8 +160,8 @@ async fn callback<S: Store>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let agent = authenticate_agent(&state, &headers, &body).await?;
-    let (case_id, turn_key) = parse_public_turn_id(&turn_id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
+    let (case_id, turn_key) =
+        parse_public_turn_id(&turn_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
     let outcome = accept_callback(env, &state.store, &case_id, &turn_key, &agent, &body)
         .await
@@ -192,11 +175,7 @@ async fn callback<S: Store>(
         })?;
     tracing::info!(case = %case_id, turn = %turn_key, agent = %agent, outcome = ?outcome, "async answer received");
     match outcome {
-        CallbackOutcome::Accepted => Ok((
-            StatusCode::OK,
-            Json(serde_json::json!({"status": "accepted"})),
-        )
-            .into_response()),
+        CallbackOutcome::Accepted => Ok((StatusCode::OK, Json(serde_json::json!({"status": "accepted"}))).into_response()),
         CallbackOutcome::Invalid(reason) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_answer",
@@ -212,11 +191,7 @@ async fn callback<S: Store>(
             "wrong_agent",
             "the turn belongs to another agent",
         )),
-        CallbackOutcome::UnknownTurn => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_turn",
-            "no such turn",
-        )),
+        CallbackOutcome::UnknownTurn => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "no such turn")),
     }
 }
 
@@ -239,10 +214,7 @@ pub fn router<S: Store + 'static>(state: Arc<ApiState<S>>) -> Router {
 
 /// Serves the API on `addr` (port 0 picks one) in the background, for local
 /// runs and tests; returns the bound address.
-pub async fn spawn_local<S: Store + 'static>(
-    addr: std::net::SocketAddr,
-    state: Arc<ApiState<S>>,
-) -> std::io::Result<std::net::SocketAddr> {
+pub async fn spawn_local<S: Store + 'static>(addr: std::net::SocketAddr, state: Arc<ApiState<S>>) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

@@ -31,11 +31,7 @@ pub struct InboundFunction<S, R> {
 #[derive(Debug, Error)]
 pub enum InboundFunctionError {
     #[error("{failed} of {total} mails hit a transient fault and will be retried: {first}")]
-    Transient {
-        failed: usize,
-        total: usize,
-        first: String,
-    },
+    Transient { failed: usize, total: usize, first: String },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -65,10 +61,7 @@ fn verdicts(record: &SimpleEmailRecord) -> Verdicts {
 }
 
 impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
-    pub async fn handle(
-        &self,
-        event: SimpleEmailEvent,
-    ) -> Result<InboundReport, InboundFunctionError> {
+    pub async fn handle(&self, event: SimpleEmailEvent) -> Result<InboundReport, InboundFunctionError> {
         let total = event.records.len();
         let mut reports = Vec::with_capacity(total);
         let mut transient = Vec::new();
@@ -94,13 +87,7 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
     /// Ok = done for good (stored, duplicate or recorded as rejected); Err = retry.
     async fn handle_record(&self, record: &SimpleEmailRecord) -> Result<RecordReport, String> {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
-        let Some(ses_id) = record
-            .ses
-            .mail
-            .message_id
-            .clone()
-            .filter(|id| !id.is_empty() && !id.contains('/'))
-        else {
+        let Some(ses_id) = record.ses.mail.message_id.clone().filter(|id| !id.is_empty() && !id.contains('/')) else {
             let rejected = RejectedMail {
                 key: format!("no-ses-id-{}", uuid_like(record)),
                 received_at: self.clock.now(),
@@ -111,10 +98,7 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
                 raw_location: None,
                 size: 0,
             };
-            self.store
-                .record_rejected(rejected)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.store.record_rejected(rejected).await.map_err(|e| e.to_string())?;
             return Ok(RecordReport {
                 ses_message_id: String::new(),
                 outcome: "rejected: no SES messageId".into(),
@@ -123,11 +107,7 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
         };
         let key = format!("{}{}", self.key_prefix, ses_id);
         let location = self.raw_mail.location(&key);
-        let raw = match self
-            .raw_mail
-            .fetch(&key, self.config.inbound.max_mail_bytes)
-            .await
-        {
+        let raw = match self.raw_mail.fetch(&key, self.config.inbound.max_mail_bytes).await {
             Ok(raw) => raw,
             Err(e @ (RawMailError::NotFound(_) | RawMailError::TooLarge { .. })) => {
                 let rejected = RejectedMail {
@@ -140,10 +120,7 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
                     raw_location: Some(location),
                     size: 0,
                 };
-                self.store
-                    .record_rejected(rejected)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.store.record_rejected(rejected).await.map_err(|e| e.to_string())?;
                 tracing::warn!(ses_message_id = %ses_id, reason = %e, "inbound mail rejected");
                 return Ok(RecordReport {
                     ses_message_id: ses_id,

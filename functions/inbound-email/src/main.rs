@@ -28,9 +28,7 @@ async fn main() -> Result<(), Error> {
     };
     let function = &function;
     run(service_fn(
-        move |event: LambdaEvent<aws_lambda_events::event::ses::SimpleEmailEvent>| async move {
-            function.handle(event.payload).await
-        },
+        move |event: LambdaEvent<aws_lambda_events::event::ses::SimpleEmailEvent>| async move { function.handle(event.payload).await },
     ))
     .await
 }

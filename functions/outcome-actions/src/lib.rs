@@ -1,16 +1,25 @@
-//! Outcome actions function: DynamoDB stream records of answered turns → the
-//! decision table's plan carried out (mail sent or drafted, escalation,
-//! closure). Returns batch item failures so only failed records are retried;
-//! the outbound claim makes a retried record never send twice.
+//! Outcome actions function.
+//!
+//! - DynamoDB stream records of answered turns → the decision table's plan
+//!   carried out (mail sent or drafted, follow-up scheduled, escalation,
+//!   closure). Returns batch item failures so only failed records are
+//!   retried; the outbound claim makes a retried record never send twice.
+//! - A scheduled event (`{"action": "follow_up"}`, or an EventBridge
+//!   "Scheduled Event") sends due reminders and closes cases whose customer
+//!   stayed silent.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use casebridge::config::Config;
 use casebridge::mail::MailSender;
-use casebridge::pipeline::outcome::carry_out;
-use casebridge::pipeline::{Clock, StepEnv};
+use casebridge::pipeline::outcome::{carry_out, run_follow_ups};
+use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::store::Store;
 use casebridge::stream::{process_batch, RecordRef};
+use serde_json::{json, Value};
+
+/// Follow-ups handled per scheduled run; the schedule runs often, so a backlog drains.
+pub const FOLLOW_UP_LIMIT: usize = 200;
 
 pub struct OutcomeFunction<S, M> {
     pub store: S,
@@ -19,7 +28,46 @@ pub struct OutcomeFunction<S, M> {
     pub clock: Box<dyn Clock>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeFunctionError {
+    #[error("event is neither DynamoDB stream records nor a follow-up request")]
+    UnknownEvent,
+    #[error("stream event could not be decoded: {0}")]
+    BadStreamEvent(String),
+    #[error("follow-ups failed: {0}")]
+    FollowUps(#[from] PipelineError),
+}
+
+impl From<OutcomeFunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: OutcomeFunctionError) -> Self {
+        let error_type = match e {
+            OutcomeFunctionError::UnknownEvent => "casebridge.outcome.UnknownEvent",
+            OutcomeFunctionError::BadStreamEvent(_) => "casebridge.outcome.BadStreamEvent",
+            OutcomeFunctionError::FollowUps(_) => "casebridge.outcome.FollowUps",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
+    /// Entry point for whatever Lambda delivers.
+    pub async fn handle_any(&self, event: Value) -> Result<Value, OutcomeFunctionError> {
+        if event.get("Records").is_some() {
+            let stream: Event = serde_json::from_value(event).map_err(|e| OutcomeFunctionError::BadStreamEvent(e.to_string()))?;
+            let response = self.handle(stream).await;
+            return serde_json::to_value(response).map_err(|e| OutcomeFunctionError::BadStreamEvent(e.to_string()));
+        }
+        let scheduled = event.get("action").and_then(Value::as_str) == Some("follow_up")
+            || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
+        if scheduled {
+            return Ok(json!({ "followUps": self.follow_ups().await? }));
+        }
+        Err(OutcomeFunctionError::UnknownEvent)
+    }
+
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
         process_batch(event, RecordRef::is_answered_turn, |target| async move {
@@ -28,5 +76,11 @@ impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
                 .map(|_| ())
         })
         .await
+    }
+
+    /// Sends due reminders and closes silent cases; returns what was done.
+    pub async fn follow_ups(&self) -> Result<Vec<String>, PipelineError> {
+        let env = StepEnv::new(&self.config, self.clock.as_ref());
+        run_follow_ups(env, &self.store, &self.mailer, FOLLOW_UP_LIMIT).await
     }
 }

@@ -17,18 +17,13 @@ async fn main() -> Result<(), Error> {
     let aws = casebridge::aws::sdk_config().await;
     let function = OutcomeFunction {
         store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
-        mailer: SesMailer::new(
-            casebridge::aws::sesv2(&aws),
-            std::env::var("SES_CONFIGURATION_SET").ok(),
-        ),
+        mailer: SesMailer::new(casebridge::aws::sesv2(&aws), std::env::var("SES_CONFIGURATION_SET").ok()),
         config,
         clock: Box::new(SystemClock),
     };
     let function = &function;
-    run(service_fn(
-        move |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
-            Ok::<_, Error>(function.handle(event.payload).await)
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        function.handle_any(event.payload).await
+    }))
     .await
 }

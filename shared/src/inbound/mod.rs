@@ -122,9 +122,7 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
             limit: max_bytes,
         });
     }
-    let message = MessageParser::default()
-        .parse(raw)
-        .ok_or(InboundError::Unparseable)?;
+    let message = MessageParser::default().parse(raw).ok_or(InboundError::Unparseable)?;
     let header_count = message.headers().len();
     if header_count > MAX_HEADERS {
         return Err(InboundError::TooManyHeaders(header_count));
@@ -134,17 +132,10 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     }
 
     let sender = message.from().and_then(|a| a.first());
-    let from = sender
-        .and_then(|a| a.address.as_deref())
-        .map(|s| s.trim().to_ascii_lowercase());
-    let from_name = sender
-        .and_then(|a| a.name.as_deref())
-        .map(|s| bounded(s.trim(), 200));
+    let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
+    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| bounded(s.trim(), 200));
     let subject = bounded(message.subject().unwrap_or("").trim(), MAX_SUBJECT_CHARS);
-    let body_text = bounded(
-        message.body_text(0).as_deref().unwrap_or(""),
-        MAX_STORED_BODY_CHARS,
-    );
+    let body_text = bounded(message.body_text(0).as_deref().unwrap_or(""), MAX_STORED_BODY_CHARS);
     let new_text = extract_new_text(&body_text);
 
     let mut robot = RobotSignals::default();
@@ -168,10 +159,7 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         }
     }
     if let Some(ct) = message.root_part().content_type() {
-        let report = ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct
-                .subtype()
-                .is_some_and(|s| s.eq_ignore_ascii_case("report"));
+        let report = ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"));
         robot.delivery_report = report;
     }
 
@@ -191,14 +179,10 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         })
         .collect();
 
-    let (message_id, message_id_derived) = match message.message_id().and_then(normalize_message_id)
-    {
+    let (message_id, message_id_derived) = match message.message_id().and_then(normalize_message_id) {
         Some(id) => (id, false),
         // Same bytes, same id: a redelivery of a mail without Message-ID still dedupes.
-        None => (
-            format!("{}@derived.casebridge", &sha256_hex(raw)[..32]),
-            true,
-        ),
+        None => (format!("{}@derived.casebridge", &sha256_hex(raw)[..32]), true),
     };
 
     Ok(ParsedMail {
@@ -218,6 +202,36 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     })
 }
 
+/// A short reply that only thanks (no question, no "but it still…"): with
+/// `close_on_thanks`, it confirms a resolution and closes the case.
+pub fn is_thanks_only(new_text: &str) -> bool {
+    let lower = new_text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() || words.len() > 15 || lower.contains('?') {
+        return false;
+    }
+    const THANKS: &[&str] = &[
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "cheers",
+        "merci",
+        "danke",
+        "gracias",
+        "grazie",
+        "obrigado",
+        "appreciated",
+    ];
+    const BUT: &[&str] = &[
+        "but", "still", "not", "no", "don't", "doesn't", "didn't", "isn't", "however", "problem", "issue", "wrong", "again",
+    ];
+    words.iter().any(|w| THANKS.contains(w)) && !words.iter().any(|w| BUT.contains(w))
+}
+
 /// Decides whether a parsed mail may go to an agent (SPEC §3 "never answer").
 pub fn screen(mail: &ParsedMail, verdicts: &Verdicts, config: &Config) -> Disposition {
     let fail = |v: &Option<String>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
@@ -228,11 +242,7 @@ pub fn screen(mail: &ParsedMail, verdicts: &Verdicts, config: &Config) -> Dispos
         return Disposition::Quarantined("spam verdict FAIL".into());
     }
     if fail(&verdicts.dmarc) {
-        let policy = verdicts
-            .dmarc_policy
-            .as_deref()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let policy = verdicts.dmarc_policy.as_deref().unwrap_or("").to_ascii_lowercase();
         if policy == "quarantine" || policy == "reject" {
             return Disposition::Quarantined(format!("DMARC FAIL with policy {policy}"));
         }
@@ -278,10 +288,7 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        Config::from_toml(
-            "[mail]\nfrom_address = \"support@example.com\"\nqueue_address = \"queue@example.com\"\n",
-        )
-        .unwrap()
+        Config::from_toml("[mail]\nfrom_address = \"support@example.com\"\nqueue_address = \"queue@example.com\"\n").unwrap()
     }
 
     const PLAIN: &str = "From: Ann Customer <ann@customer.test>\r\nTo: support@example.com\r\nSubject: Refund please\r\nMessage-ID: <m1@customer.test>\r\nIn-Reply-To: <out1@example.com>\r\nReferences: <a@x> <out1@example.com>\r\n\r\nI want a refund.\r\n\r\nOn Mon, 1 Jan 2026, Support wrote:\r\n> old text\r\n";
@@ -296,10 +303,7 @@ mod tests {
         assert_eq!(mail.in_reply_to, vec!["out1@example.com"]);
         assert_eq!(mail.references, vec!["a@x", "out1@example.com"]);
         assert_eq!(mail.new_text, "I want a refund.");
-        assert_eq!(
-            screen(&mail, &Verdicts::default(), &config()),
-            Disposition::Accepted
-        );
+        assert_eq!(screen(&mail, &Verdicts::default(), &config()), Disposition::Accepted);
     }
 
     #[test]
@@ -314,15 +318,7 @@ mod tests {
     #[test]
     fn screens_robots_and_verdicts() {
         let cfg = config();
-        let with = |header: &str| {
-            parse_mail(
-                PLAIN
-                    .replace("Subject:", &format!("{header}\r\nSubject:"))
-                    .as_bytes(),
-                1 << 20,
-            )
-            .unwrap()
-        };
+        let with = |header: &str| parse_mail(PLAIN.replace("Subject:", &format!("{header}\r\nSubject:")).as_bytes(), 1 << 20).unwrap();
         for header in [
             "Auto-Submitted: auto-replied",
             "Precedence: bulk",
@@ -331,10 +327,7 @@ mod tests {
             "X-Loop: support@example.com",
         ] {
             assert!(
-                matches!(
-                    screen(&with(header), &Verdicts::default(), &cfg),
-                    Disposition::Ignored(_)
-                ),
+                matches!(screen(&with(header), &Verdicts::default(), &cfg), Disposition::Ignored(_)),
                 "{header}"
             );
         }
@@ -346,37 +339,30 @@ mod tests {
             spam: Some("FAIL".into()),
             ..Verdicts::default()
         };
-        assert!(matches!(
-            screen(&with("X-Other: 1"), &spam, &cfg),
-            Disposition::Quarantined(_)
-        ));
-        let own = parse_mail(
-            PLAIN
-                .replace("ann@customer.test", "support@example.com")
-                .as_bytes(),
-            1 << 20,
-        )
-        .unwrap();
-        assert!(
-            matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own"))
-        );
+        assert!(matches!(screen(&with("X-Other: 1"), &spam, &cfg), Disposition::Quarantined(_)));
+        let own = parse_mail(PLAIN.replace("ann@customer.test", "support@example.com").as_bytes(), 1 << 20).unwrap();
+        assert!(matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own")));
+    }
+
+    #[test]
+    fn recognises_thanks_only_replies() {
+        for yes in ["Thanks!", "Thank you so much, that worked.", "Great, thx", "Merci beaucoup"] {
+            assert!(is_thanks_only(yes), "{yes}");
+        }
+        for no in [
+            "Thanks, but it still does not work",
+            "Thanks! Can you also change my address?",
+            "",
+            "Where is my refund",
+        ] {
+            assert!(!is_thanks_only(no), "{no}");
+        }
     }
 
     #[test]
     fn refuses_oversize_and_garbage_without_panicking() {
-        assert_eq!(
-            parse_mail(&[0u8; 100], 10),
-            Err(InboundError::TooLarge {
-                size: 100,
-                limit: 10
-            })
-        );
-        for junk in [
-            &b""[..],
-            b"\xff\xfe\x00",
-            b"no headers at all",
-            b":\r\n\r\n",
-        ] {
+        assert_eq!(parse_mail(&[0u8; 100], 10), Err(InboundError::TooLarge { size: 100, limit: 10 }));
+        for junk in [&b""[..], b"\xff\xfe\x00", b"no headers at all", b":\r\n\r\n"] {
             let _ = parse_mail(junk, 1 << 20);
         }
     }

@@ -45,10 +45,7 @@ fn is_original_message_marker(line: &str) -> bool {
 
 /// "From: …" followed within a few lines by "Sent: …" / "Date: …" and "Subject:".
 fn is_outlook_header_block(lines: &[&str]) -> bool {
-    let first = lines
-        .first()
-        .map(|l| l.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let first = lines.first().map(|l| l.trim().to_ascii_lowercase()).unwrap_or_default();
     if !first.starts_with("from:") {
         return false;
     }
@@ -60,20 +57,13 @@ fn is_outlook_header_block(lines: &[&str]) -> bool {
 
 /// "On Mon, 1 Jan 2026 at 10:00, Someone <x@y> wrote:", possibly wrapped over two lines.
 fn is_attribution(line: &str, next: Option<&str>) -> bool {
-    let starts = line.starts_with("On ")
-        || line.starts_with("Le ")
-        || line.starts_with("Am ")
-        || line.starts_with("El ");
+    let starts = line.starts_with("On ") || line.starts_with("Le ") || line.starts_with("Am ") || line.starts_with("El ");
     if !starts {
         return false;
     }
     let ends = |l: &str| {
         let l = l.trim_end();
-        l.ends_with("wrote:")
-            || l.ends_with("a écrit :")
-            || l.ends_with("a écrit:")
-            || l.ends_with("schrieb:")
-            || l.ends_with("escribió:")
+        l.ends_with("wrote:") || l.ends_with("a écrit :") || l.ends_with("a écrit:") || l.ends_with("schrieb:") || l.ends_with("escribió:")
     };
     ends(line) || next.is_some_and(ends)
 }

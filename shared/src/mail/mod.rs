@@ -48,10 +48,7 @@ pub struct SendReceipt {
 }
 
 pub trait MailSender: Send + Sync {
-    fn send(
-        &self,
-        mail: &OutgoingMail,
-    ) -> impl Future<Output = Result<SendReceipt, MailError>> + Send;
+    fn send(&self, mail: &OutgoingMail) -> impl Future<Output = Result<SendReceipt, MailError>> + Send;
 }
 
 /// What a reply needs to thread in every client.
@@ -59,6 +56,7 @@ pub trait MailSender: Send + Sync {
 pub struct Composition<'a> {
     pub from_address: &'a str,
     pub from_name: Option<&'a str>,
+    pub reply_to: Option<&'a str>,
     pub to: &'a [String],
     pub subject: &'a str,
     pub body: &'a str,
@@ -72,9 +70,7 @@ pub struct Composition<'a> {
 /// marker (`Auto-Submitted: auto-replied`) so other robots do not answer it.
 pub fn compose(c: &Composition<'_>) -> Result<Vec<u8>, MailError> {
     let from = match c.from_name {
-        Some(name) => {
-            mail_builder::headers::address::Address::new_address(Some(name), c.from_address)
-        }
+        Some(name) => mail_builder::headers::address::Address::new_address(Some(name), c.from_address),
         None => mail_builder::headers::address::Address::new_address(None::<&str>, c.from_address),
     };
     let mut builder = MessageBuilder::new()
@@ -87,15 +83,16 @@ pub fn compose(c: &Composition<'_>) -> Result<Vec<u8>, MailError> {
         .header("X-Auto-Response-Suppress", Raw::new("All"))
         .text_body(c.body)
         .html_body(text_to_html(c.body));
+    if let Some(reply_to) = c.reply_to {
+        builder = builder.reply_to(reply_to);
+    }
     if let Some(parent) = c.in_reply_to {
         builder = builder.in_reply_to(parent);
     }
     if !c.references.is_empty() {
         builder = builder.references(c.references.to_vec());
     }
-    builder
-        .write_to_vec()
-        .map_err(|e| MailError::Compose(e.to_string()))
+    builder.write_to_vec().map_err(|e| MailError::Compose(e.to_string()))
 }
 
 /// `Re: <original subject> [CB-XXXXXXXXXX]`, without stacking `Re:` or tags.
@@ -156,13 +153,7 @@ pub fn text_to_html(text: &str) -> String {
             html.push_str("</ul>");
         } else {
             html.push_str("<p>");
-            html.push_str(
-                &lines
-                    .iter()
-                    .map(|l| escape_html(l))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
-            );
+            html.push_str(&lines.iter().map(|l| escape_html(l)).collect::<Vec<_>>().join("<br>"));
             html.push_str("</p>");
         }
     }
@@ -177,10 +168,7 @@ mod tests {
     #[test]
     fn reply_subject_keeps_one_re_and_one_tag() {
         assert_eq!(reply_subject("Refund", "[CB-1]"), "Re: Refund [CB-1]");
-        assert_eq!(
-            reply_subject("RE: Aw: Refund [CB-1]", "[CB-1]"),
-            "Re: Refund [CB-1]"
-        );
+        assert_eq!(reply_subject("RE: Aw: Refund [CB-1]", "[CB-1]"), "Re: Refund [CB-1]");
         assert_eq!(reply_subject("", "[CB-1]"), "Re: [CB-1]");
     }
 
@@ -198,6 +186,7 @@ mod tests {
         let raw = compose(&Composition {
             from_address: "support@example.com",
             from_name: Some("Example Support"),
+            reply_to: None,
             to: &to,
             subject: "Re: Refund [CB-0000000000]",
             body: "What is the amount?",
@@ -210,13 +199,7 @@ mod tests {
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.message_id(), Some("out1@example.com"));
         assert_eq!(parsed.in_reply_to().as_text(), Some("b@y"));
-        assert_eq!(
-            parsed.header_raw("Auto-Submitted").map(str::trim),
-            Some("auto-replied")
-        );
-        assert_eq!(
-            parsed.body_text(0).as_deref().map(str::trim),
-            Some("What is the amount?")
-        );
+        assert_eq!(parsed.header_raw("Auto-Submitted").map(str::trim), Some("auto-replied"));
+        assert_eq!(parsed.body_text(0).as_deref().map(str::trim), Some("What is the amount?"));
     }
 }

@@ -13,9 +13,7 @@ pub struct OutboxMailer {
 impl OutboxMailer {
     pub fn new(dir: impl Into<PathBuf>) -> Result<OutboxMailer, MailError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            MailError::Permanent(format!("cannot create outbox {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| MailError::Permanent(format!("cannot create outbox {}: {e}", dir.display())))?;
         Ok(OutboxMailer { dir })
     }
 
@@ -41,9 +39,7 @@ impl MailSender for OutboxMailer {
         tokio::fs::write(&path, &mail.raw)
             .await
             .map_err(|e| MailError::Transient(format!("cannot write {}: {e}", path.display())))?;
-        Ok(SendReceipt {
-            provider_message_id: name,
-        })
+        Ok(SendReceipt { provider_message_id: name })
     }
 }
 

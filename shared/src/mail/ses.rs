@@ -18,10 +18,7 @@ pub struct SesMailer {
 
 impl SesMailer {
     pub fn new(client: Client, configuration_set: Option<String>) -> SesMailer {
-        SesMailer {
-            client,
-            configuration_set,
-        }
+        SesMailer { client, configuration_set }
     }
 }
 
@@ -29,8 +26,7 @@ fn classify(err: SdkError<SendEmailError, aws_sdk_sesv2::config::http::HttpRespo
     let text = DisplayErrorContext(&err).to_string();
     match &err {
         SdkError::ServiceError(service) => match service.err() {
-            SendEmailError::TooManyRequestsException(_)
-            | SendEmailError::LimitExceededException(_) => MailError::Throttled(text),
+            SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_) => MailError::Throttled(text),
             SendEmailError::MessageRejected(_)
             | SendEmailError::MailFromDomainNotVerifiedException(_)
             | SendEmailError::AccountSuspendedException(_)
@@ -62,11 +58,7 @@ impl MailSender for SesMailer {
             .client
             .send_email()
             .from_email_address(&mail.from)
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(Some(mail.to.clone()))
-                    .build(),
-            )
+            .destination(Destination::builder().set_to_addresses(Some(mail.to.clone())).build())
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .send()
@@ -75,8 +67,6 @@ impl MailSender for SesMailer {
         let id = output
             .message_id
             .ok_or_else(|| MailError::Transient("SES returned no MessageId".into()))?;
-        Ok(SendReceipt {
-            provider_message_id: id,
-        })
+        Ok(SendReceipt { provider_message_id: id })
     }
 }

@@ -34,8 +34,7 @@ pub fn turn_key_for(work_item_key: &str) -> String {
 /// every attempt timing out, the backoff between them, and a minute of slack.
 fn in_flight_budget(agent: &AgentConfig) -> Duration {
     let attempts = i64::from(agent.max_attempts);
-    Duration::milliseconds(agent.timeout_ms as i64 * attempts)
-        + Duration::seconds(30 * attempts + 60)
+    Duration::milliseconds(agent.timeout_ms as i64 * attempts) + Duration::seconds(30 * attempts + 60)
 }
 
 // The call variant is the common one; boxing it would only add an allocation.
@@ -81,24 +80,10 @@ pub async fn run_turn<S: Store, A: AgentClient>(
             }
         }
     };
-    record_answer(
-        env,
-        store,
-        case_id,
-        turn,
-        TurnStatus::InFlight,
-        result,
-        attempts,
-    )
-    .await
+    record_answer(env, store, case_id, turn, TurnStatus::InFlight, result, attempts).await
 }
 
-async fn claim_turn<S: Store>(
-    env: StepEnv<'_>,
-    store: &S,
-    case_id: &CaseId,
-    work_item_key: &str,
-) -> Result<Claim, PipelineError> {
+async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, work_item_key: &str) -> Result<Claim, PipelineError> {
     let turn_key = turn_key_for(work_item_key);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
@@ -124,11 +109,7 @@ async fn claim_turn<S: Store>(
             due_at: None,
         };
         let mut timeline = Timeline::for_commit(&case, now);
-        let agent = case
-            .agent
-            .as_deref()
-            .and_then(|name| env.config.agent(name))
-            .cloned();
+        let agent = case.agent.as_deref().and_then(|name| env.config.agent(name)).cloned();
         let claim = if !case.agents_may_work() {
             let reason = format!("the case is {}; the agent is not called", case.status);
             turn.status = TurnStatus::Skipped;
@@ -145,11 +126,7 @@ async fn claim_turn<S: Store>(
             turn.due_at = Some(now + in_flight_budget(&agent));
             timeline.add(
                 "agent_called",
-                format!(
-                    "agent {} called with {} mail(s)",
-                    agent.name,
-                    turn.mail_ids.len()
-                ),
+                format!("agent {} called with {} mail(s)", agent.name, turn.mail_ids.len()),
             );
             Claim::Call {
                 agent,
@@ -158,15 +135,10 @@ async fn claim_turn<S: Store>(
             }
         } else {
             // Configuration changed under the case: fail the turn so the case escalates.
-            let reason = format!(
-                "agent {:?} is not configured",
-                case.agent.as_deref().unwrap_or("")
-            );
+            let reason = format!("agent {:?} is not configured", case.agent.as_deref().unwrap_or(""));
             turn.status = TurnStatus::Answered;
             turn.finished_at = Some(now);
-            turn.result = Some(TurnResult::Failed {
-                reason: reason.clone(),
-            });
+            turn.result = Some(TurnResult::Failed { reason: reason.clone() });
             timeline.add("agent_failed", reason.clone());
             Claim::Done(TurnOutcome::Answered {
                 turn: turn_key.clone(),
@@ -176,22 +148,16 @@ async fn claim_turn<S: Store>(
         case.updated_at = now;
         let mut commit = Commit::new(case_id.clone());
         commit.records.push(RecordWrite::Create(Record::Turn(turn)));
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok(claim),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::AlreadyExists(_)) => {
-                return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key }))
-            }
+            Err(CommitError::AlreadyExists(_)) => return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key })),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "turn {case_id}/{turn_key}"
-    )))
+    Err(PipelineError::Contention(format!("turn {case_id}/{turn_key}")))
 }
 
 /// Stores the turn's result if the turn is still in `expected` state.
@@ -215,17 +181,10 @@ async fn record_answer<S: Store>(
                     "agent {} answered {}{}",
                     turn.agent,
                     response.response_type,
-                    if response.needs_review() {
-                        " (needsReview)"
-                    } else {
-                        ""
-                    }
+                    if response.needs_review() { " (needsReview)" } else { "" }
                 ),
             ),
-            TurnResult::Failed { reason } => timeline.add(
-                "agent_failed",
-                format!("agent {} failed: {reason}", turn.agent),
-            ),
+            TurnResult::Failed { reason } => timeline.add("agent_failed", format!("agent {} failed: {reason}", turn.agent)),
         }
         turn.status = TurnStatus::Answered;
         turn.attempts = attempts;
@@ -238,28 +197,16 @@ async fn record_answer<S: Store>(
             record: Record::Turn(turn.clone()),
             expected_status: expected.as_str(),
         });
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
-            Ok(()) => {
-                return Ok(TurnOutcome::Answered {
-                    turn: turn.id,
-                    result,
-                })
-            }
+            Ok(()) => return Ok(TurnOutcome::Answered { turn: turn.id, result }),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => {
-                return Ok(TurnOutcome::AlreadyHandled { turn: turn.id })
-            }
+            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "turn {case_id}/{}",
-        turn.id
-    )))
+    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
 }
 
 async fn await_callback<S: Store>(
@@ -291,28 +238,16 @@ async fn await_callback<S: Store>(
             record: Record::Turn(turn.clone()),
             expected_status: TurnStatus::InFlight.as_str(),
         });
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
-            Ok(()) => {
-                return Ok(TurnOutcome::AwaitingCallback {
-                    turn: turn.id,
-                    due_at,
-                })
-            }
+            Ok(()) => return Ok(TurnOutcome::AwaitingCallback { turn: turn.id, due_at }),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => {
-                return Ok(TurnOutcome::AlreadyHandled { turn: turn.id })
-            }
+            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "turn {case_id}/{}",
-        turn.id
-    )))
+    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
 }
 
 /// What became of an async agent's callback.
@@ -340,11 +275,7 @@ pub async fn accept_callback<S: Store>(
     agent_name: &str,
     body: &[u8],
 ) -> Result<CallbackOutcome, PipelineError> {
-    let Some(turn) = store
-        .get_record(case_id, turn_key)
-        .await?
-        .and_then(Record::into_turn)
-    else {
+    let Some(turn) = store.get_record(case_id, turn_key).await?.and_then(Record::into_turn) else {
         return Ok(CallbackOutcome::UnknownTurn);
     };
     if turn.agent != agent_name {
@@ -363,17 +294,7 @@ pub async fn accept_callback<S: Store>(
             CallbackOutcome::Invalid(e.to_string()),
         ),
     };
-    match record_answer(
-        env,
-        store,
-        case_id,
-        turn,
-        TurnStatus::AwaitingCallback,
-        result,
-        attempts,
-    )
-    .await?
-    {
+    match record_answer(env, store, case_id, turn, TurnStatus::AwaitingCallback, result, attempts).await? {
         TurnOutcome::Answered { .. } => Ok(outcome),
         _ => Ok(CallbackOutcome::TurnClosed),
     }
@@ -381,19 +302,11 @@ pub async fn accept_callback<S: Store>(
 
 /// Fails every turn past its due time — async answers that never came, calls
 /// lost with their function — so their cases escalate. Returns the turns swept.
-pub async fn sweep_overdue<S: Store>(
-    env: StepEnv<'_>,
-    store: &S,
-    limit: usize,
-) -> Result<Vec<(CaseId, String)>, PipelineError> {
+pub async fn sweep_overdue<S: Store>(env: StepEnv<'_>, store: &S, limit: usize) -> Result<Vec<(CaseId, String)>, PipelineError> {
     let now = env.clock.now();
     let mut swept = Vec::new();
-    for due in store.list_due(now, limit).await? {
-        let Some(turn) = store
-            .get_record(&due.case_id, &due.key)
-            .await?
-            .and_then(Record::into_turn)
-        else {
+    for due in store.list_due(crate::model::RecordKind::Turn, now, limit).await? {
+        let Some(turn) = store.get_record(&due.case_id, &due.key).await?.and_then(Record::into_turn) else {
             continue;
         };
         let reason = match turn.status {
@@ -402,24 +315,13 @@ pub async fn sweep_overdue<S: Store>(
                 turn.agent,
                 due.due_at.format("%Y-%m-%d %H:%M:%S UTC")
             ),
-            TurnStatus::InFlight => format!(
-                "the call to agent {} did not complete (the function stopped mid-call)",
-                turn.agent
-            ),
+            TurnStatus::InFlight => format!("the call to agent {} did not complete (the function stopped mid-call)", turn.agent),
             _ => continue,
         };
         let expected = turn.status;
         let attempts = turn.attempts;
-        if let TurnOutcome::Answered { turn, .. } = record_answer(
-            env,
-            store,
-            &due.case_id,
-            turn,
-            expected,
-            TurnResult::Failed { reason },
-            attempts,
-        )
-        .await?
+        if let TurnOutcome::Answered { turn, .. } =
+            record_answer(env, store, &due.case_id, turn, expected, TurnResult::Failed { reason }, attempts).await?
         {
             tracing::warn!(case = %due.case_id, turn = %turn, "overdue turn failed by the sweep");
             swept.push((due.case_id.clone(), turn));

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::ids::{message_id_lookup_keys, CaseId};
-use crate::inbound::{parse_mail, screen, ParsedMail, Verdicts};
+use crate::inbound::{is_thanks_only, parse_mail, screen, ParsedMail, Verdicts};
 use crate::intent::{Classification, IntentClassifier};
 use crate::model::{
-    Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail,
-    WorkItem, WorkItemStatus,
+    Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind, WorkItem,
+    WorkItemStatus,
 };
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
@@ -78,29 +78,11 @@ pub async fn ingest<S: Store>(
     for _ in 0..MAX_CONFLICT_RETRIES {
         let link = find_case(store, env, &parsed).await?;
         let (commit, outcome) = match link {
-            Link::Header(case) => existing_case_commit(
-                case,
-                &parsed,
-                &delivery,
-                &disposition,
-                "In-Reply-To/References",
-                now,
-            ),
-            Link::SubjectReference(case) => existing_case_commit(
-                case,
-                &parsed,
-                &delivery,
-                &disposition,
-                "subject reference",
-                now,
-            ),
-            Link::PlusAddress(case) => {
-                existing_case_commit(case, &parsed, &delivery, &disposition, "plus-address", now)
-            }
+            Link::Header(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "In-Reply-To/References", now),
+            Link::SubjectReference(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "subject reference", now),
+            Link::PlusAddress(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "plus-address", now),
             Link::None { note } => {
-                if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) =
-                    &disposition
-                {
+                if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) = &disposition {
                     return reject(
                         store,
                         &delivery,
@@ -147,10 +129,7 @@ pub async fn ingest<S: Store>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "inbound mail {}",
-        parsed.message_id
-    )))
+    Err(PipelineError::Contention(format!("inbound mail {}", parsed.message_id)))
 }
 
 async fn reject<S: Store>(
@@ -175,15 +154,14 @@ async fn reject<S: Store>(
     Ok(IngestOutcome::Rejected { reason })
 }
 
-async fn find_case<S: Store>(
-    store: &S,
-    env: StepEnv<'_>,
-    mail: &ParsedMail,
-) -> Result<Link, PipelineError> {
+async fn find_case<S: Store>(store: &S, env: StepEnv<'_>, mail: &ParsedMail) -> Result<Link, PipelineError> {
     for id in mail.referenced_ids() {
         for key in message_id_lookup_keys(id) {
             if let Some(case_id) = store.case_for_message_id(&key).await? {
                 if let Some(case) = store.get_case(&case_id).await? {
+                    if let Some(note) = closed_too_long(env, &case) {
+                        return Ok(Link::None { note: Some(note) });
+                    }
                     return Ok(Link::Header(case));
                 }
             }
@@ -200,11 +178,13 @@ async fn find_case<S: Store>(
     for (candidate, via_plus) in [(by_subject, false), (by_plus, true)] {
         let Some(case_id) = candidate else { continue };
         let Some(case) = store.get_case(&case_id).await? else {
-            note = Some(format!(
-                "the mail names case {case_id}, which does not exist"
-            ));
+            note = Some(format!("the mail names case {case_id}, which does not exist"));
             continue;
         };
+        if let Some(closed) = closed_too_long(env, &case) {
+            note = Some(closed);
+            continue;
+        }
         if case.is_participant(sender) {
             return Ok(if via_plus {
                 Link::PlusAddress(case)
@@ -212,11 +192,21 @@ async fn find_case<S: Store>(
                 Link::SubjectReference(case)
             });
         }
-        note = Some(format!(
-            "the mail names case {case_id} but {sender} is not a participant of it"
-        ));
+        note = Some(format!("the mail names case {case_id} but {sender} is not a participant of it"));
     }
     Ok(Link::None { note })
+}
+
+/// A case closed longer ago than the reopen window is not reopened: the mail opens a new case.
+fn closed_too_long(env: StepEnv<'_>, case: &Case) -> Option<String> {
+    let closed_at = case.closed_at.filter(|_| case.status == CaseStatus::Closed)?;
+    let window = chrono::Duration::days(i64::from(env.config.safety.reopen_window_days));
+    (env.clock.now() - closed_at > window).then(|| {
+        format!(
+            "the mail refers to case {}, closed more than {} days ago; a new case is opened",
+            case.id, env.config.safety.reopen_window_days
+        )
+    })
 }
 
 fn mail_record(
@@ -247,11 +237,7 @@ fn mail_record(
     }
 }
 
-fn index_entries(
-    case_id: &CaseId,
-    parsed: &ParsedMail,
-    delivery: &InboundDelivery<'_>,
-) -> Vec<MessageIndexEntry> {
+fn index_entries(case_id: &CaseId, parsed: &ParsedMail, delivery: &InboundDelivery<'_>) -> Vec<MessageIndexEntry> {
     vec![
         MessageIndexEntry {
             message_id: parsed.message_id.clone(),
@@ -268,12 +254,7 @@ fn index_entries(
 
 /// Adds accepted customer mail to the case's conversation and, unless a turn
 /// is already in flight, opens the next turn.
-fn admit_customer_mail(
-    case: &mut Case,
-    parsed: &ParsedMail,
-    mail_id: &str,
-    timeline: &mut Timeline,
-) -> Option<WorkItem> {
+fn admit_customer_mail(env: StepEnv<'_>, case: &mut Case, parsed: &ParsedMail, mail_id: &str, timeline: &mut Timeline) -> Option<WorkItem> {
     if let Some(from) = &parsed.from {
         case.add_participant(from);
     }
@@ -284,14 +265,35 @@ fn admit_customer_mail(
         case.thread_message_ids.push(parsed.message_id.clone());
     }
     case.last_inbound_message_id = Some(parsed.message_id.clone());
+    if case.follow_up.take().is_some() {
+        timeline.add("follow_up_cancelled", "the customer wrote; no more reminders");
+    }
+    if case.status == CaseStatus::Resolved {
+        let close_on_thanks = env
+            .config
+            .workflow(case.workflow_name.as_deref())
+            .follow_up
+            .as_ref()
+            .is_some_and(|f| f.close_on_thanks);
+        if close_on_thanks && is_thanks_only(&parsed.new_text) {
+            case.status = CaseStatus::Closed;
+            case.closed_at = Some(timeline.at);
+            case.resolution = Some(Resolution {
+                kind: ResolutionKind::Confirmed,
+                at: timeline.at,
+            });
+            timeline.add("case_closed", "the customer confirmed the resolution with a thank-you");
+            timeline.add("status_changed", "case resolved → closed");
+            return None;
+        }
+    }
     case.pending_mail.push(mail_id.to_string());
 
     if case.status == CaseStatus::Closed {
         case.status = CaseStatus::AgentWorking;
-        timeline.add(
-            "case_reopened",
-            "the customer wrote again after the case was closed",
-        );
+        case.closed_at = None;
+        case.reopened += 1;
+        timeline.add("case_reopened", "the customer wrote again after the case was closed");
     }
     if case.status == CaseStatus::Escalated {
         timeline.add(
@@ -329,6 +331,7 @@ fn admit_customer_mail(
 }
 
 fn existing_case_commit(
+    env: StepEnv<'_>,
     mut case: Case,
     parsed: &ParsedMail,
     delivery: &InboundDelivery<'_>,
@@ -348,13 +351,10 @@ fn existing_case_commit(
     let work_item = match disposition {
         Disposition::Accepted => {
             if case.agent.is_none() && case.status != CaseStatus::Escalated {
-                timeline.add(
-                    "no_agent",
-                    "the case has no agent; it stays with representatives",
-                );
+                timeline.add("no_agent", "the case has no agent; it stays with representatives");
                 None
             } else {
-                admit_customer_mail(&mut case, parsed, &mail_id, &mut timeline)
+                admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline)
             }
         }
         Disposition::Ignored(reason) => {
@@ -369,24 +369,18 @@ fn existing_case_commit(
     case.updated_at = now;
     let case_id = case.id.clone();
     let mut commit = Commit::new(case_id.clone());
-    commit
-        .records
-        .push(RecordWrite::Create(Record::Mail(mail_record(
-            mail_id.clone(),
-            parsed,
-            delivery,
-            disposition,
-            now,
-        ))));
+    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(
+        mail_id.clone(),
+        parsed,
+        delivery,
+        disposition,
+        now,
+    ))));
     let work_item_id = work_item.as_ref().map(|w| w.id.clone());
     if let Some(item) = work_item {
-        commit
-            .records
-            .push(RecordWrite::Create(Record::WorkItem(item)));
+        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
     }
-    commit
-        .records
-        .extend(timeline.into_records().map(RecordWrite::Create));
+    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
     commit.message_index = index_entries(&case_id, parsed, delivery);
     commit.case = Some(CaseWrite::Update(case));
     let outcome = IngestOutcome::Stored {
@@ -418,11 +412,15 @@ fn new_case_commit(
         .and_then(|b| env.config.intent(&b.intent))
         .and_then(|i| i.agent.clone());
 
+    let workflow_name = intent
+        .as_deref()
+        .and_then(|i| env.config.intent(i))
+        .and_then(|i| i.workflow.clone());
     let mut case = Case {
         id: CaseId::generate(&env.config.mail.case_prefix),
         version: 0,
         status: CaseStatus::AgentWorking,
-        workflow: env.config.workflow.mode,
+        workflow: env.config.workflow(workflow_name.as_deref()).mode,
         subject: parsed.subject.clone(),
         customer: customer.clone(),
         customer_name: parsed.from_name.clone(),
@@ -436,6 +434,11 @@ fn new_case_commit(
         turn_in_flight: None,
         pending_mail: Vec::new(),
         escalation: None,
+        workflow_name: workflow_name.clone(),
+        follow_up: None,
+        resolution: None,
+        closed_at: None,
+        reopened: 0,
         created_at: now,
         updated_at: now,
     };
@@ -464,7 +467,7 @@ fn new_case_commit(
     );
 
     let work_item = match &agent {
-        Some(_) => admit_customer_mail(&mut case, parsed, &mail_id, &mut timeline),
+        Some(_) => admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline),
         None => {
             let reason = match &best {
                 None => "no intent recognised".to_string(),
@@ -489,24 +492,18 @@ fn new_case_commit(
     };
     let case_id = case.id.clone();
     let mut commit = Commit::new(case_id.clone());
-    commit
-        .records
-        .push(RecordWrite::Create(Record::Mail(mail_record(
-            mail_id.clone(),
-            parsed,
-            delivery,
-            &Disposition::Accepted,
-            now,
-        ))));
+    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(
+        mail_id.clone(),
+        parsed,
+        delivery,
+        &Disposition::Accepted,
+        now,
+    ))));
     let work_item_id = work_item.as_ref().map(|w| w.id.clone());
     if let Some(item) = work_item {
-        commit
-            .records
-            .push(RecordWrite::Create(Record::WorkItem(item)));
+        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
     }
-    commit
-        .records
-        .extend(timeline.into_records().map(RecordWrite::Create));
+    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
     commit.message_index = index_entries(&case_id, parsed, delivery);
     commit.case = Some(CaseWrite::Create(case));
     let outcome = IngestOutcome::Stored {

@@ -59,9 +59,7 @@ pub enum PipelineError {
     CaseNotFound(CaseId),
     #[error("record {0} does not exist")]
     RecordNotFound(String),
-    #[error(
-        "{0} kept conflicting with other writers; gave up after {MAX_CONFLICT_RETRIES} attempts"
-    )]
+    #[error("{0} kept conflicting with other writers; gave up after {MAX_CONFLICT_RETRIES} attempts")]
     Contention(String),
     #[error("sending mail failed: {0}")]
     Mail(#[from] MailError),
@@ -74,9 +72,7 @@ impl PipelineError {
     /// trouble) or is final (the input names something that does not exist).
     pub fn is_retryable(&self) -> bool {
         match self {
-            PipelineError::Store(_) | PipelineError::Contention(_) | PipelineError::Commit(_) => {
-                true
-            }
+            PipelineError::Store(_) | PipelineError::Contention(_) | PipelineError::Commit(_) => true,
             PipelineError::Mail(e) => e.is_retryable(),
             PipelineError::CaseNotFound(_) | PipelineError::RecordNotFound(_) => false,
         }
@@ -132,12 +128,6 @@ impl Timeline {
 }
 
 /// Reads a case or fails with a typed error.
-pub(crate) async fn load_case<S: crate::store::Store>(
-    store: &S,
-    id: &CaseId,
-) -> Result<Case, PipelineError> {
-    store
-        .get_case(id)
-        .await?
-        .ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
+pub(crate) async fn load_case<S: crate::store::Store>(store: &S, id: &CaseId) -> Result<Case, PipelineError> {
+    store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
 }

@@ -1,27 +1,32 @@
 //! Outcome step: carry out a stored agent answer. The plan comes from the
-//! decision table; this step only writes what the plan says.
+//! decision table; this step only writes what the plan says. Also here,
+//! because they send through the same path: sending a reviewed draft,
+//! re-sending a failed mail, and the follow-up reminders and closure.
 //!
 //! Exactly-once mail: the outbound record is created (create-only) together
-//! with the plan, then claimed `pending → sending` before SES is called, and
-//! marked `sent` after. If the function dies between the SES call and the
-//! `sent` write, the record stays `sending`: it is never re-sent on its own
-//! (a duplicate to a customer is worse than a visible "unknown"), and an
-//! operator can check and re-send it.
+//! with the state change that calls for it, then claimed `pending → sending`
+//! before SES is called, and marked `sent` after. If the function dies
+//! between the SES call and the `sent` write, the record stays `sending`: it
+//! is never re-sent on its own (a duplicate to a customer is worse than a
+//! visible "unknown"), and an operator can check and re-send it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
-use crate::decision::{decide, Action, Plan, Situation};
+use crate::config::WorkflowConfig;
+use crate::decision::{decide, Action, Options, Plan, Situation};
 use crate::ids::{ses_message_key, CaseId};
 use crate::mail::{compose, reply_subject, Composition, MailError, MailSender, OutgoingMail};
 use crate::model::{
-    Case, CaseStatus, Draft, DraftStatus, Escalation, MailKind, OutboundMail, OutboundStatus,
-    Record, RecordKind, TurnResult, TurnStatus, WorkItem, WorkItemStatus,
+    Case, CaseStatus, Draft, DraftStatus, Escalation, FollowUp, FollowUpStatus, MailKind, OutboundMail, OutboundStatus, Record, RecordKind,
+    Resolution, ResolutionKind, TurnResult, TurnStatus, WorkItem, WorkItemStatus,
 };
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
 /// References kept on outbound mail; enough for every client to thread.
 const MAX_REFERENCES: usize = 20;
+/// Sends tried in-process when SES throttles, before the event is retried.
+const THROTTLE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeReport {
@@ -34,6 +39,10 @@ pub struct OutcomeReport {
     pub next_work_item: Option<String>,
 }
 
+fn workflow_of<'a>(env: StepEnv<'a>, case: &Case) -> &'a WorkflowConfig {
+    env.config.workflow(case.workflow_name.as_deref())
+}
+
 pub async fn carry_out<S: Store, M: MailSender>(
     env: StepEnv<'_>,
     store: &S,
@@ -42,6 +51,24 @@ pub async fn carry_out<S: Store, M: MailSender>(
     turn_key: &str,
 ) -> Result<OutcomeReport, PipelineError> {
     let (plan, next_work_item) = apply_plan(env, store, case_id, turn_key).await?;
+    let (sent, failed) = flush(env, store, mailer, case_id, turn_key).await?;
+    Ok(OutcomeReport {
+        turn: turn_key.to_string(),
+        plan,
+        sent,
+        failed,
+        next_work_item,
+    })
+}
+
+/// Sends every pending mail caused by `origin`. Returns (sent, failed) ids.
+async fn flush<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    origin: &str,
+) -> Result<(Vec<String>, Vec<String>), PipelineError> {
     let mut sent = Vec::new();
     let mut failed = Vec::new();
     // A permanent failure queues an escalation notice, hence a second pass.
@@ -51,7 +78,7 @@ pub async fn carry_out<S: Store, M: MailSender>(
             .await?
             .into_iter()
             .filter_map(Record::into_outbound)
-            .filter(|o| o.turn.as_deref() == Some(turn_key) && o.status == OutboundStatus::Pending)
+            .filter(|o| o.origin.as_deref() == Some(origin) && o.status == OutboundStatus::Pending)
             .collect();
         if pending.is_empty() {
             break;
@@ -64,13 +91,18 @@ pub async fn carry_out<S: Store, M: MailSender>(
             }
         }
     }
-    Ok(OutcomeReport {
-        turn: turn_key.to_string(),
-        plan,
-        sent,
-        failed,
-        next_work_item,
-    })
+    Ok((sent, failed))
+}
+
+async fn ai_mails_last_24h<S: Store>(store: &S, case_id: &CaseId, now: DateTime<Utc>) -> Result<u32, PipelineError> {
+    let since = now - Duration::hours(24);
+    Ok(store
+        .list_records(case_id, RecordKind::Outbound)
+        .await?
+        .into_iter()
+        .filter_map(Record::into_outbound)
+        .filter(|o| o.kind.is_ai_written() && o.status != OutboundStatus::Failed && o.created_at > since)
+        .count() as u32)
 }
 
 async fn apply_plan<S: Store>(
@@ -89,15 +121,25 @@ async fn apply_plan<S: Store>(
         if turn.status != TurnStatus::Answered {
             return Ok((None, None));
         }
+        let now = env.clock.now();
+        let workflow = workflow_of(env, &case);
+        let options = Options {
+            shadow: workflow.shadow,
+            kill_switch: env.config.safety.kill_switch,
+            ai_mails_last_24h: ai_mails_last_24h(store, case_id, now).await?,
+            ai_mail_cap: workflow.max_ai_mails_per_day,
+            follow_up: workflow.follow_up.is_some(),
+            closure_notice: workflow.closure_notice.as_deref(),
+        };
         let result = turn.result.clone().unwrap_or(TurnResult::Failed {
             reason: "the turn has no stored result".into(),
         });
         let plan = decide(Situation {
             case_status: case.status,
             workflow: case.workflow,
+            options,
             result: &result,
         });
-        let now = env.clock.now();
         let mut timeline = Timeline::for_commit(&case, now);
         let mut commit = Commit::new(case_id.clone());
         let suffix = turn.id.trim_start_matches("TURN#").to_string();
@@ -110,73 +152,55 @@ async fn apply_plan<S: Store>(
         for action in &plan.actions {
             match action {
                 Action::SendToCustomer { kind, body } => {
-                    let outbound = customer_mail(env, &case, *kind, body, &turn.id, &suffix, now)?;
+                    let outbound = customer_mail(env, &case, *kind, body, &turn.id, format!("OUT#{suffix}#{}", kind.as_str()), now)?;
                     timeline.add(
                         "mail_queued",
-                        format!(
-                            "{} to {} queued for sending",
-                            kind.as_str(),
-                            outbound.to.join(", ")
-                        ),
+                        format!("{} to {} queued for sending", kind.as_str(), outbound.to.join(", ")),
                     );
                     commit.message_index.push(MessageIndexEntry {
                         message_id: outbound.message_id.clone(),
                         case_id: case_id.clone(),
                         must_be_new: false,
                     });
-                    commit
-                        .records
-                        .push(RecordWrite::Create(Record::Outbound(outbound)));
+                    commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
                 }
                 Action::DraftForReview { kind, body, reason } => {
-                    let answer = match &result {
-                        TurnResult::Answered { response } => response.clone(),
-                        TurnResult::Failed { .. } => continue,
-                    };
+                    let TurnResult::Answered { response } = &result else { continue };
                     let draft = Draft {
                         id: format!("DRAFT#{suffix}#{}", kind.as_str()),
                         turn: turn.id.clone(),
                         kind: *kind,
                         to: vec![case.customer.clone()],
                         subject: reply_subject(&case.subject, &case.id.subject_tag()),
-                        body: with_signature(env, body),
+                        body: compose_body(env, &case, body),
                         reason: reason.describe().to_string(),
-                        answer,
+                        answer: response.clone(),
                         status: DraftStatus::PendingReview,
                         created_at: now,
                     };
                     timeline.add(
                         "draft_created",
-                        format!(
-                            "{} drafted for review: {}",
-                            kind.as_str(),
-                            reason.describe()
-                        ),
+                        format!("{} drafted for review: {}", kind.as_str(), reason.describe()),
                     );
-                    commit
-                        .records
-                        .push(RecordWrite::Create(Record::Draft(draft)));
+                    commit.records.push(RecordWrite::Create(Record::Draft(draft)));
                 }
-                Action::Escalate { reason } => {
-                    escalate(
-                        env,
-                        &mut case,
-                        &mut commit,
-                        &mut timeline,
-                        reason,
-                        &turn.id,
-                        &suffix,
-                        now,
-                    )?;
+                Action::ScheduleFollowUp => schedule_follow_up(env, &mut case, &mut commit, &mut timeline, format!("FUP#{suffix}"), now),
+                Action::Escalate { reason } => escalate(env, &mut case, &mut commit, &mut timeline, reason, &turn.id, &suffix, now)?,
+                Action::Close { reason } => {
+                    case.closed_at = Some(now);
+                    case.resolution = Some(Resolution {
+                        kind: ResolutionKind::ClosedByAgent,
+                        at: now,
+                    });
+                    case.follow_up = None;
+                    timeline.add("case_closed", reason.clone());
                 }
-                Action::Close { reason } => timeline.add("case_closed", reason.clone()),
                 Action::Record { note } => timeline.add("answer_recorded", note.clone()),
             }
         }
 
         let mut next_work_item = None;
-        if !case.pending_mail.is_empty() && case.agents_may_work() && case.turn_in_flight.is_none()
-        {
+        if !case.pending_mail.is_empty() && case.agents_may_work() && case.turn_in_flight.is_none() {
             let work = WorkItem {
                 id: timeline.record_key("WORK#"),
                 mail_ids: std::mem::take(&mut case.pending_mail),
@@ -187,22 +211,14 @@ async fn apply_plan<S: Store>(
             case.status = CaseStatus::AgentWorking;
             timeline.add(
                 "agent_turn_requested",
-                format!(
-                    "{} mail(s) arrived during the turn; the agent is called again",
-                    work.mail_ids.len()
-                ),
+                format!("{} mail(s) arrived during the turn; the agent is called again", work.mail_ids.len()),
             );
             next_work_item = Some(work.id.clone());
-            commit
-                .records
-                .push(RecordWrite::Create(Record::WorkItem(work)));
+            commit.records.push(RecordWrite::Create(Record::WorkItem(work)));
         }
 
         if case.status != status_before {
-            timeline.add(
-                "status_changed",
-                format!("case {status_before} → {}", case.status),
-            );
+            timeline.add("status_changed", format!("case {status_before} → {}", case.status));
         }
         turn.status = TurnStatus::Done;
         case.updated_at = now;
@@ -210,22 +226,37 @@ async fn apply_plan<S: Store>(
             record: Record::Turn(turn),
             expected_status: TurnStatus::Answered.as_str(),
         });
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok((Some(plan), next_work_item)),
             Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => {
-                return Ok((None, None))
-            }
+            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => return Ok((None, None)),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "outcome {case_id}/{turn_key}"
-    )))
+    Err(PipelineError::Contention(format!("outcome {case_id}/{turn_key}")))
+}
+
+fn schedule_follow_up(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, timeline: &mut Timeline, id: String, now: DateTime<Utc>) {
+    let Some(policy) = &workflow_of(env, case).follow_up else { return };
+    let due_at = now + Duration::hours(i64::from(policy.interval_hours));
+    timeline.add(
+        "follow_up_scheduled",
+        format!(
+            "{} reminder(s) every {} h while the customer is silent, then closure",
+            policy.reminders, policy.interval_hours
+        ),
+    );
+    case.follow_up = Some(id.clone());
+    let follow_up = FollowUp {
+        id,
+        reminders_sent: 0,
+        status: FollowUpStatus::Active,
+        due_at: Some(due_at),
+        created_at: now,
+    };
+    commit.records.push(RecordWrite::Create(Record::FollowUp(follow_up)));
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -235,7 +266,7 @@ fn escalate(
     commit: &mut Commit,
     timeline: &mut Timeline,
     reason: &str,
-    turn_id: &str,
+    origin: &str,
     suffix: &str,
     now: DateTime<Utc>,
 ) -> Result<(), PipelineError> {
@@ -245,22 +276,37 @@ fn escalate(
         reason: reason.to_string(),
         at: now,
     });
-    timeline.add(
-        "escalated",
-        format!("to queue {}: {reason}", env.config.mail.queue_name),
-    );
-    let notice = escalation_notice(env, case, reason, turn_id, suffix, now)?;
-    commit
-        .records
-        .push(RecordWrite::Create(Record::Outbound(notice)));
+    case.follow_up = None;
+    timeline.add("escalated", format!("to queue {}: {reason}", env.config.mail.queue_name));
+    let notice = escalation_notice(env, case, reason, origin, suffix, now)?;
+    commit.records.push(RecordWrite::Create(Record::Outbound(notice)));
     Ok(())
 }
 
-fn with_signature(env: StepEnv<'_>, body: &str) -> String {
-    match &env.config.mail.signature {
-        Some(signature) => format!("{}\n\n-- \n{}", body.trim_end(), signature),
-        None => body.trim_end().to_string(),
+/// Greeting, the text, signature and footer of the case's workflow.
+fn compose_body(env: StepEnv<'_>, case: &Case, text: &str) -> String {
+    let workflow = workflow_of(env, case);
+    let name = case
+        .customer_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("there");
+    let mut body = String::new();
+    if let Some(greeting) = &workflow.greeting {
+        body.push_str(&greeting.replace("{name}", name));
+        body.push_str("\n\n");
     }
+    body.push_str(text.trim_end());
+    if let Some(signature) = workflow.signature.as_ref().or(env.config.mail.signature.as_ref()) {
+        body.push_str("\n\n-- \n");
+        body.push_str(signature);
+    }
+    if let Some(footer) = &workflow.footer {
+        body.push_str("\n\n");
+        body.push_str(footer);
+    }
+    body
 }
 
 fn new_message_id(env: StepEnv<'_>, case: &Case) -> String {
@@ -272,24 +318,25 @@ fn new_message_id(env: StepEnv<'_>, case: &Case) -> String {
     )
 }
 
-fn customer_mail(
+/// An outbound mail in the case's thread; `body` is final text.
+fn threaded_mail(
     env: StepEnv<'_>,
     case: &Case,
     kind: MailKind,
-    body: &str,
-    turn_id: &str,
-    suffix: &str,
+    body: String,
+    origin: &str,
+    id: String,
     now: DateTime<Utc>,
 ) -> Result<OutboundMail, PipelineError> {
     let to = vec![case.customer.clone()];
     let subject = reply_subject(&case.subject, &case.id.subject_tag());
-    let body = with_signature(env, body);
     let message_id = new_message_id(env, case);
     let skip = case.thread_message_ids.len().saturating_sub(MAX_REFERENCES);
     let references: Vec<String> = case.thread_message_ids[skip..].to_vec();
     let raw = compose(&Composition {
         from_address: &env.config.mail.from_address,
         from_name: env.config.mail.from_name.as_deref(),
+        reply_to: env.config.mail.reply_to.as_deref(),
         to: &to,
         subject: &subject,
         body: &body,
@@ -299,9 +346,9 @@ fn customer_mail(
         date: now,
     })?;
     Ok(OutboundMail {
-        id: format!("OUT#{suffix}#{}", kind.as_str()),
+        id,
         kind,
-        turn: Some(turn_id.to_string()),
+        origin: Some(origin.to_string()),
         from: env.config.mail.from_address.clone(),
         to,
         subject,
@@ -318,11 +365,23 @@ fn customer_mail(
     })
 }
 
+fn customer_mail(
+    env: StepEnv<'_>,
+    case: &Case,
+    kind: MailKind,
+    text: &str,
+    origin: &str,
+    id: String,
+    now: DateTime<Utc>,
+) -> Result<OutboundMail, PipelineError> {
+    threaded_mail(env, case, kind, compose_body(env, case, text), origin, id, now)
+}
+
 fn escalation_notice(
     env: StepEnv<'_>,
     case: &Case,
     reason: &str,
-    turn_id: &str,
+    origin: &str,
     suffix: &str,
     now: DateTime<Utc>,
 ) -> Result<OutboundMail, PipelineError> {
@@ -339,6 +398,7 @@ fn escalation_notice(
     let raw = compose(&Composition {
         from_address: &env.config.mail.from_address,
         from_name: env.config.mail.from_name.as_deref(),
+        reply_to: None,
         to: &to,
         subject: &subject,
         body: &body,
@@ -347,19 +407,12 @@ fn escalation_notice(
         references: &[],
         date: now,
     })?;
-    // Several escalations may come from one turn (a failed send escalates too).
-    let attempt = if case.escalation.is_some() {
-        uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-    } else {
-        String::new()
-    };
+    // Several escalations may come from one origin (a failed send escalates too).
+    let unique = uuid::Uuid::new_v4().simple().to_string();
     Ok(OutboundMail {
-        id: format!(
-            "OUT#{suffix}#{}{attempt}",
-            MailKind::EscalationNotice.as_str()
-        ),
+        id: format!("OUT#{suffix}#{}-{}", MailKind::EscalationNotice.as_str(), &unique[..8]),
         kind: MailKind::EscalationNotice,
-        turn: Some(turn_id.to_string()),
+        origin: Some(origin.to_string()),
         from: env.config.mail.from_address.clone(),
         to,
         subject,
@@ -403,7 +456,18 @@ async fn send_one<S: Store, M: MailSender>(
         message_id: outbound.message_id.clone(),
         raw: outbound.raw_mime.clone().unwrap_or_default().into_bytes(),
     };
-    match mailer.send(&mail).await {
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        match mailer.send(&mail).await {
+            Err(MailError::Throttled(reason)) if attempt < THROTTLE_ATTEMPTS => {
+                tracing::warn!(case = %case_id, outbound = %outbound.id, attempt, %reason, "SES throttled the send; backing off");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            other => break other,
+        }
+    };
+    match result {
         Ok(receipt) => {
             let mut sent = claimed;
             sent.status = OutboundStatus::Sent;
@@ -451,15 +515,9 @@ async fn finish_send<S: Store>(
             None => {
                 timeline.add(
                     "mail_sent",
-                    format!(
-                        "{} sent to {}",
-                        outbound.kind.as_str(),
-                        outbound.to.join(", ")
-                    ),
+                    format!("{} sent to {}", outbound.kind.as_str(), outbound.to.join(", ")),
                 );
-                if outbound.kind != MailKind::EscalationNotice
-                    && !case.thread_message_ids.contains(&outbound.message_id)
-                {
+                if outbound.kind != MailKind::EscalationNotice && !case.thread_message_ids.contains(&outbound.message_id) {
                     case.thread_message_ids.push(outbound.message_id.clone());
                 }
                 if let Some(provider_id) = &outbound.provider_message_id {
@@ -479,22 +537,16 @@ async fn finish_send<S: Store>(
                         outbound.to.join(", ")
                     ),
                 );
-                if outbound.kind != MailKind::EscalationNotice && case.status != CaseStatus::Closed
-                {
-                    let suffix = outbound
-                        .turn
-                        .as_deref()
-                        .unwrap_or("TURN#manual")
-                        .trim_start_matches("TURN#")
-                        .to_string();
-                    let turn_id = outbound.turn.clone().unwrap_or_default();
+                if outbound.kind != MailKind::EscalationNotice && case.status != CaseStatus::Closed {
+                    let origin = outbound.origin.clone().unwrap_or_else(|| outbound.id.clone());
+                    let suffix = origin.split_once('#').map(|(_, s)| s.to_string()).unwrap_or_else(|| origin.clone());
                     escalate(
                         env,
                         &mut case,
                         &mut commit,
                         &mut timeline,
                         &format!("mail to the customer failed: {error}"),
-                        &turn_id,
+                        &origin,
                         &suffix,
                         now,
                     )?;
@@ -506,9 +558,7 @@ async fn finish_send<S: Store>(
             record: Record::Outbound(outbound.clone()),
             expected_status: OutboundStatus::Sending.as_str(),
         });
-        commit
-            .records
-            .extend(timeline.into_records().map(RecordWrite::Create));
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
         commit.case = Some(CaseWrite::Update(case));
         match store.commit(commit).await {
             Ok(()) => return Ok(()),
@@ -516,8 +566,250 @@ async fn finish_send<S: Store>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(PipelineError::Contention(format!(
-        "outbound {case_id}/{}",
-        outbound.id
-    )))
+    Err(PipelineError::Contention(format!("outbound {case_id}/{}", outbound.id)))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DraftSendOutcome {
+    /// Sent now (or queued and sent); the outbound mail's id.
+    Sent { outbound: String },
+    /// The draft was already sent or discarded: nothing sent.
+    AlreadyHandled,
+}
+
+/// Sends a reviewed draft, optionally with an edited body, exactly once: a
+/// double click finds the draft no longer pending.
+pub async fn send_draft<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    draft_key: &str,
+    edited_body: Option<String>,
+) -> Result<DraftSendOutcome, PipelineError> {
+    let outbound_id = format!("OUT#draft-{}", draft_key.trim_start_matches("DRAFT#"));
+    let mut queued = false;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let mut case = load_case(store, case_id).await?;
+        let mut draft = store
+            .get_record(case_id, draft_key)
+            .await?
+            .and_then(Record::into_draft)
+            .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{draft_key}")))?;
+        if draft.status != DraftStatus::PendingReview || case.status == CaseStatus::Closed {
+            break;
+        }
+        let now = env.clock.now();
+        let mut timeline = Timeline::for_commit(&case, now);
+        let mut commit = Commit::new(case_id.clone());
+        let edited = edited_body.as_ref().is_some_and(|b| *b != draft.body);
+        let body = edited_body.clone().unwrap_or_else(|| draft.body.clone());
+        let outbound = threaded_mail(env, &case, draft.kind, body, &draft.id, outbound_id.clone(), now)?;
+        timeline.add(
+            "draft_sent",
+            format!(
+                "{} draft sent by a representative{}",
+                draft.kind.as_str(),
+                if edited { " (edited)" } else { "" }
+            ),
+        );
+        if case.status == CaseStatus::PendingReview {
+            let before = case.status;
+            case.status = match draft.kind {
+                MailKind::Question => CaseStatus::WaitingOnCustomer,
+                MailKind::Resolution => CaseStatus::Resolved,
+                _ => case.status,
+            };
+            if draft.kind == MailKind::Resolution {
+                schedule_follow_up(
+                    env,
+                    &mut case,
+                    &mut commit,
+                    &mut timeline,
+                    format!("FUP#draft-{}", draft_key.trim_start_matches("DRAFT#")),
+                    now,
+                );
+            }
+            timeline.add("status_changed", format!("case {before} → {}", case.status));
+        }
+        draft.status = DraftStatus::Sent;
+        draft.body = outbound.body.clone();
+        case.updated_at = now;
+        commit.message_index.push(MessageIndexEntry {
+            message_id: outbound.message_id.clone(),
+            case_id: case_id.clone(),
+            must_be_new: false,
+        });
+        commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Draft(draft),
+            expected_status: "pending_review",
+        });
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.case = Some(CaseWrite::Update(case));
+        match store.commit(commit).await {
+            Ok(()) => {
+                queued = true;
+                break;
+            }
+            Err(CommitError::VersionConflict(_)) => continue,
+            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !queued {
+        return Ok(DraftSendOutcome::AlreadyHandled);
+    }
+    flush(env, store, mailer, case_id, draft_key).await?;
+    Ok(DraftSendOutcome::Sent { outbound: outbound_id })
+}
+
+/// Puts a failed mail back to pending and sends it again.
+pub async fn resend<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    outbound_key: &str,
+) -> Result<bool, PipelineError> {
+    let mut outbound = store
+        .get_record(case_id, outbound_key)
+        .await?
+        .and_then(Record::into_outbound)
+        .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{outbound_key}")))?;
+    if outbound.status != OutboundStatus::Failed {
+        return Ok(false);
+    }
+    outbound.status = OutboundStatus::Pending;
+    outbound.error = None;
+    let mut commit = Commit::new(case_id.clone());
+    commit.records.push(RecordWrite::ReplaceIfStatus {
+        record: Record::Outbound(outbound.clone()),
+        expected_status: OutboundStatus::Failed.as_str(),
+    });
+    match store.commit(commit).await {
+        Ok(()) => {}
+        Err(CommitError::StateMismatch(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(matches!(send_one(env, store, mailer, case_id, outbound).await?, Some((_, true))))
+}
+
+/// Follow-ups that are due: send the next reminder, or close the case once
+/// the last reminder went unanswered (resolution assumed). Found with an
+/// index query. Returns `case/follow-up: what happened` lines.
+pub async fn run_follow_ups<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    limit: usize,
+) -> Result<Vec<String>, PipelineError> {
+    let now = env.clock.now();
+    let mut done = Vec::new();
+    for due in store.list_due(RecordKind::FollowUp, now, limit).await? {
+        if let Some(what) = follow_up_once(env, store, &due.case_id, &due.key, now).await? {
+            flush(env, store, mailer, &due.case_id, &due.key).await?;
+            done.push(format!("{}/{}: {what}", due.case_id, due.key));
+        }
+    }
+    Ok(done)
+}
+
+async fn follow_up_once<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, PipelineError> {
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let mut case = load_case(store, case_id).await?;
+        let Some(mut follow_up) = store.get_record(case_id, key).await?.and_then(Record::into_follow_up) else {
+            return Ok(None);
+        };
+        if follow_up.status != FollowUpStatus::Active {
+            return Ok(None);
+        }
+        let policy = workflow_of(env, &case).follow_up.clone();
+        let mut timeline = Timeline::for_commit(&case, now);
+        let mut commit = Commit::new(case_id.clone());
+        let what = match policy {
+            Some(policy) if case.follow_up.as_deref() == Some(key) && case.status == CaseStatus::Resolved => {
+                if follow_up.reminders_sent < policy.reminders {
+                    follow_up.reminders_sent += 1;
+                    let n = follow_up.reminders_sent;
+                    let wait = if n == policy.reminders {
+                        policy.close_after_hours
+                    } else {
+                        policy.interval_hours
+                    };
+                    follow_up.due_at = Some(now + Duration::hours(i64::from(wait)));
+                    let reminder_id = format!("OUT#{}#reminder{n}", key.trim_start_matches("FUP#"));
+                    let reminder = customer_mail(
+                        env,
+                        &case,
+                        MailKind::Reminder,
+                        &policy.reminder_text.replace("{name}", "there"),
+                        key,
+                        reminder_id,
+                        now,
+                    )?;
+                    if env.config.safety.kill_switch {
+                        timeline.add(
+                            "reminder_skipped",
+                            format!("reminder {n} of {} not sent: the kill switch is on", policy.reminders),
+                        );
+                    } else {
+                        timeline.add(
+                            "mail_queued",
+                            format!("reminder {n} of {} to {} queued for sending", policy.reminders, case.customer),
+                        );
+                        commit.message_index.push(MessageIndexEntry {
+                            message_id: reminder.message_id.clone(),
+                            case_id: case_id.clone(),
+                            must_be_new: false,
+                        });
+                        commit.records.push(RecordWrite::Create(Record::Outbound(reminder)));
+                    }
+                    format!("reminder {n} of {}", policy.reminders)
+                } else {
+                    follow_up.status = FollowUpStatus::Done;
+                    follow_up.due_at = None;
+                    case.status = CaseStatus::Closed;
+                    case.closed_at = Some(now);
+                    case.follow_up = None;
+                    case.resolution = Some(Resolution {
+                        kind: ResolutionKind::Assumed,
+                        at: now,
+                    });
+                    timeline.add(
+                        "case_closed",
+                        format!("no answer after {} reminder(s): resolution assumed", policy.reminders),
+                    );
+                    timeline.add("status_changed", "case resolved → closed");
+                    "closed, resolution assumed".to_string()
+                }
+            }
+            _ => {
+                follow_up.status = FollowUpStatus::Cancelled;
+                follow_up.due_at = None;
+                timeline.add("follow_up_cancelled", "the case moved on; no more reminders");
+                "cancelled".to_string()
+            }
+        };
+        case.updated_at = now;
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::FollowUp(follow_up),
+            expected_status: "active",
+        });
+        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+        commit.case = Some(CaseWrite::Update(case));
+        match store.commit(commit).await {
+            Ok(()) => return Ok(Some(what)),
+            Err(CommitError::VersionConflict(_)) => continue,
+            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PipelineError::Contention(format!("follow-up {case_id}/{key}")))
 }

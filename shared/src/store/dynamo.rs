@@ -8,7 +8,7 @@
 //! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc                                    |
 //!
 //! Records with a due time (turns in flight or awaiting an async answer) also
-//! carry `due_pk` = `DUE#<n>` (n = one of [`DUE_SHARDS`] shards, by case) and
+//! carry `due_pk` = `DUE#<record type>#<n>` (n = one of [`DUE_SHARDS`] shards, by case) and
 //! `due_sk` = `<due time>#<case id>#<key>`, which puts them in the sparse GSI
 //! `due`. The sweep queries each shard for `due_sk <= now`: an index query,
 //! never a scan; a record leaves the index when it is rewritten without a due time.
@@ -23,16 +23,13 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
 use aws_sdk_dynamodb::Client;
 
-use super::{
-    decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
-    StoreError,
-};
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
 use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
@@ -45,9 +42,10 @@ pub const DUE_INDEX: &str = "due";
 pub const DUE_SHARDS: u32 = 4;
 
 fn due_shard(case: &CaseId) -> u32 {
-    case.as_str().bytes().fold(0u32, |acc, b| {
-        acc.wrapping_mul(31).wrapping_add(u32::from(b))
-    }) % DUE_SHARDS
+    case.as_str()
+        .bytes()
+        .fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % DUE_SHARDS
 }
 
 #[derive(Clone)]
@@ -76,10 +74,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn string_attr<'a>(
-    item: &'a HashMap<String, AttributeValue>,
-    name: &str,
-) -> Result<&'a str, StoreError> {
+fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, StoreError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -140,11 +135,7 @@ impl DynamoStore {
                     .index_name(DUE_INDEX)
                     .key_schema(key("due_pk", KeyType::Hash)?)
                     .key_schema(key("due_sk", KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                     .build()
                     .map_err(backend)?,
             )
@@ -161,17 +152,11 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn put(
-        &self,
-        item: HashMap<String, AttributeValue>,
-    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+    fn put(&self, item: HashMap<String, AttributeValue>) -> aws_sdk_dynamodb::types::builders::PutBuilder {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }
 
-    fn build_transaction(
-        &self,
-        commit: &Commit,
-    ) -> Result<(Vec<TransactWriteItem>, Vec<OnConflict>), StoreError> {
+    fn build_transaction(&self, commit: &Commit) -> Result<(Vec<TransactWriteItem>, Vec<OnConflict>), StoreError> {
         let pk = case_pk(&commit.case_id);
         let mut items = Vec::new();
         let mut conflicts = Vec::new();
@@ -182,8 +167,7 @@ impl DynamoStore {
                 CaseWrite::Create(_) => {
                     case.version = 1;
                     (
-                        self.put(self.case_item(&case)?)
-                            .condition_expression("attribute_not_exists(pk)"),
+                        self.put(self.case_item(&case)?).condition_expression("attribute_not_exists(pk)"),
                         OnConflict::Exists(format!("case {}", case.id)),
                     )
                 }
@@ -194,19 +178,12 @@ impl DynamoStore {
                         self.put(self.case_item(&case)?)
                             .condition_expression("#v = :expected")
                             .expression_attribute_names("#v", "version")
-                            .expression_attribute_values(
-                                ":expected",
-                                AttributeValue::N(expected.to_string()),
-                            ),
+                            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
                         OnConflict::Version(case.id.clone()),
                     )
                 }
             };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(backend)?)
-                    .build(),
-            );
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
             conflicts.push(conflict);
         }
 
@@ -224,32 +201,24 @@ impl DynamoStore {
             if let Some(due) = record.due_at() {
                 item.insert(
                     "due_pk".to_string(),
-                    s(format!("DUE#{}", due_shard(&commit.case_id))),
+                    s(format!("DUE#{}#{}", record.kind().type_name(), due_shard(&commit.case_id))),
                 );
                 item.insert(
                     "due_sk".to_string(),
-                    s(format!(
-                        "{}#{}#{}",
-                        due_text(due),
-                        commit.case_id,
-                        record.key()
-                    )),
+                    s(format!("{}#{}#{}", due_text(due), commit.case_id, record.key())),
                 );
             }
             let name = format!("{}/{}", commit.case_id, record.key());
             let put = match write {
                 RecordWrite::Create(_) => {
                     conflicts.push(OnConflict::Exists(name));
-                    self.put(item)
-                        .condition_expression("attribute_not_exists(pk)")
+                    self.put(item).condition_expression("attribute_not_exists(pk)")
                 }
                 RecordWrite::Replace(_) => {
                     conflicts.push(OnConflict::State(name));
                     self.put(item)
                 }
-                RecordWrite::ReplaceIfStatus {
-                    expected_status, ..
-                } => {
+                RecordWrite::ReplaceIfStatus { expected_status, .. } => {
                     conflicts.push(OnConflict::State(name));
                     self.put(item)
                         .condition_expression("#s = :expected")
@@ -257,11 +226,7 @@ impl DynamoStore {
                         .expression_attribute_values(":expected", s(*expected_status))
                 }
             };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(backend)?)
-                    .build(),
-            );
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
         }
 
         for entry in &commit.message_index {
@@ -276,11 +241,7 @@ impl DynamoStore {
                 put = put.condition_expression("attribute_not_exists(pk)");
             }
             conflicts.push(OnConflict::Exists(format!("message {}", entry.message_id)));
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(backend)?)
-                    .build(),
-            );
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
         }
         Ok((items, conflicts))
     }
@@ -291,20 +252,13 @@ impl DynamoStore {
         item.insert("sk".to_string(), s(CASE_SK));
         item.insert("record_type".to_string(), s("Case"));
         item.insert("case_id".to_string(), s(case.id.as_str()));
-        item.insert(
-            "version".to_string(),
-            AttributeValue::N(case.version.to_string()),
-        );
+        item.insert("version".to_string(), AttributeValue::N(case.version.to_string()));
         item.insert("status".to_string(), s(case.status.as_str()));
         item.insert("doc".to_string(), s(encode(case)?));
         Ok(item)
     }
 
-    async fn get_doc(
-        &self,
-        pk: String,
-        sk: String,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    async fn get_doc(&self, pk: String, sk: String) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -327,12 +281,7 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = request
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
+            let page = request.clone().set_exclusive_start_key(start).send().await.map_err(sdk_error)?;
             out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() || out.len() >= limit {
@@ -353,10 +302,7 @@ impl Store for DynamoStore {
     }
 
     async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
-        match self
-            .get_doc(message_index_key(message_id), INDEX_SK.into())
-            .await?
-        {
+        match self.get_doc(message_index_key(message_id), INDEX_SK.into()).await? {
             Some(item) => {
                 let id = string_attr(&item, "case_id")?;
                 CaseId::parse(id)
@@ -374,11 +320,7 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_records(
-        &self,
-        case_id: &CaseId,
-        kind: RecordKind,
-    ) -> Result<Vec<Record>, StoreError> {
+    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
         let request = self
             .client
             .query()
@@ -397,28 +339,19 @@ impl Store for DynamoStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         commit.validate()?;
         let (items, conflicts) = self.build_transaction(&commit)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
                 let service = err.as_service_error();
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    service
-                {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = service {
                     for (i, reason) in cancelled.cancellation_reasons().iter().enumerate() {
                         if reason.code() == Some("ConditionalCheckFailed") {
                             return Err(match conflicts.into_iter().nth(i) {
                                 Some(OnConflict::Version(id)) => CommitError::VersionConflict(id),
                                 Some(OnConflict::Exists(what)) => CommitError::AlreadyExists(what),
                                 Some(OnConflict::State(what)) => CommitError::StateMismatch(what),
-                                None => CommitError::Store(StoreError::Backend(
-                                    "condition failed on unknown item".into(),
-                                )),
+                                None => CommitError::Store(StoreError::Backend("condition failed on unknown item".into())),
                             });
                         }
                     }
@@ -433,11 +366,7 @@ impl Store for DynamoStore {
         item.insert("pk".to_string(), s(REJECTED_PK));
         item.insert(
             "sk".to_string(),
-            s(format!(
-                "{}#{}",
-                rejected.received_at.to_rfc3339(),
-                rejected.key
-            )),
+            s(format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key)),
         );
         item.insert("record_type".to_string(), s("Rejected"));
         item.insert("doc".to_string(), s(encode(&rejected)?));
@@ -466,11 +395,7 @@ impl Store for DynamoStore {
             .collect()
     }
 
-    async fn list_due(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: usize,
-    ) -> Result<Vec<DueItem>, StoreError> {
+    async fn list_due(&self, kind: RecordKind, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
         // `~` sorts after every character of a case id, so the bound includes everything due at `before`.
         let upper = format!("{}#~", due_text(before));
         let mut due = Vec::new();
@@ -481,20 +406,16 @@ impl Store for DynamoStore {
                 .table_name(&self.table)
                 .index_name(DUE_INDEX)
                 .key_condition_expression("due_pk = :pk AND due_sk <= :upper")
-                .expression_attribute_values(":pk", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":pk", s(format!("DUE#{}#{shard}", kind.type_name())))
                 .expression_attribute_values(":upper", s(upper.clone()));
             for item in self.query_all(request, limit).await? {
                 let due_sk = string_attr(&item, "due_sk")?;
                 let mut parts = due_sk.splitn(3, '#');
-                let (Some(at), Some(case), Some(_)) = (parts.next(), parts.next(), parts.next())
-                else {
+                let (Some(at), Some(case), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
                     continue;
                 };
                 let key = string_attr(&item, "sk")?.to_string();
-                let (Some(case_id), Ok(at)) = (
-                    CaseId::parse(case),
-                    chrono::DateTime::parse_from_rfc3339(at),
-                ) else {
+                let (Some(case_id), Ok(at)) = (CaseId::parse(case), chrono::DateTime::parse_from_rfc3339(at)) else {
                     continue;
                 };
                 due.push(DueItem {

@@ -63,18 +63,13 @@ pub enum RecordWrite {
     /// Overwrites whatever is there.
     Replace(Record),
     /// Overwrites only if the stored record's status is `expected_status`.
-    ReplaceIfStatus {
-        record: Record,
-        expected_status: &'static str,
-    },
+    ReplaceIfStatus { record: Record, expected_status: &'static str },
 }
 
 impl RecordWrite {
     pub fn record(&self) -> &Record {
         match self {
-            RecordWrite::Create(r)
-            | RecordWrite::Replace(r)
-            | RecordWrite::ReplaceIfStatus { record: r, .. } => r,
+            RecordWrite::Create(r) | RecordWrite::Replace(r) | RecordWrite::ReplaceIfStatus { record: r, .. } => r,
         }
     }
 }
@@ -111,35 +106,26 @@ impl Commit {
     }
 
     pub fn validate(&self) -> Result<(), StoreError> {
-        let items =
-            usize::from(self.case.is_some()) + self.records.len() + self.message_index.len();
+        let items = usize::from(self.case.is_some()) + self.records.len() + self.message_index.len();
         if items == 0 {
             return Err(StoreError::InvalidCommit("empty commit".into()));
         }
         if items > MAX_COMMIT_ITEMS {
-            return Err(StoreError::InvalidCommit(format!(
-                "{items} items, over {MAX_COMMIT_ITEMS}"
-            )));
+            return Err(StoreError::InvalidCommit(format!("{items} items, over {MAX_COMMIT_ITEMS}")));
         }
         if let Some(write) = &self.case {
             if write.case().id != self.case_id {
-                return Err(StoreError::InvalidCommit(
-                    "case write for another case".into(),
-                ));
+                return Err(StoreError::InvalidCommit("case write for another case".into()));
             }
         }
         let mut keys = std::collections::HashSet::new();
         for write in &self.records {
             let key = write.record().key();
             if RecordKind::of_key(key) != Some(write.record().kind()) {
-                return Err(StoreError::InvalidCommit(format!(
-                    "record key {key:?} does not match its kind"
-                )));
+                return Err(StoreError::InvalidCommit(format!("record key {key:?} does not match its kind")));
             }
             if !keys.insert(key.to_string()) {
-                return Err(StoreError::InvalidCommit(format!(
-                    "record {key:?} written twice"
-                )));
+                return Err(StoreError::InvalidCommit(format!("record {key:?} written twice")));
             }
         }
         Ok(())
@@ -149,57 +135,35 @@ impl Commit {
 /// The store port. Both adapters pass the same conformance suite
 /// (`crate::testing::store_conformance`).
 pub trait Store: Send + Sync {
-    fn get_case(
-        &self,
-        id: &CaseId,
-    ) -> impl Future<Output = Result<Option<Case>, StoreError>> + Send;
+    fn get_case(&self, id: &CaseId) -> impl Future<Output = Result<Option<Case>, StoreError>> + Send;
 
     /// The case a Message-ID (or `ses:` key) was indexed for.
-    fn case_for_message_id(
-        &self,
-        message_id: &str,
-    ) -> impl Future<Output = Result<Option<CaseId>, StoreError>> + Send;
+    fn case_for_message_id(&self, message_id: &str) -> impl Future<Output = Result<Option<CaseId>, StoreError>> + Send;
 
-    fn get_record(
-        &self,
-        case_id: &CaseId,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    fn get_record(&self, case_id: &CaseId, key: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
     /// All records of one kind for a case, in key order.
-    fn list_records(
-        &self,
-        case_id: &CaseId,
-        kind: RecordKind,
-    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+    fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
     /// Writes the whole commit or nothing.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
 
     /// Keeps a mail that belongs to no case, with its reason. Idempotent per key.
-    fn record_rejected(
-        &self,
-        rejected: RejectedMail,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_rejected(&self, rejected: RejectedMail) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn list_rejected(
-        &self,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RejectedMail>, StoreError>> + Send;
+    fn list_rejected(&self, limit: usize) -> impl Future<Output = Result<Vec<RejectedMail>, StoreError>> + Send;
 
     /// Records whose due time is at or before `before`, earliest first (an
     /// index query, never a scan).
     fn list_due(
         &self,
+        kind: RecordKind,
         before: chrono::DateTime<chrono::Utc>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DueItem>, StoreError>> + Send;
 
     /// Ids of all cases, for operators' tools. Not for request paths.
-    fn list_case_ids(
-        &self,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
+    fn list_case_ids(&self, limit: usize) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,10 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{
-    decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store,
-    StoreError,
-};
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
 use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
@@ -53,9 +50,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let connection = Connection::open(path).map_err(backend)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         SqliteStore::with_connection(connection)
     }
 
@@ -64,9 +59,7 @@ impl SqliteStore {
     }
 
     fn with_connection(connection: Connection) -> Result<SqliteStore, StoreError> {
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
         let has_records: bool = connection
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'",
@@ -77,11 +70,9 @@ impl SqliteStore {
             > 0;
         if has_records {
             let has_due: bool = connection
-                .query_row(
-                    "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'due_at'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
+                .query_row("SELECT count(*) FROM pragma_table_info('records') WHERE name = 'due_at'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .map_err(backend)?
                 > 0;
             if !has_due {
@@ -112,9 +103,7 @@ impl SqliteStore {
 
         if let Some(write) = &commit.case {
             let stored: Option<i64> = tx
-                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| {
-                    r.get(0)
-                })
+                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             let (case, new_version) = match write {
@@ -135,12 +124,7 @@ impl SqliteStore {
             stored_case.version = new_version;
             tx.execute(
                 "INSERT OR REPLACE INTO cases (id, version, status, doc) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    case_id,
-                    new_version as i64,
-                    stored_case.status.as_str(),
-                    encode(&stored_case)?
-                ],
+                params![case_id, new_version as i64, stored_case.status.as_str(), encode(&stored_case)?],
             )
             .map_err(backend)?;
         }
@@ -149,27 +133,28 @@ impl SqliteStore {
             let record = write.record();
             let key = record.key();
             let stored_status: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT status FROM records WHERE case_id = ?1 AND key = ?2",
-                    [case_id, key],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT status FROM records WHERE case_id = ?1 AND key = ?2", [case_id, key], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
             match write {
-                RecordWrite::Create(_) if stored_status.is_some() => {
-                    return Err(CommitError::AlreadyExists(format!("{case_id}/{key}")))
-                }
-                RecordWrite::ReplaceIfStatus {
-                    expected_status, ..
-                } if stored_status.flatten().as_deref() != Some(*expected_status) => {
+                RecordWrite::Create(_) if stored_status.is_some() => return Err(CommitError::AlreadyExists(format!("{case_id}/{key}"))),
+                RecordWrite::ReplaceIfStatus { expected_status, .. } if stored_status.flatten().as_deref() != Some(*expected_status) => {
                     return Err(CommitError::StateMismatch(format!("{case_id}/{key}")))
                 }
                 _ => {}
             }
             tx.execute(
                 "INSERT OR REPLACE INTO records (case_id, key, record_type, status, doc, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![case_id, key, record.kind().type_name(), record.status(), encode(record)?, record.due_at().map(due_text)],
+                params![
+                    case_id,
+                    key,
+                    record.kind().type_name(),
+                    record.status(),
+                    encode(record)?,
+                    record.due_at().map(due_text)
+                ],
             )
             .map_err(backend)?;
         }
@@ -178,18 +163,11 @@ impl SqliteStore {
             let key = message_index_key(&entry.message_id);
             if entry.must_be_new {
                 let exists: Option<String> = tx
-                    .query_row(
-                        "SELECT case_id FROM message_index WHERE key = ?1",
-                        [&key],
-                        |r| r.get(0),
-                    )
+                    .query_row("SELECT case_id FROM message_index WHERE key = ?1", [&key], |r| r.get(0))
                     .optional()
                     .map_err(backend)?;
                 if exists.is_some() {
-                    return Err(CommitError::AlreadyExists(format!(
-                        "message {}",
-                        entry.message_id
-                    )));
+                    return Err(CommitError::AlreadyExists(format!("message {}", entry.message_id)));
                 }
             }
             tx.execute(
@@ -207,9 +185,7 @@ impl Store for SqliteStore {
     async fn get_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
         let doc: Option<String> = self
             .lock()?
-            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         doc.map(|d| decode(&d)).transpose()
@@ -225,10 +201,8 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-        case.map(|c| {
-            CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}")))
-        })
-        .transpose()
+        case.map(|c| CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}"))))
+            .transpose()
     }
 
     async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
@@ -244,19 +218,13 @@ impl Store for SqliteStore {
         doc.map(|d| decode(&d)).transpose()
     }
 
-    async fn list_records(
-        &self,
-        case_id: &CaseId,
-        kind: RecordKind,
-    ) -> Result<Vec<Record>, StoreError> {
+    async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
             .prepare("SELECT doc FROM records WHERE case_id = ?1 AND record_type = ?2 ORDER BY key")
             .map_err(backend)?;
         let docs = statement
-            .query_map([case_id.as_str(), kind.type_name()], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_map([case_id.as_str(), kind.type_name()], |r| r.get::<_, String>(0))
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
@@ -291,22 +259,14 @@ impl Store for SqliteStore {
         docs.iter().map(|d| decode(d)).collect()
     }
 
-    async fn list_due(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: usize,
-    ) -> Result<Vec<DueItem>, StoreError> {
+    async fn list_due(&self, kind: RecordKind, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
-            .prepare("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2")
+            .prepare("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 AND record_type = ?3 ORDER BY due_at LIMIT ?2")
             .map_err(backend)?;
         let rows = statement
-            .query_map(params![due_text(before), limit as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
+            .query_map(params![due_text(before), limit as i64, kind.type_name()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
             })
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
@@ -315,11 +275,7 @@ impl Store for SqliteStore {
         for (case, key, doc) in rows {
             let record: Record = decode(&doc)?;
             if let (Some(case_id), Some(due_at)) = (CaseId::parse(&case), record.due_at()) {
-                due.push(DueItem {
-                    case_id,
-                    key,
-                    due_at,
-                });
+                due.push(DueItem { case_id, key, due_at });
             }
         }
         Ok(due)
@@ -327,9 +283,7 @@ impl Store for SqliteStore {
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection
-            .prepare("SELECT id FROM cases ORDER BY id LIMIT ?1")
-            .map_err(backend)?;
+        let mut statement = connection.prepare("SELECT id FROM cases ORDER BY id LIMIT ?1").map_err(backend)?;
         let ids = statement
             .query_map([limit as i64], |r| r.get::<_, String>(0))
             .map_err(backend)?
