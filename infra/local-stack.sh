@@ -42,7 +42,8 @@ wait_for() { # url name pidfile
 start() {
   install
   stop quiet
-  "$STATE/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
+  # Serialised moto: conditional writes are atomic, as in DynamoDB (see infra/moto_serial.py).
+  MOTO_PORT="$MOTO_PORT" "$STATE/venv/bin/python" "$ROOT/infra/moto_serial.py" 127.0.0.1 "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
   echo $! > "$STATE/moto.pid"
   "$STATE/node/node_modules/.bin/aws-ses-v2-local" --host 127.0.0.1 --port "$SES_PORT" > "$STATE/ses.log" 2>&1 &
   echo $! > "$STATE/ses.pid"

@@ -438,3 +438,296 @@ impl Clock for ShiftedClock {
         chrono::Utc::now() + self.0
     }
 }
+
+/// The pipeline on the local stack: a fresh table and its stream, the agent
+/// and outcome functions, and helpers to feed them and read the results.
+pub struct Harness {
+    pub stack: Stack,
+    pub store: DynamoStore,
+    pub tap: StreamTap,
+    pub config: Config,
+    pub agent: casebridge_agent_invocation::AgentFunction<DynamoStore, casebridge::agent_client::HttpAgentClient>,
+    pub outcome: casebridge_outcome_actions::OutcomeFunction<DynamoStore, casebridge::mail::ses::SesMailer>,
+}
+
+impl Harness {
+    pub async fn new(
+        stack: Stack,
+        config: Config,
+        agents: casebridge::agent_client::HttpAgentClient,
+        ses: aws_sdk_sesv2::Client,
+    ) -> Harness {
+        let store = stack.table().await;
+        let tap = stack.tap(&store).await;
+        Harness {
+            agent: casebridge_agent_invocation::AgentFunction {
+                store: store.clone(),
+                agents,
+                config: config.clone(),
+                clock: clock(),
+            },
+            outcome: casebridge_outcome_actions::OutcomeFunction {
+                store: store.clone(),
+                mailer: casebridge::mail::ses::SesMailer::new(ses, None),
+                config: config.clone(),
+                clock: clock(),
+            },
+            stack,
+            store,
+            tap,
+            config,
+        }
+    }
+
+    /// The outcome function with the clock moved forward, for follow-ups.
+    pub fn outcome_later(
+        &self,
+        shift: chrono::Duration,
+        ses: aws_sdk_sesv2::Client,
+    ) -> casebridge_outcome_actions::OutcomeFunction<DynamoStore, casebridge::mail::ses::SesMailer> {
+        casebridge_outcome_actions::OutcomeFunction {
+            store: self.store.clone(),
+            mailer: casebridge::mail::ses::SesMailer::new(ses, None),
+            config: self.config.clone(),
+            clock: Box::new(ShiftedClock(shift)),
+        }
+    }
+
+    /// A new refund case from a new customer; returns its id.
+    pub async fn new_case(&self) -> casebridge::ids::CaseId {
+        let customer = format!("{}@customer.example", unique("c"));
+        let raw = customer_mail(
+            &customer,
+            "Refund please",
+            &format!("{}@c.example", unique("m")),
+            None,
+            "I want a refund for order 1234.",
+        );
+        match self.ingest(&raw).await {
+            IngestOutcome::Stored {
+                case_id,
+                work_item: Some(_),
+                ..
+            } => case_id,
+            other => panic!("case not opened with a work item: {other:?}"),
+        }
+    }
+
+    pub async fn ingest(&self, raw: &[u8]) -> IngestOutcome {
+        self.ingest_at(raw, &SystemClock).await
+    }
+
+    pub async fn ingest_at(&self, raw: &[u8], clock: &dyn Clock) -> IngestOutcome {
+        let env = casebridge::pipeline::StepEnv::new(&self.config, clock);
+        let delivery = casebridge::pipeline::inbound::InboundDelivery {
+            raw,
+            delivery_id: unique("ses"),
+            raw_location: None,
+            verdicts: Default::default(),
+        };
+        let classifier = casebridge::intent::KeywordClassifier::new(&self.config.intents);
+        casebridge::pipeline::inbound::ingest(env, &self.store, &classifier, delivery)
+            .await
+            .expect("ingest")
+    }
+
+    /// A reply from the case's customer that refers to the case by its subject tag.
+    pub async fn customer_writes(&self, case: &casebridge::ids::CaseId, body: &str) -> IngestOutcome {
+        let customer = self.case(case).await.customer;
+        let raw = customer_mail(
+            &customer,
+            &format!("Re: Refund please {}", case.subject_tag()),
+            &format!("{}@c.example", unique("r")),
+            None,
+            body,
+        );
+        self.ingest(&raw).await
+    }
+
+    /// Feeds the new stream records to the agent function; returns them for replays.
+    pub async fn agent_step(&mut self) -> StreamEvent {
+        let event = self.tap.next_event(&self.stack).await;
+        let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        let response = self.agent.handle(event, None).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        copy
+    }
+
+    /// Feeds the new stream records to the outcome function; returns them for replays.
+    pub async fn outcome_step(&mut self) -> StreamEvent {
+        let event = self.tap.next_event(&self.stack).await;
+        let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        let response = self.outcome.handle(event).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        copy
+    }
+
+    pub async fn turns(&self, case: &casebridge::ids::CaseId) -> Vec<casebridge::model::AgentTurn> {
+        self.records(case, casebridge::model::RecordKind::Turn)
+            .await
+            .into_iter()
+            .filter_map(casebridge::model::Record::into_turn)
+            .collect()
+    }
+
+    pub async fn outbound(&self, case: &casebridge::ids::CaseId) -> Vec<casebridge::model::OutboundMail> {
+        self.records(case, casebridge::model::RecordKind::Outbound)
+            .await
+            .into_iter()
+            .filter_map(casebridge::model::Record::into_outbound)
+            .collect()
+    }
+
+    pub async fn drafts(&self, case: &casebridge::ids::CaseId) -> Vec<casebridge::model::Draft> {
+        self.records(case, casebridge::model::RecordKind::Draft)
+            .await
+            .into_iter()
+            .filter_map(casebridge::model::Record::into_draft)
+            .collect()
+    }
+
+    async fn records(&self, case: &casebridge::ids::CaseId, kind: casebridge::model::RecordKind) -> Vec<casebridge::model::Record> {
+        use casebridge::store::Store;
+        self.store.list_records(case, kind).await.unwrap()
+    }
+
+    pub async fn case(&self, case: &casebridge::ids::CaseId) -> casebridge::model::Case {
+        use casebridge::store::Store;
+        self.store.get_case(case).await.unwrap().unwrap()
+    }
+
+    /// Runs one whole turn and returns the stored turn and the case after the outcome.
+    pub async fn one_turn(&mut self, case: &casebridge::ids::CaseId) -> (casebridge::model::AgentTurn, casebridge::model::Case) {
+        self.agent_step().await;
+        self.outcome_step().await;
+        let turns = self.turns(case).await;
+        (turns.last().cloned().expect("a turn"), self.case(case).await)
+    }
+}
+
+use casebridge::pipeline::inbound::IngestOutcome;
+
+/// An agent whose answer is chosen per case; unknown cases get NoAction.
+pub async fn spawn_mapped_agent() -> (
+    String,
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Value>>>,
+    Arc<AtomicUsize>,
+) {
+    let answers: Arc<std::sync::Mutex<std::collections::HashMap<String, Value>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (map, counter) = (answers.clone(), calls.clone());
+    let app = axum::Router::new().route(
+        "/invoke",
+        axum::routing::post(move |axum::Json(request): axum::Json<Value>| {
+            let (map, counter) = (map.clone(), counter.clone());
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let case = request["caseId"].as_str().unwrap_or_default().to_string();
+                let answer = map
+                    .lock()
+                    .unwrap()
+                    .get(&case)
+                    .cloned()
+                    .unwrap_or_else(|| json!({"responseType": "NoAction"}));
+                axum::Json(answer)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/invoke"), answers, calls)
+}
+
+/// A fault to inject for SES requests whose body contains `matching`.
+#[derive(Clone, Debug)]
+pub struct SesFault {
+    pub matching: String,
+    pub status: u16,
+    pub error_type: String,
+    pub remaining: u32,
+}
+
+/// A proxy in front of aws-ses-v2-local that fails chosen requests.
+pub struct SesProxy {
+    pub url: String,
+    faults: Arc<std::sync::Mutex<Vec<SesFault>>>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SesProxy {
+    pub fn fail(&self, fault: SesFault) {
+        self.faults.lock().unwrap().push(fault);
+    }
+
+    /// Send requests that mentioned `text` (failed or not).
+    pub fn requests_mentioning(&self, text: &str) -> usize {
+        self.seen.lock().unwrap().iter().filter(|b| b.contains(text)).count()
+    }
+
+    /// An SES v2 client that talks through the proxy.
+    pub fn client(&self, stack: &Stack) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::from_conf(aws_sdk_sesv2::config::Builder::from(&stack.aws).endpoint_url(&self.url).build())
+    }
+}
+
+pub async fn spawn_ses_proxy(upstream: &str) -> SesProxy {
+    let faults: Arc<std::sync::Mutex<Vec<SesFault>>> = Arc::default();
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let (rules, log, upstream) = (faults.clone(), seen.clone(), upstream.to_string());
+    let http = reqwest::Client::new();
+    let handler = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let (rules, log, upstream, http) = (rules.clone(), log.clone(), upstream.clone(), http.clone());
+        async move {
+            use axum::response::IntoResponse;
+            let text = String::from_utf8_lossy(&body).to_string();
+            log.lock().unwrap().push(text.clone());
+            let fault = {
+                let mut rules = rules.lock().unwrap();
+                rules.iter_mut().find(|f| f.remaining > 0 && text.contains(&f.matching)).map(|f| {
+                    f.remaining -= 1;
+                    f.clone()
+                })
+            };
+            if let Some(fault) = fault {
+                let mut response = (
+                    axum::http::StatusCode::from_u16(fault.status).unwrap(),
+                    json!({"message": "injected fault"}).to_string(),
+                )
+                    .into_response();
+                response.headers_mut().insert("x-amzn-errortype", fault.error_type.parse().unwrap());
+                response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                return response;
+            }
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let mut forward = http.request(method, format!("{upstream}{path}")).body(body.to_vec());
+            for (name, value) in &headers {
+                if name != "host" && name != "content-length" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = forward.send().await.unwrap();
+            let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            let content_type = answer.headers().get("content-type").cloned();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = (status, bytes.to_vec()).into_response();
+            if let Some(ct) = content_type.and_then(|v| v.to_str().ok().and_then(|s| s.parse().ok())) {
+                response.headers_mut().insert("content-type", ct);
+            }
+            response
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    SesProxy {
+        url: format!("http://{addr}"),
+        faults,
+        seen,
+    }
+}

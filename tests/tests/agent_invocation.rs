@@ -9,31 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge::agent_client::HttpAgentClient;
-use casebridge::config::{AgentAuth, AgentMode, Config, SecretRef};
-use casebridge::ids::CaseId;
-use casebridge::intent::KeywordClassifier;
-use casebridge::mail::ses::SesMailer;
-use casebridge::model::{AgentTurn, Case, CaseStatus, Record, RecordKind, TurnResult, TurnStatus};
-use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
-use casebridge::pipeline::{StepEnv, SystemClock};
-use casebridge::store::dynamo::DynamoStore;
+use casebridge::config::{AgentAuth, AgentMode, SecretRef};
+use casebridge::model::{AgentTurn, CaseStatus, RecordKind, TurnResult, TurnStatus};
+use casebridge::pipeline::inbound::IngestOutcome;
+use casebridge::pipeline::SystemClock;
 use casebridge::store::Store;
 use casebridge_agent_invocation::AgentFunction;
-use casebridge_outcome_actions::OutcomeFunction;
 use casebridge_tests::*;
 use serde_json::{json, Value};
 
 const HMAC_ENV: &str = "REFUND_AGENT_HMAC";
 const RIGHT_SECRET: &str = "the-right-secret";
-
-struct Harness {
-    stack: Stack,
-    store: DynamoStore,
-    tap: StreamTap,
-    config: Config,
-    agent: AgentFunction<DynamoStore, HttpAgentClient>,
-    outcome: OutcomeFunction<DynamoStore, SesMailer>,
-}
 
 fn secrets(value: &str) -> Arc<StaticSecrets> {
     Arc::new(StaticSecrets(HashMap::from([(HMAC_ENV.to_string(), value.to_string())])))
@@ -41,8 +27,6 @@ fn secrets(value: &str) -> Arc<StaticSecrets> {
 
 /// A harness whose single agent is at `url`, tuned by `tune`.
 async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut casebridge::config::AgentConfig)) -> Harness {
-    let store = stack.table().await;
-    let tap = stack.tap(&store).await;
     let mut config = config(url, "fully_autonomous");
     let agent = &mut config.agents[0];
     agent.timeout_ms = 2_000;
@@ -51,24 +35,8 @@ async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut c
     let agents = HttpAgentClient::new(secrets(secret))
         .unwrap()
         .with_base_backoff(Duration::from_millis(20));
-    Harness {
-        agent: AgentFunction {
-            store: store.clone(),
-            agents,
-            config: config.clone(),
-            clock: clock(),
-        },
-        outcome: OutcomeFunction {
-            store: store.clone(),
-            mailer: SesMailer::new(stack.ses(), None),
-            config: config.clone(),
-            clock: clock(),
-        },
-        stack,
-        store,
-        tap,
-        config,
-    }
+    let ses = stack.ses();
+    Harness::new(stack, config, agents, ses).await
 }
 
 fn hmac(agent: &mut casebridge::config::AgentConfig) {
@@ -78,78 +46,6 @@ fn hmac(agent: &mut casebridge::config::AgentConfig) {
             secret_arn: None,
         },
     };
-}
-
-impl Harness {
-    /// A new refund case from a new customer; returns its id.
-    async fn new_case(&self) -> CaseId {
-        let customer = format!("{}@customer.example", unique("c"));
-        let raw = customer_mail(
-            &customer,
-            "Refund please",
-            &format!("{}@c.example", unique("m")),
-            None,
-            "I want a refund for order 1234.",
-        );
-        match self.ingest(&raw).await {
-            IngestOutcome::Stored {
-                case_id,
-                work_item: Some(_),
-                ..
-            } => case_id,
-            other => panic!("case not opened with a work item: {other:?}"),
-        }
-    }
-
-    async fn ingest(&self, raw: &[u8]) -> IngestOutcome {
-        let clock = SystemClock;
-        let env = StepEnv::new(&self.config, &clock);
-        let delivery = InboundDelivery {
-            raw,
-            delivery_id: unique("ses"),
-            raw_location: None,
-            verdicts: Default::default(),
-        };
-        ingest(env, &self.store, &KeywordClassifier::new(&self.config.intents), delivery)
-            .await
-            .unwrap()
-    }
-
-    async fn agent_step(&mut self) -> aws_lambda_events::event::dynamodb::Event {
-        let event = self.tap.next_event(&self.stack).await;
-        let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
-        let response = self.agent.handle(event, None).await;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        copy
-    }
-
-    async fn outcome_step(&mut self) {
-        let event = self.tap.next_event(&self.stack).await;
-        let response = self.outcome.handle(event).await;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    }
-
-    async fn turns(&self, case: &CaseId) -> Vec<AgentTurn> {
-        self.store
-            .list_records(case, RecordKind::Turn)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(Record::into_turn)
-            .collect()
-    }
-
-    async fn case(&self, case: &CaseId) -> Case {
-        self.store.get_case(case).await.unwrap().unwrap()
-    }
-
-    /// Runs one whole turn and returns the stored turn and the case after the outcome.
-    async fn one_turn(&mut self, case: &CaseId) -> (AgentTurn, Case) {
-        self.agent_step().await;
-        self.outcome_step().await;
-        let turns = self.turns(case).await;
-        (turns.last().cloned().expect("a turn"), self.case(case).await)
-    }
 }
 
 fn failure(turn: &AgentTurn) -> String {
