@@ -12,6 +12,13 @@ use casebridge::pipeline::inbound::IngestOutcome;
 use casebridge::store::sqlite::SqliteStore;
 use casebridge::store::Store;
 
+use std::collections::HashMap;
+
+use casebridge::config::{AgentAuth, SecretRef};
+use casebridge::mail::outbox::OutboxMailer;
+use casebridge::secrets::{FixedSecrets, SecretResolver};
+
+use crate::backends::{AnyMailer, AnyStore};
 use crate::local::{CliError, LocalPipeline, Run};
 
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -26,34 +33,47 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
     }
     let token = uuid_token();
     let loopback: SocketAddr = "127.0.0.1:0".parse()?;
-
-    // casebridge's case-context API, on its own store handle (SQLite file, WAL).
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let mut config = Config::from_toml(DEMO_CONFIG)?;
-    let api_store = SqliteStore::open(db)?;
+    // casebridge and the agent authenticate each other with a bearer token made for this run.
+    let token_env = "CASEBRIDGE_DEMO_AGENT_TOKEN";
+    for agent in &mut config.agents {
+        agent.auth = AgentAuth::Bearer {
+            token: SecretRef {
+                env: Some(token_env.into()),
+                secret_arn: None,
+            },
+        };
+    }
+    let secrets: Arc<dyn SecretResolver> = Arc::new(FixedSecrets(HashMap::from([(token_env.to_string(), token.clone())])));
+
+    // casebridge's HTTP API, on its own store handle (SQLite file, WAL).
     let api_state = Arc::new(casebridge_http_api::ApiState {
-        store: api_store,
-        agent_token: token.clone(),
+        store: SqliteStore::open(db)?,
+        mailer: OutboxMailer::new(outbox)?,
         config: config.clone(),
-        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        secrets: secrets.clone(),
         clock: Arc::new(casebridge::pipeline::SystemClock),
+        representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token.clone()),
     });
     let api_addr = casebridge_http_api::spawn_local(loopback, api_state).await?;
-
-    let agent_addr = refund_agent::spawn(
-        loopback,
-        refund_agent::AgentSettings {
-            casebridge_api: format!("http://{api_addr}"),
-            api_token: token,
-        },
-    )
-    .await?;
+    let settings = refund_agent::AgentSettings {
+        casebridge_api: format!("http://{api_addr}"),
+        agent_name: "refund-agent".into(),
+        token: Some(token),
+    };
+    let agent_addr = refund_agent::spawn(loopback, settings).await?;
     for agent in &mut config.agents {
         agent.url = format!("http://{agent_addr}/invoke");
     }
-    let pipeline = LocalPipeline::open(config, db, outbox)?;
+    let pipeline = LocalPipeline::new(
+        config,
+        AnyStore::Sqlite(SqliteStore::open(db)?),
+        AnyMailer::Outbox(OutboxMailer::new(outbox)?),
+        secrets,
+    )?;
 
     println!("casebridge demo: the refund scenario on the embedded store");
     println!("  store   {}", db.display());
@@ -141,7 +161,7 @@ async fn report_turns(
             if outbound.status == OutboundStatus::Sent {
                 let file = format!(
                     "{}/{}",
-                    pipeline.mailer.dir().display(),
+                    outbox_dir(pipeline).display(),
                     outbound.provider_message_id.clone().unwrap_or_default()
                 );
                 println!(
@@ -159,7 +179,7 @@ async fn report_turns(
 
 /// The customer answers the question, the way a mail client would: a reply
 /// to the question's Message-ID with the question quoted below.
-async fn customer_reply(store: &SqliteStore, case_id: &casebridge::ids::CaseId) -> Result<String, CliError> {
+async fn customer_reply<S: Store>(store: &S, case_id: &casebridge::ids::CaseId) -> Result<String, CliError> {
     let question = store
         .list_records(case_id, RecordKind::Outbound)
         .await?
@@ -183,4 +203,11 @@ fn uuid_token() -> String {
         "demo-{}",
         casebridge::ids::sha256_hex(format!("{:?}", std::time::SystemTime::now()).as_bytes())
     )
+}
+
+fn outbox_dir(pipeline: &LocalPipeline) -> std::path::PathBuf {
+    match &pipeline.mailer {
+        AnyMailer::Outbox(outbox) => outbox.dir().to_path_buf(),
+        AnyMailer::Ses(_) => std::path::PathBuf::from("(SES)"),
+    }
 }

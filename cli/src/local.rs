@@ -1,7 +1,9 @@
-//! The pipeline in one process: the three steps chained the way the DynamoDB
-//! stream chains them in AWS, on the embedded store.
+//! The pipeline in one process: the steps chained the way the DynamoDB
+//! stream chains them in AWS. With the embedded store there is no stream, so
+//! the CLI drives the agent and outcome steps itself ([`LocalPipeline::drain`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use casebridge::agent_client::HttpAgentClient;
 use casebridge::config::Config;
@@ -9,20 +11,22 @@ use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
 use casebridge::inbound::Verdicts;
 use casebridge::intent::KeywordClassifier;
-use casebridge::mail::outbox::OutboxMailer;
-use casebridge::pipeline::agent::{run_turn, TurnOutcome};
+use casebridge::model::{Record, RecordKind, TurnStatus};
+use casebridge::pipeline::agent::{run_turn, turn_key_for, TurnOutcome};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
 use casebridge::pipeline::outcome::{carry_out, OutcomeReport};
 use casebridge::pipeline::{StepEnv, SystemClock};
-use casebridge::store::sqlite::SqliteStore;
+use casebridge::secrets::SecretResolver;
 use casebridge::store::Store;
+
+use crate::backends::{AnyMailer, AnyStore};
 
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct LocalPipeline {
     pub config: Config,
-    pub store: SqliteStore,
-    pub mailer: OutboxMailer,
+    pub store: AnyStore,
+    pub mailer: AnyMailer,
     pub agents: HttpAgentClient,
     pub classifier: KeywordClassifier,
 }
@@ -34,19 +38,17 @@ pub struct Run {
 }
 
 impl LocalPipeline {
-    pub fn open(config: Config, db: &Path, outbox: &Path) -> Result<LocalPipeline, CliError> {
-        if let Some(parent) = db.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+    pub fn new(config: Config, store: AnyStore, mailer: AnyMailer, secrets: Arc<dyn SecretResolver>) -> Result<LocalPipeline, CliError> {
         Ok(LocalPipeline {
             classifier: KeywordClassifier::new(&config.intents),
-            store: SqliteStore::open(db)?,
-            mailer: OutboxMailer::new(outbox)?,
-            agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only()))?,
+            agents: HttpAgentClient::new(secrets)?,
+            store,
+            mailer,
             config,
         })
     }
 
+    /// Ingests one raw mail and runs every turn it causes.
     pub async fn process(&self, raw: &[u8], delivery_id: &str) -> Result<Run, CliError> {
         let clock = SystemClock;
         let env = StepEnv::new(&self.config, &clock);
@@ -66,44 +68,91 @@ impl LocalPipeline {
         {
             let mut next = Some(work.clone());
             while let Some(work_item) = next.take() {
-                let turn = run_turn(env, &self.store, &self.agents, case_id, &work_item).await?;
-                let report = match &turn {
-                    TurnOutcome::Answered { turn, .. } => Some(carry_out(env, &self.store, &self.mailer, case_id, turn).await?),
-                    _ => None,
-                };
+                let (turn, report) = self.turn(case_id, &work_item).await?;
                 next = report.as_ref().and_then(|r| r.next_work_item.clone());
                 turns.push((turn, report));
             }
         }
         Ok(Run { ingest: outcome, turns })
     }
+
+    async fn turn(&self, case_id: &CaseId, work_item: &str) -> Result<(TurnOutcome, Option<OutcomeReport>), CliError> {
+        let clock = SystemClock;
+        let env = StepEnv::new(&self.config, &clock);
+        let turn = run_turn(env, &self.store, &self.agents, case_id, work_item).await?;
+        let report = match &turn {
+            TurnOutcome::Answered { turn, .. } => Some(carry_out(env, &self.store, &self.mailer, case_id, turn).await?),
+            _ => None,
+        };
+        Ok((turn, report))
+    }
+
+    /// Does what the stream would trigger: work items without a turn get
+    /// their turn, answered turns are carried out. Repeats until nothing is
+    /// left; returns the number of steps run. Scans the cases, so it is for
+    /// the embedded store only.
+    pub async fn drain(&self) -> Result<usize, CliError> {
+        let clock = SystemClock;
+        let env = StepEnv::new(&self.config, &clock);
+        let mut steps = 0;
+        loop {
+            let mut ran = 0;
+            for case_id in self.store.list_case_ids(usize::MAX >> 1).await? {
+                let turns: Vec<_> = self
+                    .store
+                    .list_records(&case_id, RecordKind::Turn)
+                    .await?
+                    .into_iter()
+                    .filter_map(Record::into_turn)
+                    .collect();
+                for work in self
+                    .store
+                    .list_records(&case_id, RecordKind::WorkItem)
+                    .await?
+                    .into_iter()
+                    .filter_map(Record::into_work_item)
+                {
+                    if !turns.iter().any(|t| t.id == turn_key_for(&work.id)) {
+                        self.turn(&case_id, &work.id).await?;
+                        ran += 1;
+                    }
+                }
+                for turn in turns.iter().filter(|t| t.status == TurnStatus::Answered) {
+                    carry_out(env, &self.store, &self.mailer, &case_id, &turn.id).await?;
+                    ran += 1;
+                }
+            }
+            if ran == 0 {
+                return Ok(steps);
+            }
+            steps += ran;
+        }
+    }
 }
 
-pub async fn ingest_file(file: &Path, config: &Path, db: &Path, outbox: &Path) -> Result<(), CliError> {
-    let pipeline = LocalPipeline::open(Config::from_file(config)?, db, outbox)?;
+pub async fn print_timeline<S: Store>(store: &S, case_id: &CaseId) -> Result<(), CliError> {
+    for line in timeline_lines(store, case_id).await? {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+pub async fn ingest_file(pipeline: &LocalPipeline, file: &Path) -> Result<(), CliError> {
     let raw = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let delivery_id = format!("file-{}", &casebridge::ids::sha256_hex(&raw)[..16]);
     let run = pipeline.process(&raw, &delivery_id).await?;
     match &run.ingest {
         IngestOutcome::Stored { case_id, new_case, .. } => {
             println!("{} case {case_id}", if *new_case { "opened" } else { "updated" });
-            for line in timeline_lines(&pipeline.store, case_id).await? {
-                println!("  {line}");
-            }
+            print_timeline(&pipeline.store, case_id).await?;
         }
-        IngestOutcome::Duplicate { message_id } => {
-            println!("duplicate of an earlier mail ({message_id}); nothing done")
-        }
+        IngestOutcome::Duplicate { message_id } => println!("duplicate of an earlier mail ({message_id}); nothing done"),
         IngestOutcome::Rejected { reason } => println!("rejected: {reason}"),
     }
     Ok(())
 }
 
-pub async fn show_case(id: &str, db: &Path) -> Result<(), CliError> {
-    if !db.exists() {
-        return Err(format!("no store at {}", db.display()).into());
-    }
-    let store = SqliteStore::open(db)?;
+pub async fn show_case<S: Store>(store: &S, id: &str) -> Result<(), CliError> {
     let id = CaseId::parse(id).ok_or_else(|| format!("{id:?} is not a case id"))?;
     let case = store.get_case(&id).await?.ok_or_else(|| format!("case {id} does not exist"))?;
     println!(
@@ -114,8 +163,8 @@ pub async fn show_case(id: &str, db: &Path) -> Result<(), CliError> {
         case.agent.as_deref().unwrap_or("-")
     );
     println!("subject: {}\ncustomer: {}", case.subject, case.customer);
-    for line in timeline_lines(&store, &id).await? {
-        println!("  {line}");
+    if let Some(escalation) = &case.escalation {
+        println!("escalated to {}: {}", escalation.queue, escalation.reason);
     }
-    Ok(())
+    print_timeline(store, &id).await
 }

@@ -1,13 +1,14 @@
-//! `casebridge` — the command-line tool.
+//! `casebridge` — the command-line tool. Every verb has `--help`.
 //!
-//! - `casebridge demo`: the refund scenario end to end in one process, on the
-//!   embedded store, with the example agent on a loopback port and mail
-//!   written to `./outbox`.
-//! - `casebridge ingest FILE.eml`: one mail through the whole pipeline.
-//! - `casebridge case show ID`: a case's state and timeline.
+//! Works on the embedded store (`--store sqlite:PATH`, mail to a local
+//! outbox) or on DynamoDB in AWS (`--store dynamodb:TABLE`, mail through
+//! SES). With the embedded store the CLI also runs the agent and outcome
+//! steps that the DynamoDB stream runs in AWS.
 
+mod backends;
 mod demo;
 mod local;
+mod ops;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,64 +18,156 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "casebridge", version, about = "AI agents that work email cases")]
 struct Cli {
+    /// Where cases are: sqlite:PATH (embedded) or dynamodb:TABLE.
+    #[arg(long, global = true, env = "CASEBRIDGE_STORE", default_value = "sqlite:.casebridge/cases.db")]
+    store: String,
+    /// Folder for outgoing mail with the embedded store (DynamoDB sends through SES).
+    #[arg(long, global = true, default_value = "outbox")]
+    outbox: PathBuf,
+    /// casebridge configuration (TOML).
+    #[arg(long, global = true, env = "CASEBRIDGE_CONFIG_FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the refund scenario end to end on the embedded store; mail goes to ./outbox.
+    /// Run the refund scenario end to end on a fresh embedded store; mail goes to ./outbox.
     Demo {
-        /// Folder for outgoing mail.
-        #[arg(long, default_value = "outbox")]
-        outbox: PathBuf,
         /// Embedded store file (recreated).
         #[arg(long, default_value = ".casebridge/demo.db")]
         db: PathBuf,
     },
-    /// Run one .eml file through the pipeline (inbound → agent → outcome) on the embedded store.
-    Ingest {
-        file: PathBuf,
-        #[arg(long, env = "CASEBRIDGE_CONFIG_FILE")]
-        config: PathBuf,
-        #[arg(long, default_value = ".casebridge/cases.db")]
-        db: PathBuf,
-        #[arg(long, default_value = "outbox")]
-        outbox: PathBuf,
-    },
-    /// Inspect cases in the embedded store.
+    /// Run one .eml file through the pipeline (inbound → agent → outcome).
+    Ingest { file: PathBuf },
+    /// Inspect a case.
     Case {
         #[command(subcommand)]
         command: CaseCommand,
+    },
+    /// Drafts waiting for review.
+    Drafts {
+        #[command(subcommand)]
+        command: DraftsCommand,
+    },
+    /// Reprocess a case from a step: inbound (route again), agent (new turn) or outcome (carry out, send what is pending or failed).
+    Reprocess {
+        case: String,
+        #[arg(long)]
+        from: casebridge::pipeline::representative::Step,
+    },
+    /// Re-send every failed mail, over all cases.
+    ReplayFailed {
+        /// Cases looked at, at most.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+    },
+    /// Serve the HTTP API and run the pipeline locally (embedded store), for trying an agent.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+        /// .eml files dropped here are ingested (then moved to DIR/done).
+        #[arg(long, default_value = "inbox")]
+        inbox: PathBuf,
+        /// Representatives' bearer token (generated and printed when absent).
+        #[arg(long, env = "CASEBRIDGE_REPRESENTATIVE_TOKEN")]
+        representative_token: Option<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum CaseCommand {
     /// Show a case's state and readable timeline.
-    Show {
-        id: String,
-        #[arg(long, default_value = ".casebridge/cases.db")]
-        db: PathBuf,
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum DraftsCommand {
+    /// List drafts waiting for review.
+    List,
+    /// Send a draft, optionally with an edited body.
+    Send {
+        case: String,
+        /// Draft id as listed (e.g. 0000000002.question).
+        draft: String,
+        /// File with the edited body.
+        #[arg(long)]
+        body_file: Option<PathBuf>,
     },
+    /// Discard a draft.
+    Discard { case: String, draft: String },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     casebridge::telemetry::init_cli();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { outbox, db } => demo::run(&outbox, &db).await,
-        Command::Ingest { file, config, db, outbox } => local::ingest_file(&file, &config, &db, &outbox).await,
-        Command::Case {
-            command: CaseCommand::Show { id, db },
-        } => local::show_case(&id, &db).await,
-    };
+    let result = run(cli).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), local::CliError> {
+    if let Command::Demo { db } = &cli.command {
+        return demo::run(&cli.outbox, db).await;
+    }
+    let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
+    let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());
+    let config = || -> Result<casebridge::config::Config, local::CliError> {
+        let path = cli
+            .config
+            .as_ref()
+            .ok_or("--config FILE (or CASEBRIDGE_CONFIG_FILE) is required for this command")?;
+        Ok(casebridge::config::Config::from_file(path)?)
+    };
+    let pipeline = |store, mailer| -> Result<local::LocalPipeline, local::CliError> {
+        local::LocalPipeline::new(
+            config()?,
+            store,
+            mailer,
+            std::sync::Arc::new(casebridge::secrets::Secrets::env_only()),
+        )
+    };
+    match cli.command {
+        Command::Demo { .. } => Ok(()),
+        Command::Ingest { file } => local::ingest_file(&pipeline(store, mailer)?, &file).await,
+        Command::Case {
+            command: CaseCommand::Show { id },
+        } => local::show_case(&store, &id).await,
+        Command::Drafts {
+            command: DraftsCommand::List,
+        } => ops::list_drafts(&store).await,
+        Command::Drafts {
+            command: DraftsCommand::Send { case, draft, body_file },
+        } => {
+            let body = body_file.map(std::fs::read_to_string).transpose()?;
+            ops::send_draft(&pipeline(store, mailer)?, &case, &draft, body).await
+        }
+        Command::Drafts {
+            command: DraftsCommand::Discard { case, draft },
+        } => ops::discard_draft(&pipeline(store, mailer)?, &case, &draft).await,
+        Command::Reprocess { case, from } => ops::reprocess(&pipeline(store, mailer)?, &case, from).await,
+        Command::ReplayFailed { limit } => ops::replay_failed(&pipeline(store, mailer)?, limit).await,
+        Command::Serve {
+            listen,
+            inbox,
+            representative_token,
+        } => {
+            ops::serve(
+                pipeline(store, mailer)?,
+                &db_path,
+                &cli.outbox,
+                listen,
+                &inbox,
+                representative_token,
+            )
+            .await
         }
     }
 }

@@ -95,3 +95,15 @@ impl SecretResolver for Secrets {
         })
     }
 }
+
+/// Secrets given in code, looked up by the reference's `env` name or ARN: for
+/// the demo and tests, where nothing comes from the environment.
+pub struct FixedSecrets(pub HashMap<String, String>);
+
+impl SecretResolver for FixedSecrets {
+    fn resolve<'a>(&'a self, reference: &'a SecretRef) -> SecretFuture<'a> {
+        let key = reference.env.as_ref().or(reference.secret_arn.as_ref());
+        let value = key.and_then(|k| self.0.get(k)).cloned();
+        Box::pin(async move { value.ok_or_else(|| SecretError::NotSet(reference.describe())) })
+    }
+}

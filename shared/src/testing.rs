@@ -92,6 +92,77 @@ pub async fn run_store_conformance<S: Store>(store: &S) {
     concurrent_updates_one_wins(store).await;
     invalid_commits_are_refused(store).await;
     due_index_lists_due_turns_only(store).await;
+    queues_list_pending_drafts_and_escalated_cases(store).await;
+}
+
+async fn queues_list_pending_drafts_and_escalated_cases<S: Store>(store: &S) {
+    use crate::store::Queue;
+    let case = create_case(store).await;
+    let draft = |id: &str, status| {
+        Record::Draft(Draft {
+            id: id.into(),
+            turn: "TURN#0000000001".into(),
+            kind: MailKind::Question,
+            to: vec!["ann@customer.test".into()],
+            subject: "Re: x".into(),
+            body: "Which order?".into(),
+            reason: "review".into(),
+            answer: crate::protocol::AgentResponse {
+                response_type: crate::protocol::ResponseType::Question,
+                message: Some("Which order?".into()),
+                handling_options: None,
+            },
+            status,
+            created_at: Utc::now(),
+        })
+    };
+    let mut commit = Commit::new(case.id.clone());
+    commit
+        .records
+        .push(RecordWrite::Create(draft("DRAFT#0000000001#question", DraftStatus::PendingReview)));
+    commit
+        .records
+        .push(RecordWrite::Create(draft("DRAFT#0000000002#question", DraftStatus::Sent)));
+    let mut escalated = case.clone();
+    escalated.status = CaseStatus::Escalated;
+    escalated.escalation = Some(Escalation {
+        queue: "tier-1".into(),
+        reason: "test".into(),
+        at: Utc::now(),
+    });
+    commit.case = Some(CaseWrite::Update(escalated.clone()));
+    store.commit(commit).await.unwrap();
+    let drafts: Vec<String> = store
+        .list_queue(Queue::Drafts, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|q| q.case_id == case.id)
+        .map(|q| q.key)
+        .collect();
+    assert_eq!(drafts, vec!["DRAFT#0000000001#question"], "only pending drafts are queued");
+    assert!(store
+        .list_queue(Queue::Escalated, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .any(|q| q.case_id == case.id));
+    let mut back = escalated;
+    back.version = 2;
+    back.status = CaseStatus::Idle;
+    back.escalation = None;
+    let mut commit = Commit::new(case.id.clone());
+    commit.case = Some(CaseWrite::Update(back));
+    store.commit(commit).await.unwrap();
+    assert!(
+        !store
+            .list_queue(Queue::Escalated, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.case_id == case.id),
+        "a handed-back case leaves the queue"
+    );
 }
 
 fn turn(id: &str, status: TurnStatus, due_at: Option<chrono::DateTime<Utc>>) -> Record {

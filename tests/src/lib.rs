@@ -230,14 +230,29 @@ pub fn clock() -> Box<dyn Clock> {
     Box::new(SystemClock)
 }
 
-/// The case-context API on loopback, over the given store.
+/// The HTTP API on loopback, over the given store; representatives use `token`.
 pub async fn spawn_api(store: DynamoStore, token: &str, config: &Config) -> SocketAddr {
+    spawn_api_with(store, token, config, Arc::new(casebridge::secrets::Secrets::env_only()), None).await
+}
+
+pub async fn spawn_api_with(
+    store: DynamoStore,
+    token: &str,
+    config: &Config,
+    secrets: Arc<dyn casebridge::secrets::SecretResolver>,
+    ses: Option<aws_sdk_sesv2::Client>,
+) -> SocketAddr {
+    let ses = match ses {
+        Some(client) => client,
+        None => casebridge::aws::sesv2(&casebridge::aws::sdk_config().await),
+    };
     let state = Arc::new(casebridge_http_api::ApiState {
         store,
-        agent_token: token.to_string(),
+        mailer: casebridge::mail::ses::SesMailer::new(ses, None),
         config: config.clone(),
-        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        secrets,
         clock: Arc::new(SystemClock),
+        representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token.to_string()),
     });
     casebridge_http_api::spawn_local("127.0.0.1:0".parse().unwrap(), state)
         .await
@@ -245,16 +260,13 @@ pub async fn spawn_api(store: DynamoStore, token: &str, config: &Config) -> Sock
 }
 
 /// The example refund agent on loopback; returns its invoke URL.
-pub async fn spawn_refund_agent(api: SocketAddr, token: &str) -> String {
-    let addr = refund_agent::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        refund_agent::AgentSettings {
-            casebridge_api: format!("http://{api}"),
-            api_token: token.to_string(),
-        },
-    )
-    .await
-    .expect("agent");
+pub async fn spawn_refund_agent(api: SocketAddr) -> String {
+    let settings = refund_agent::AgentSettings {
+        casebridge_api: format!("http://{api}"),
+        agent_name: "refund-agent".into(),
+        token: None,
+    };
+    let addr = refund_agent::spawn("127.0.0.1:0".parse().unwrap(), settings).await.expect("agent");
     format!("http://{addr}/invoke")
 }
 
@@ -417,16 +429,6 @@ pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&s
     ScriptedAgent {
         url: format!("http://{addr}/invoke"),
         calls,
-    }
-}
-
-/// Secrets fixed in the test, looked up by the `env` name of a reference.
-pub struct StaticSecrets(pub std::collections::HashMap<String, String>);
-
-impl casebridge::secrets::SecretResolver for StaticSecrets {
-    fn resolve<'a>(&'a self, reference: &'a casebridge::config::SecretRef) -> casebridge::secrets::SecretFuture<'a> {
-        let value = reference.env.as_ref().and_then(|name| self.0.get(name)).cloned();
-        Box::pin(async move { value.ok_or_else(|| casebridge::secrets::SecretError::NotSet("test secret".into())) })
     }
 }
 

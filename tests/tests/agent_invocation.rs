@@ -12,7 +12,6 @@ use casebridge::agent_client::HttpAgentClient;
 use casebridge::config::{AgentAuth, AgentMode, SecretRef};
 use casebridge::model::{AgentTurn, CaseStatus, RecordKind, TurnResult, TurnStatus};
 use casebridge::pipeline::inbound::IngestOutcome;
-use casebridge::pipeline::SystemClock;
 use casebridge::store::Store;
 use casebridge_agent_invocation::AgentFunction;
 use casebridge_tests::*;
@@ -21,8 +20,11 @@ use serde_json::{json, Value};
 const HMAC_ENV: &str = "REFUND_AGENT_HMAC";
 const RIGHT_SECRET: &str = "the-right-secret";
 
-fn secrets(value: &str) -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(HashMap::from([(HMAC_ENV.to_string(), value.to_string())])))
+fn secrets(value: &str) -> Arc<casebridge::secrets::FixedSecrets> {
+    Arc::new(casebridge::secrets::FixedSecrets(HashMap::from([(
+        HMAC_ENV.to_string(),
+        value.to_string(),
+    )])))
 }
 
 /// A harness whose single agent is at `url`, tuned by `tune`.
@@ -261,18 +263,7 @@ async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
         a.mode = AgentMode::Async;
     })
     .await;
-    let api = {
-        let state = Arc::new(casebridge_http_api::ApiState {
-            store: h.store.clone(),
-            agent_token: "t".into(),
-            config: h.config.clone(),
-            secrets: secrets(RIGHT_SECRET),
-            clock: Arc::new(SystemClock),
-        });
-        casebridge_http_api::spawn_local("127.0.0.1:0".parse().unwrap(), state)
-            .await
-            .unwrap()
-    };
+    let api = spawn_api_with(h.store.clone(), "rep-token", &h.config, secrets(RIGHT_SECRET), None).await;
     let case = h.new_case().await;
     h.agent_step().await;
     let turn = h.turns(&case).await.pop().unwrap();

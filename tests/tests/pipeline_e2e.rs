@@ -112,7 +112,7 @@ async fn refund_scenario_through_the_three_lambda_handlers() {
     let store = stack.table().await;
     let token = "agent-token-1";
     let api = spawn_api(store.clone(), token, &config("http://127.0.0.1:9/invoke", "fully_autonomous")).await;
-    let agent_url = spawn_refund_agent(api, token).await;
+    let agent_url = spawn_refund_agent(api).await;
     let f = functions(&stack, &store, &agent_url, "fully_autonomous").await;
     let mut tap = stack.tap(&store).await;
     let customer = format!("{}@customer.example", unique("ann"));

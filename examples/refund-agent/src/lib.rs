@@ -22,8 +22,10 @@ use serde_json::{json, Value};
 pub struct AgentSettings {
     /// Base URL of casebridge's API, e.g. `http://127.0.0.1:3000`.
     pub casebridge_api: String,
-    /// Token for the case-context endpoint.
-    pub api_token: String,
+    /// The agent's name in casebridge's configuration (sent as `X-Casebridge-Agent`).
+    pub agent_name: String,
+    /// The agent's bearer token: casebridge sends it to the agent, the agent sends it to the API.
+    pub token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,16 +94,31 @@ pub fn answer_for(context: &Value) -> Value {
     }
 }
 
-async fn invoke(State(state): State<Arc<AgentState>>, Json(invocation): Json<Invocation>) -> Result<Json<Value>, (StatusCode, String)> {
+async fn invoke(
+    State(state): State<Arc<AgentState>>,
+    headers: axum::http::HeaderMap,
+    Json(invocation): Json<Invocation>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    if let Some(token) = &state.settings.token {
+        let presented = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if presented != token {
+            return Err((StatusCode::UNAUTHORIZED, "not casebridge".into()));
+        }
+    }
     let url = format!(
         "{}/cases/{}/context",
         state.settings.casebridge_api.trim_end_matches('/'),
         invocation.case_id
     );
-    let response = state
-        .http
-        .get(&url)
-        .bearer_auth(&state.settings.api_token)
+    let mut request = state.http.get(&url).header("x-casebridge-agent", &state.settings.agent_name);
+    if let Some(token) = &state.settings.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, format!("case context unavailable: {e}")))?;

@@ -1,5 +1,6 @@
 //! Runs the example refund agent on its own:
-//! `CASEBRIDGE_API=http://127.0.0.1:3000 AGENT_API_TOKEN=… cargo run -p refund-agent -- 127.0.0.1:8080`
+//! `CASEBRIDGE_API=http://127.0.0.1:3000 AGENT_TOKEN=… cargo run -p refund-agent -- 127.0.0.1:8080`
+//! (`AGENT_NAME` defaults to `refund-agent`; without `AGENT_TOKEN` requests are not authenticated).
 
 use refund_agent::{spawn, AgentSettings};
 
@@ -11,7 +12,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into()).parse()?;
     let settings = AgentSettings {
         casebridge_api: std::env::var("CASEBRIDGE_API").map_err(|_| "CASEBRIDGE_API is required")?,
-        api_token: std::env::var("AGENT_API_TOKEN").map_err(|_| "AGENT_API_TOKEN is required")?,
+        agent_name: std::env::var("AGENT_NAME").unwrap_or_else(|_| "refund-agent".into()),
+        token: std::env::var("AGENT_TOKEN").ok(),
     };
     let bound = spawn(addr, settings).await?;
     println!("refund agent listening on http://{bound}/invoke");

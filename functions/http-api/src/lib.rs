@@ -1,15 +1,15 @@
-//! The HTTP API as an axum router: served by Lambda through lambda_http, and
-//! on a loopback port by the CLI. Routes so far:
+//! The HTTP API, as one axum router: served by Lambda through lambda_http
+//! (API Gateway HTTP API), and on a loopback port by the CLI. The contract is
+//! `docs/openapi.json`; a test checks the two agree.
 //!
-//! - `GET /health`
-//! - `GET /cases/{caseId}/context` — what an agent needs about a case
-//!   (bearer token).
-//! - `POST /turns/{turnId}/answer` — an async agent's answer for a turn it
-//!   accepted with 202. The agent names itself in `X-Casebridge-Agent` and
-//!   authenticates as casebridge authenticates to it (bearer token, or HMAC
-//!   signature over the body). Idempotent: a replay finds the turn closed.
+//! Agents name themselves in `X-Casebridge-Agent` and authenticate as
+//! casebridge authenticates to them (bearer token, or HMAC over the body —
+//! the empty body for GET); an agent reads only cases routed to it.
+//! Representatives: in AWS, API Gateway's JWT authorizer checks the token and
+//! the name comes from its claims; locally, a static bearer token.
 //!
-//! Errors are JSON: `{"code": "...", "message": "..."}`.
+//! Errors are JSON `{"code": "...", "message": "..."}` with a stable code; a
+//! refused request changes nothing.
 
 use std::sync::Arc;
 
@@ -17,29 +17,57 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use casebridge::agent_auth::{same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use casebridge::config::{AgentAuth, Config};
 use casebridge::context::case_context;
 use casebridge::ids::CaseId;
-use casebridge::model::parse_public_turn_id;
+use casebridge::mail::MailSender;
+use casebridge::model::{parse_public_turn_id, Record, RecordKind};
 use casebridge::pipeline::agent::{accept_callback, CallbackOutcome};
-use casebridge::pipeline::PipelineError;
-use casebridge::pipeline::{Clock, StepEnv};
+use casebridge::pipeline::outcome::{send_draft, DraftSendOutcome};
+use casebridge::pipeline::representative::{discard_draft, hand_back, take_over, ActionOutcome};
+use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::secrets::SecretResolver;
-use casebridge::store::Store;
+use casebridge::store::{Queue, Store};
 use serde::Serialize;
+use serde_json::{json, Value};
 
-pub struct ApiState<S> {
+/// Every route, as documented in docs/openapi.json (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/cases/{caseId}/context"),
+    ("POST", "/turns/{turnId}/answer"),
+    ("GET", "/drafts"),
+    ("POST", "/cases/{caseId}/drafts/{draftId}/send"),
+    ("POST", "/cases/{caseId}/drafts/{draftId}/discard"),
+    ("GET", "/escalations"),
+    ("POST", "/cases/{caseId}/take-over"),
+    ("POST", "/cases/{caseId}/hand-back"),
+    ("GET", "/cases/{caseId}/timeline"),
+];
+
+pub const REPRESENTATIVE_HEADER: &str = "x-casebridge-representative";
+/// Largest request body accepted (a draft edit, an agent answer).
+const MAX_BODY: usize = 256 * 1024;
+
+/// How representatives are authenticated.
+#[derive(Debug, Clone)]
+pub enum RepresentativeAuth {
+    /// `Authorization: Bearer <token>`; the name comes from `X-Casebridge-Representative`.
+    StaticToken(String),
+    /// API Gateway's JWT authorizer has checked the token; the name is its `email` or `sub` claim.
+    ApiGatewayJwt,
+}
+
+pub struct ApiState<S, M> {
     pub store: S,
-    /// Token agents present as `Authorization: Bearer …` for case context.
-    pub agent_token: String,
-    /// Agents (and their auth) for the callback route.
+    pub mailer: M,
     pub config: Config,
     pub secrets: Arc<dyn SecretResolver>,
     pub clock: Arc<dyn Clock>,
+    pub representatives: RepresentativeAuth,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +86,26 @@ impl ApiError {
             status,
         }
     }
+    fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    fn bad_case_id() -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id")
+    }
+    fn store(e: PipelineError) -> ApiError {
+        match e {
+            PipelineError::CaseNotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "case_not_found", format!("case {id} does not exist")),
+            PipelineError::RecordNotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist")),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the case store or mail service did not answer; retry",
+                )
+            }
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -66,56 +114,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn authorize_agent(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
-    if token.is_empty() || !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is not valid",
-        ));
-    }
-    Ok(())
-}
-
-async fn context<S: Store>(
-    State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
-    Path(case_id): Path<String>,
-) -> Result<Response, ApiError> {
-    authorize_agent(&headers, &state.agent_token)?;
-    let id = CaseId::parse(&case_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_case_id", "not a case id"))?;
-    match case_context(&state.store, &id).await {
-        Ok((_, context)) => Ok(Json(context).into_response()),
-        Err(PipelineError::CaseNotFound(_)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "case_not_found",
-            format!("case {id} does not exist"),
-        )),
-        Err(e) => {
-            tracing::error!(case = %id, error = %e, "case context failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the case store did not answer; retry",
-            ))
-        }
-    }
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn parse_case(id: &str) -> Result<CaseId, ApiError> {
+    CaseId::parse(id).ok_or_else(ApiError::bad_case_id)
+}
+
+/// `0000000002.question` ↔ `DRAFT#0000000002#question`.
+pub fn draft_key(public_id: &str) -> Option<String> {
+    let (sequence, kind) = public_id.split_once('.')?;
+    let ok = sequence.len() == 10
+        && sequence.bytes().all(|b| b.is_ascii_digit())
+        && !kind.is_empty()
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    ok.then(|| format!("DRAFT#{sequence}#{kind}"))
+}
+
+pub fn public_draft_id(key: &str) -> String {
+    key.trim_start_matches("DRAFT#").replacen('#', ".", 1)
+}
+
 /// Checks that the request comes from the agent it names; returns that name.
-async fn authenticate_agent<S>(state: &ApiState<S>, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let name = header(headers, AGENT_HEADER).ok_or_else(|| unauthorized("name the agent in X-Casebridge-Agent"))?;
-    let agent = state.config.agent(name).ok_or_else(|| unauthorized("unknown agent"))?;
+async fn authenticate_agent<S, M>(state: &ApiState<S, M>, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    let name = header(headers, AGENT_HEADER).ok_or_else(|| ApiError::unauthorized("name the agent in X-Casebridge-Agent"))?;
+    let agent = state.config.agent(name).ok_or_else(|| ApiError::unauthorized("unknown agent"))?;
     let secret = match agent.auth.secret() {
         Some(reference) => Some(state.secrets.resolve(reference).await.map_err(|e| {
             tracing::error!(agent = %agent.name, error = %e, "agent secret unavailable");
@@ -134,7 +158,7 @@ async fn authenticate_agent<S>(state: &ApiState<S>, headers: &HeaderMap, body: &
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or("");
             if !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
-                return Err(unauthorized("the bearer token is not valid"));
+                return Err(ApiError::unauthorized("the bearer token is not valid"));
             }
         }
         (AgentAuth::Hmac { .. }, Some(key)) => {
@@ -146,36 +170,94 @@ async fn authenticate_agent<S>(state: &ApiState<S>, headers: &HeaderMap, body: &
                 body,
                 now,
             )
-            .map_err(|e| unauthorized(&format!("signature refused: {e}")))?;
+            .map_err(|e| ApiError::unauthorized(format!("signature refused: {e}")))?;
         }
-        _ => return Err(unauthorized("the agent's credentials are not configured")),
+        _ => return Err(ApiError::unauthorized("the agent's credentials are not configured")),
     }
     Ok(agent.name.clone())
 }
 
-async fn callback<S: Store>(
-    State(state): State<Arc<ApiState<S>>>,
+/// The representative making the request, or 401.
+fn authenticate_representative<S, M>(
+    state: &ApiState<S, M>,
+    headers: &HeaderMap,
+    context: Option<&lambda_http::request::RequestContext>,
+) -> Result<String, ApiError> {
+    match &state.representatives {
+        RepresentativeAuth::StaticToken(token) => {
+            let presented = header(headers, "authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if token.is_empty() || !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
+                return Err(ApiError::unauthorized("a valid representative token is required"));
+            }
+            Ok(header(headers, REPRESENTATIVE_HEADER)
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or("representative")
+                .chars()
+                .take(100)
+                .collect())
+        }
+        RepresentativeAuth::ApiGatewayJwt => {
+            let claims = match context {
+                Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
+                    ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
+                }
+                _ => None,
+            };
+            let claims = claims.ok_or_else(|| ApiError::unauthorized("no verified token (the JWT authorizer did not run)"))?;
+            claims
+                .get("email")
+                .or_else(|| claims.get("sub"))
+                .cloned()
+                .ok_or_else(|| ApiError::unauthorized("the token names nobody"))
+        }
+    }
+}
+
+type Shared<S, M> = State<Arc<ApiState<S, M>>>;
+
+async fn context<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let agent = authenticate_agent(&state, &headers, b"").await?;
+    let id = parse_case(&case_id)?;
+    let (case, context) = case_context(&state.store, &id).await.map_err(ApiError::store)?;
+    if case.agent.as_deref() != Some(agent.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_routed_to_agent",
+            "this case is not routed to your agent",
+        ));
+    }
+    Ok(Json(context).into_response())
+}
+
+async fn callback<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
     headers: HeaderMap,
     Path(turn_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the answer is too large",
+        ));
+    }
     let agent = authenticate_agent(&state, &headers, &body).await?;
     let (case_id, turn_key) =
         parse_public_turn_id(&turn_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
     let outcome = accept_callback(env, &state.store, &case_id, &turn_key, &agent, &body)
         .await
-        .map_err(|e| {
-            tracing::error!(case = %case_id, turn = %turn_key, error = %e, "callback failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the case store did not answer; retry",
-            )
-        })?;
+        .map_err(ApiError::store)?;
     tracing::info!(case = %case_id, turn = %turn_key, agent = %agent, outcome = ?outcome, "async answer received");
     match outcome {
-        CallbackOutcome::Accepted => Ok((StatusCode::OK, Json(serde_json::json!({"status": "accepted"}))).into_response()),
+        CallbackOutcome::Accepted => Ok(Json(json!({"status": "accepted"})).into_response()),
         CallbackOutcome::Invalid(reason) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_answer",
@@ -195,26 +277,221 @@ async fn callback<S: Store>(
     }
 }
 
-async fn health() -> &'static str {
-    "ok"
+/// Splits a request into what representative handlers need.
+async fn representative_request<S, M>(state: &ApiState<S, M>, request: axum::extract::Request) -> Result<(String, Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    let who = authenticate_representative(
+        state,
+        &parts.headers,
+        parts.extensions.get::<lambda_http::request::RequestContext>(),
+    )?;
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large"))?;
+    Ok((who, body))
+}
+
+fn action_response(outcome: ActionOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        ActionOutcome::Done { detail } => Ok(Json(json!({"status": "done", "detail": detail})).into_response()),
+        ActionOutcome::Refused { reason } => Err(ApiError::new(StatusCode::CONFLICT, "not_applicable", reason)),
+    }
+}
+
+async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    representative_request(&state, request).await?;
+    let queue = state
+        .store
+        .list_queue(Queue::Drafts, 500)
+        .await
+        .map_err(|e| ApiError::store(e.into()))?;
+    let mut drafts = Vec::new();
+    for item in queue {
+        if let Some(draft) = state
+            .store
+            .get_record(&item.case_id, &item.key)
+            .await
+            .map_err(|e| ApiError::store(e.into()))?
+            .and_then(Record::into_draft)
+        {
+            drafts.push(json!({
+                "caseId": item.case_id,
+                "draftId": public_draft_id(&draft.id),
+                "kind": draft.kind.as_str(),
+                "to": draft.to,
+                "subject": draft.subject,
+                "body": draft.body,
+                "reason": draft.reason,
+                "createdAt": draft.created_at,
+            }));
+        }
+    }
+    Ok(Json(json!({ "drafts": drafts })).into_response())
+}
+
+async fn send_draft_route<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path((case_id, draft_id)): Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (who, body) = representative_request(&state, request).await?;
+    let case_id = parse_case(&case_id)?;
+    let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
+    let edited = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not JSON: {e}")))?;
+        match value.get("body") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "body must be a non-blank string",
+                ))
+            }
+        }
+    };
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    match send_draft(env, &state.store, &state.mailer, &case_id, &key, edited)
+        .await
+        .map_err(ApiError::store)?
+    {
+        DraftSendOutcome::Sent { outbound } => {
+            tracing::info!(case = %case_id, draft = %key, representative = %who, "draft sent");
+            Ok(Json(json!({"status": "sent", "outboundId": outbound})).into_response())
+        }
+        DraftSendOutcome::AlreadyHandled => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "draft_not_pending",
+            "the draft was already sent or discarded",
+        )),
+    }
+}
+
+async fn discard_draft_route<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path((case_id, draft_id)): Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (who, _) = representative_request(&state, request).await?;
+    let case_id = parse_case(&case_id)?;
+    let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    action_response(
+        discard_draft(env, &state.store, &case_id, &key, &who)
+            .await
+            .map_err(ApiError::store)?,
+    )
+}
+
+async fn escalations<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    representative_request(&state, request).await?;
+    let queue = state
+        .store
+        .list_queue(Queue::Escalated, 500)
+        .await
+        .map_err(|e| ApiError::store(e.into()))?;
+    let mut cases = Vec::new();
+    for item in queue {
+        if let Some(case) = state.store.get_case(&item.case_id).await.map_err(|e| ApiError::store(e.into()))? {
+            cases.push(json!({
+                "caseId": case.id,
+                "subject": case.subject,
+                "customer": case.customer,
+                "queue": case.escalation.as_ref().map(|e| e.queue.clone()),
+                "reason": case.escalation.as_ref().map(|e| e.reason.clone()),
+                "since": item.since,
+            }));
+        }
+    }
+    Ok(Json(json!({ "cases": cases })).into_response())
+}
+
+async fn take_over_route<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path(case_id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (who, _) = representative_request(&state, request).await?;
+    let case_id = parse_case(&case_id)?;
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    action_response(take_over(env, &state.store, &case_id, &who).await.map_err(ApiError::store)?)
+}
+
+async fn hand_back_route<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path(case_id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (who, _) = representative_request(&state, request).await?;
+    let case_id = parse_case(&case_id)?;
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    action_response(hand_back(env, &state.store, &case_id, &who).await.map_err(ApiError::store)?)
+}
+
+async fn timeline<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path(case_id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    representative_request(&state, request).await?;
+    let case_id = parse_case(&case_id)?;
+    let case = state.store.get_case(&case_id).await.map_err(|e| ApiError::store(e.into()))?;
+    let case = case.ok_or_else(|| ApiError::store(PipelineError::CaseNotFound(case_id.clone())))?;
+    let events: Vec<Value> = state
+        .store
+        .list_records(&case_id, RecordKind::Event)
+        .await
+        .map_err(|e| ApiError::store(e.into()))?
+        .into_iter()
+        .filter_map(Record::into_event)
+        .map(|e| json!({"at": e.at, "kind": e.kind, "detail": e.detail}))
+        .collect();
+    Ok(
+        Json(json!({"caseId": case.id, "status": case.status, "subject": case.subject, "customer": case.customer, "events": events}))
+            .into_response(),
+    )
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route")
 }
 
-pub fn router<S: Store + 'static>(state: Arc<ApiState<S>>) -> Router {
+pub fn router<S: Store + 'static, M: MailSender + 'static>(state: Arc<ApiState<S, M>>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/cases/{case_id}/context", get(context::<S>))
-        .route("/turns/{turn_id}/answer", post(callback::<S>))
+        .route("/cases/{case_id}/context", get(context::<S, M>))
+        .route("/turns/{turn_id}/answer", post(callback::<S, M>))
+        .route("/drafts", get(list_drafts::<S, M>))
+        .route("/cases/{case_id}/drafts/{draft_id}/send", post(send_draft_route::<S, M>))
+        .route("/cases/{case_id}/drafts/{draft_id}/discard", post(discard_draft_route::<S, M>))
+        .route("/escalations", get(escalations::<S, M>))
+        .route("/cases/{case_id}/take-over", post(take_over_route::<S, M>))
+        .route("/cases/{case_id}/hand-back", post(hand_back_route::<S, M>))
+        .route("/cases/{case_id}/timeline", get(timeline::<S, M>))
         .fallback(not_found)
         .with_state(state)
 }
 
 /// Serves the API on `addr` (port 0 picks one) in the background, for local
 /// runs and tests; returns the bound address.
-pub async fn spawn_local<S: Store + 'static>(addr: std::net::SocketAddr, state: Arc<ApiState<S>>) -> std::io::Result<std::net::SocketAddr> {
+pub async fn spawn_local<S: Store + 'static, M: MailSender + 'static>(
+    addr: std::net::SocketAddr,
+    state: Arc<ApiState<S, M>>,
+) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod inbound;
 pub mod outcome;
+pub mod representative;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;

@@ -61,6 +61,17 @@ pub async fn carry_out<S: Store, M: MailSender>(
     })
 }
 
+/// Sends every pending mail caused by `origin` (a turn, draft or follow-up key).
+pub async fn flush_origin<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    origin: &str,
+) -> Result<(Vec<String>, Vec<String>), PipelineError> {
+    flush(env, store, mailer, case_id, origin).await
+}
+
 /// Sends every pending mail caused by `origin`. Returns (sent, failed) ids.
 async fn flush<S: Store, M: MailSender>(
     env: StepEnv<'_>,

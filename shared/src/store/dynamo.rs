@@ -29,8 +29,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
 use aws_sdk_dynamodb::Client;
 
+use super::{case_queue, due_text, record_queue, DueItem, Queue, QueueItem};
 use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
-use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -38,6 +38,8 @@ pub const CASE_SK: &str = "CASE";
 const INDEX_SK: &str = "MSGID";
 const REJECTED_PK: &str = "REJECTED";
 pub const DUE_INDEX: &str = "due";
+/// Sparse GSI of what waits for a representative (`queue_pk` = `QUEUE#drafts` or `QUEUE#escalated`).
+pub const QUEUE_INDEX: &str = "queue";
 /// Due items are spread over a few partitions so one hot key never throttles writes.
 pub const DUE_SHARDS: u32 = 4;
 
@@ -130,6 +132,17 @@ impl DynamoStore {
             .attribute_definitions(attr("sk")?)
             .attribute_definitions(attr("due_pk")?)
             .attribute_definitions(attr("due_sk")?)
+            .attribute_definitions(attr("queue_pk")?)
+            .attribute_definitions(attr("queue_sk")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(QUEUE_INDEX)
+                    .key_schema(key("queue_pk", KeyType::Hash)?)
+                    .key_schema(key("queue_sk", KeyType::Range)?)
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build()
+                    .map_err(backend)?,
+            )
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(DUE_INDEX)
@@ -198,6 +211,13 @@ impl DynamoStore {
             if let Some(status) = record.status() {
                 item.insert("status".to_string(), s(status));
             }
+            if let Some((queue, since)) = record_queue(record) {
+                item.insert("queue_pk".to_string(), s(format!("QUEUE#{}", queue.name())));
+                item.insert(
+                    "queue_sk".to_string(),
+                    s(format!("{}#{}#{}", due_text(since), commit.case_id, record.key())),
+                );
+            }
             if let Some(due) = record.due_at() {
                 item.insert(
                     "due_pk".to_string(),
@@ -255,6 +275,10 @@ impl DynamoStore {
         item.insert("version".to_string(), AttributeValue::N(case.version.to_string()));
         item.insert("status".to_string(), s(case.status.as_str()));
         item.insert("doc".to_string(), s(encode(case)?));
+        if let Some((queue, since)) = case_queue(case) {
+            item.insert("queue_pk".to_string(), s(format!("QUEUE#{}", queue.name())));
+            item.insert("queue_sk".to_string(), s(format!("{}#{}#{}", due_text(since), case.id, CASE_SK)));
+        }
         Ok(item)
     }
 
@@ -428,6 +452,33 @@ impl Store for DynamoStore {
         due.sort_by_key(|d| d.due_at);
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn list_queue(&self, queue: Queue, limit: usize) -> Result<Vec<QueueItem>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(QUEUE_INDEX)
+            .key_condition_expression("queue_pk = :pk")
+            .expression_attribute_values(":pk", s(format!("QUEUE#{}", queue.name())));
+        let mut items = Vec::new();
+        for item in self.query_all(request, limit).await? {
+            let queue_sk = string_attr(&item, "queue_sk")?;
+            let mut parts = queue_sk.splitn(3, '#');
+            let (Some(at), Some(case), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Some(case_id), Ok(at)) = (CaseId::parse(case), chrono::DateTime::parse_from_rfc3339(at)) else {
+                continue;
+            };
+            items.push(QueueItem {
+                case_id,
+                key: key.to_string(),
+                since: at.with_timezone(&chrono::Utc),
+            });
+        }
+        Ok(items)
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

@@ -162,8 +162,52 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DueItem>, StoreError>> + Send;
 
+    /// What waits for a representative: pending drafts, or escalated cases;
+    /// oldest first (an index query, never a scan).
+    fn list_queue(&self, queue: Queue, limit: usize) -> impl Future<Output = Result<Vec<QueueItem>, StoreError>> + Send;
+
     /// Ids of all cases, for operators' tools. Not for request paths.
     fn list_case_ids(&self, limit: usize) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Drafts waiting for review.
+    Drafts,
+    /// Cases escalated to, or taken over by, a representative.
+    Escalated,
+}
+
+impl Queue {
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Drafts => "drafts",
+            Queue::Escalated => "escalated",
+        }
+    }
+}
+
+/// One entry of a representative queue: the case, and the draft key for drafts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueItem {
+    pub case_id: CaseId,
+    /// `CASE` for an escalated case, the draft's key for a draft.
+    pub key: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which queue a case is in, if any, and since when.
+pub fn case_queue(case: &crate::model::Case) -> Option<(Queue, chrono::DateTime<chrono::Utc>)> {
+    (case.status == crate::model::CaseStatus::Escalated)
+        .then(|| (Queue::Escalated, case.escalation.as_ref().map(|e| e.at).unwrap_or(case.updated_at)))
+}
+
+/// Which queue a record is in, if any, and since when.
+pub fn record_queue(record: &Record) -> Option<(Queue, chrono::DateTime<chrono::Utc>)> {
+    match record {
+        Record::Draft(d) if d.status == crate::model::DraftStatus::PendingReview => Some((Queue::Drafts, d.created_at)),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

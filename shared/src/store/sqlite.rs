@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::{case_queue, due_text, record_queue, DueItem, Queue, QueueItem};
 use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
-use super::{due_text, DueItem};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (case_id, key)
 );
 CREATE INDEX IF NOT EXISTS records_due ON records (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_status ON records (record_type, status);
+CREATE INDEX IF NOT EXISTS cases_status ON cases (status);
 CREATE TABLE IF NOT EXISTS message_index (
     key TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -279,6 +281,56 @@ impl Store for SqliteStore {
             }
         }
         Ok(due)
+    }
+
+    async fn list_queue(&self, queue: Queue, limit: usize) -> Result<Vec<QueueItem>, StoreError> {
+        let connection = self.lock()?;
+        let mut items = Vec::new();
+        match queue {
+            Queue::Escalated => {
+                let mut statement = connection
+                    .prepare("SELECT doc FROM cases WHERE status = 'escalated'")
+                    .map_err(backend)?;
+                let docs = statement
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                for doc in docs {
+                    let case: Case = decode(&doc)?;
+                    if let Some((_, since)) = case_queue(&case) {
+                        items.push(QueueItem {
+                            case_id: case.id,
+                            key: "CASE".into(),
+                            since,
+                        });
+                    }
+                }
+            }
+            Queue::Drafts => {
+                let mut statement = connection
+                    .prepare("SELECT case_id, doc FROM records WHERE record_type = 'Draft' AND status = 'pending_review'")
+                    .map_err(backend)?;
+                let rows = statement
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                for (case, doc) in rows {
+                    let record: Record = decode(&doc)?;
+                    if let (Some(case_id), Some((_, since))) = (CaseId::parse(&case), record_queue(&record)) {
+                        items.push(QueueItem {
+                            case_id,
+                            key: record.key().to_string(),
+                            since,
+                        });
+                    }
+                }
+            }
+        }
+        items.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.case_id.cmp(&b.case_id)));
+        items.truncate(limit);
+        Ok(items)
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
