@@ -12,6 +12,7 @@ pub mod aws;
 pub mod config;
 pub mod context;
 pub mod decision;
+pub mod direct;
 pub mod ids;
 pub mod inbound;
 pub mod intent;

@@ -150,44 +150,56 @@ impl Stack {
             .expect("describe table");
         let arn = table.table.and_then(|t| t.latest_stream_arn).expect("table has a stream");
         let description = self.streams_call("DescribeStream", json!({"StreamArn": arn})).await;
-        let shards: Vec<String> = description["StreamDescription"]["Shards"]
+        let shards = description["StreamDescription"]["Shards"]
             .as_array()
             .unwrap()
             .iter()
             .map(|s| s["ShardId"].as_str().unwrap().to_string())
             .collect();
-        let mut iterators = Vec::new();
-        for shard in shards {
-            let it = self
-                .streams_call(
-                    "GetShardIterator",
-                    json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
-                )
-                .await;
-            iterators.push(it["ShardIterator"].as_str().unwrap().to_string());
+        StreamTap {
+            arn,
+            shards,
+            delivered: Default::default(),
         }
-        StreamTap { arn, iterators }
     }
 }
 
 /// Reads new records from a table's stream and hands them over in the shape
-/// Lambda delivers them.
+/// Lambda delivers them. Each read starts at the stream's beginning and skips
+/// what was already handed over: moto's shard iterators can lose their place
+/// after a cancelled transaction, sequence numbers do not.
 pub struct StreamTap {
     arn: String,
-    iterators: Vec<String>,
+    shards: Vec<String>,
+    delivered: std::collections::HashSet<String>,
 }
 
 impl StreamTap {
     pub async fn next_event(&mut self, stack: &Stack) -> StreamEvent {
         let mut records = Vec::new();
-        for iterator in &mut self.iterators {
-            let page = stack.streams_call("GetRecords", json!({"ShardIterator": iterator})).await;
-            for mut record in page["Records"].as_array().cloned().unwrap_or_default() {
-                record["eventSourceARN"] = json!(self.arn);
-                records.push(record);
-            }
-            if let Some(next) = page["NextShardIterator"].as_str() {
-                *iterator = next.to_string();
+        for shard in &self.shards {
+            let start = stack
+                .streams_call(
+                    "GetShardIterator",
+                    json!({"StreamArn": self.arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await;
+            let mut iterator = start["ShardIterator"].as_str().map(str::to_string);
+            for _ in 0..1000 {
+                let Some(current) = iterator.take() else { break };
+                let page = stack.streams_call("GetRecords", json!({"ShardIterator": current})).await;
+                let page_records = page["Records"].as_array().cloned().unwrap_or_default();
+                if page_records.is_empty() {
+                    break;
+                }
+                iterator = page["NextShardIterator"].as_str().map(str::to_string);
+                for mut record in page_records {
+                    let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_string();
+                    if self.delivered.insert(sequence) {
+                        record["eventSourceARN"] = json!(self.arn);
+                        records.push(record);
+                    }
+                }
             }
         }
         serde_json::from_value(json!({ "Records": records })).expect("stream records decode as a Lambda DynamoDB event")

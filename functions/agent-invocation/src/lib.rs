@@ -7,6 +7,8 @@
 //! - A scheduled event (`{"action": "sweep"}`, or an EventBridge "Scheduled
 //!   Event") fails turns past their due time — async answers that never came,
 //!   calls lost with their function — so their cases escalate.
+//! - `{"action": "reprocess", "caseId": "…"}` opens a new turn for the case's
+//!   latest customer mail (the stream then calls the agent).
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -35,7 +37,9 @@ pub enum AgentFunctionError {
     UnknownEvent,
     #[error("stream event could not be decoded: {0}")]
     BadStreamEvent(String),
-    #[error("sweep failed: {0}")]
+    #[error("not a case id")]
+    BadCaseId,
+    #[error("failed: {0}")]
     Sweep(#[from] PipelineError),
 }
 
@@ -44,7 +48,8 @@ impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             AgentFunctionError::UnknownEvent => "casebridge.agent.UnknownEvent",
             AgentFunctionError::BadStreamEvent(_) => "casebridge.agent.BadStreamEvent",
-            AgentFunctionError::Sweep(_) => "casebridge.agent.Sweep",
+            AgentFunctionError::Sweep(_) => "casebridge.agent.Failed",
+            AgentFunctionError::BadCaseId => "casebridge.agent.BadCaseId",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -65,6 +70,12 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
             let stream: Event = serde_json::from_value(event).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()))?;
             let response = self.handle(stream, deadline).await;
             return serde_json::to_value(response).map_err(|e| AgentFunctionError::BadStreamEvent(e.to_string()));
+        }
+        if let Some(request) = casebridge::direct::ReprocessRequest::from_event(&event) {
+            let case = casebridge::ids::CaseId::parse(&request.case_id).ok_or(AgentFunctionError::BadCaseId)?;
+            let env = StepEnv::new(&self.config, self.clock.as_ref());
+            let outcome = casebridge::pipeline::representative::reopen_turn(env, &self.store, None, &case).await?;
+            return Ok(casebridge::direct::outcome_json(&outcome));
         }
         if is_sweep_request(&event) {
             let swept = self.sweep().await?;

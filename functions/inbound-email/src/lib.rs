@@ -30,6 +30,8 @@ pub struct InboundFunction<S, R> {
 
 #[derive(Debug, Error)]
 pub enum InboundFunctionError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("{failed} of {total} mails hit a transient fault and will be retried: {first}")]
     Transient { failed: usize, total: usize, first: String },
 }
@@ -61,6 +63,31 @@ fn verdicts(record: &SimpleEmailRecord) -> Verdicts {
 }
 
 impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
+    /// Entry point for whatever Lambda delivers: an SES receipt event, or
+    /// `{"action": "reprocess", "caseId": "…"}` to route the case again with
+    /// the current configuration and open a turn for its latest mail.
+    pub async fn handle_any(&self, event: serde_json::Value) -> Result<serde_json::Value, InboundFunctionError> {
+        if let Some(request) = casebridge::direct::ReprocessRequest::from_event(&event) {
+            let case = casebridge::ids::CaseId::parse(&request.case_id).ok_or(InboundFunctionError::BadRequest("not a case id".into()))?;
+            let env = StepEnv::new(&self.config, self.clock.as_ref());
+            let outcome = casebridge::pipeline::representative::reopen_turn(env, &self.store, Some(self.classifier.as_ref()), &case)
+                .await
+                .map_err(|e| match e {
+                    casebridge::pipeline::PipelineError::CaseNotFound(_) => InboundFunctionError::BadRequest(e.to_string()),
+                    other => InboundFunctionError::Transient {
+                        failed: 1,
+                        total: 1,
+                        first: other.to_string(),
+                    },
+                })?;
+            return Ok(casebridge::direct::outcome_json(&outcome));
+        }
+        let ses: SimpleEmailEvent =
+            serde_json::from_value(event).map_err(|e| InboundFunctionError::BadRequest(format!("not an SES receipt event: {e}")))?;
+        let report = self.handle(ses).await?;
+        serde_json::to_value(report).map_err(|e| InboundFunctionError::BadRequest(e.to_string()))
+    }
+
     pub async fn handle(&self, event: SimpleEmailEvent) -> Result<InboundReport, InboundFunctionError> {
         let total = event.records.len();
         let mut reports = Vec::with_capacity(total);
@@ -187,6 +214,7 @@ impl From<InboundFunctionError> for lambda_runtime::Diagnostic {
     fn from(e: InboundFunctionError) -> Self {
         let error_type = match e {
             InboundFunctionError::Transient { .. } => "casebridge.inbound.Transient",
+            InboundFunctionError::BadRequest(_) => "casebridge.inbound.BadRequest",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),

@@ -27,8 +27,8 @@ async fn main() -> Result<(), Error> {
         key_prefix,
     };
     let function = &function;
-    run(service_fn(
-        move |event: LambdaEvent<aws_lambda_events::event::ses::SimpleEmailEvent>| async move { function.handle(event.payload).await },
-    ))
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        function.handle_any(event.payload).await
+    }))
     .await
 }

@@ -7,6 +7,8 @@
 //! - A scheduled event (`{"action": "follow_up"}`, or an EventBridge
 //!   "Scheduled Event") sends due reminders and closes cases whose customer
 //!   stayed silent.
+//! - `{"action": "reprocess", "caseId": "…"}` carries out the case's answered
+//!   turns again and sends its pending and failed mail.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -34,7 +36,9 @@ pub enum OutcomeFunctionError {
     UnknownEvent,
     #[error("stream event could not be decoded: {0}")]
     BadStreamEvent(String),
-    #[error("follow-ups failed: {0}")]
+    #[error("not a case id")]
+    BadCaseId,
+    #[error("failed: {0}")]
     FollowUps(#[from] PipelineError),
 }
 
@@ -43,7 +47,8 @@ impl From<OutcomeFunctionError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             OutcomeFunctionError::UnknownEvent => "casebridge.outcome.UnknownEvent",
             OutcomeFunctionError::BadStreamEvent(_) => "casebridge.outcome.BadStreamEvent",
-            OutcomeFunctionError::FollowUps(_) => "casebridge.outcome.FollowUps",
+            OutcomeFunctionError::FollowUps(_) => "casebridge.outcome.Failed",
+            OutcomeFunctionError::BadCaseId => "casebridge.outcome.BadCaseId",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -59,6 +64,12 @@ impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
             let stream: Event = serde_json::from_value(event).map_err(|e| OutcomeFunctionError::BadStreamEvent(e.to_string()))?;
             let response = self.handle(stream).await;
             return serde_json::to_value(response).map_err(|e| OutcomeFunctionError::BadStreamEvent(e.to_string()));
+        }
+        if let Some(request) = casebridge::direct::ReprocessRequest::from_event(&event) {
+            let case = casebridge::ids::CaseId::parse(&request.case_id).ok_or(OutcomeFunctionError::BadCaseId)?;
+            let env = StepEnv::new(&self.config, self.clock.as_ref());
+            let outcome = casebridge::pipeline::representative::reprocess_outcome(env, &self.store, &self.mailer, &case).await?;
+            return Ok(casebridge::direct::outcome_json(&outcome));
         }
         let scheduled = event.get("action").and_then(Value::as_str) == Some("follow_up")
             || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");

@@ -211,69 +211,82 @@ pub async fn reprocess<S: Store, M: MailSender>(
 ) -> Result<ActionOutcome, PipelineError> {
     match step {
         Step::Outcome => reprocess_outcome(env, store, mailer, case_id).await,
-        Step::Agent | Step::Inbound => {
-            let mails = accepted_mail_ids(store, case_id).await?;
-            let Some((latest, _, _)) = mails.last().cloned() else {
-                return Ok(ActionOutcome::Refused {
-                    reason: "the case has no customer mail".into(),
-                });
-            };
-            let (first_subject, first_text) = mails.first().map(|(_, s, t)| (s.clone(), t.clone())).unwrap_or_default();
-            let routing = (step == Step::Inbound).then(|| classifier.classify(&first_subject, &first_text));
-            let outcome = update_case(env, store, case_id, |case, timeline| {
-                if case.status == CaseStatus::Closed {
-                    return Err("the case is closed".into());
-                }
-                if let Some(classification) = &routing {
-                    let best = classification.best().filter(|b| b.confidence >= env.config.classifier.threshold);
-                    let intent = best.and_then(|b| env.config.intent(&b.intent));
-                    case.intent = best.map(|b| b.intent.clone());
-                    case.intent_confidence = best.map(|b| b.confidence);
-                    case.agent = intent.and_then(|i| i.agent.clone());
-                    case.workflow_name = intent.and_then(|i| i.workflow.clone());
-                    case.workflow = env.config.workflow(case.workflow_name.as_deref()).mode;
-                    timeline.add(
-                        "reprocessed",
-                        format!(
-                            "routed again: intent {} → agent {}",
-                            case.intent.as_deref().unwrap_or("none"),
-                            case.agent.as_deref().unwrap_or("none")
-                        ),
-                    );
-                    if case.agent.is_some() && case.status == CaseStatus::Escalated {
-                        case.escalation = None;
-                        case.status = CaseStatus::Idle;
-                    }
-                } else {
-                    timeline.add("reprocessed", "a new agent turn was requested");
-                }
-                if case.turn_in_flight.is_some() {
-                    return Err("a turn is in flight; wait for it or let the sweep fail it".into());
-                }
-                match open_turn(case, timeline, vec![latest.clone()], "reprocess") {
-                    Some(work) => {
-                        let detail = format!("{} opened", work.id);
-                        Ok((vec![RecordWrite::Create(Record::WorkItem(work))], detail))
-                    }
-                    None => Err(format!(
-                        "no agent may work on the case (status {}, agent {})",
-                        case.status,
-                        case.agent.as_deref().unwrap_or("none")
-                    )),
-                }
-            })
-            .await?;
-            Ok(outcome)
-        }
+        Step::Inbound => reopen_turn(env, store, Some(classifier), case_id).await,
+        Step::Agent => reopen_turn(env, store, None, case_id).await,
     }
 }
 
-async fn reprocess_outcome<S: Store, M: MailSender>(
+/// Opens a new agent turn for the case's latest customer mail; with a
+/// classifier, first routes the case again from its first mail with the
+/// current configuration (intent, agent, workflow).
+pub async fn reopen_turn<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    classifier: Option<&dyn IntentClassifier>,
+    case_id: &CaseId,
+) -> Result<ActionOutcome, PipelineError> {
+    load_case(store, case_id).await?;
+    let mails = accepted_mail_ids(store, case_id).await?;
+    let Some((latest, _, _)) = mails.last().cloned() else {
+        return Ok(ActionOutcome::Refused {
+            reason: "the case has no customer mail".into(),
+        });
+    };
+    let (first_subject, first_text) = mails.first().map(|(_, s, t)| (s.clone(), t.clone())).unwrap_or_default();
+    let routing = classifier.map(|c| c.classify(&first_subject, &first_text));
+    update_case(env, store, case_id, |case, timeline| {
+        if case.status == CaseStatus::Closed {
+            return Err("the case is closed".into());
+        }
+        if let Some(classification) = &routing {
+            let best = classification.best().filter(|b| b.confidence >= env.config.classifier.threshold);
+            let intent = best.and_then(|b| env.config.intent(&b.intent));
+            case.intent = best.map(|b| b.intent.clone());
+            case.intent_confidence = best.map(|b| b.confidence);
+            case.agent = intent.and_then(|i| i.agent.clone());
+            case.workflow_name = intent.and_then(|i| i.workflow.clone());
+            case.workflow = env.config.workflow(case.workflow_name.as_deref()).mode;
+            timeline.add(
+                "reprocessed",
+                format!(
+                    "routed again: intent {} → agent {}",
+                    case.intent.as_deref().unwrap_or("none"),
+                    case.agent.as_deref().unwrap_or("none")
+                ),
+            );
+            if case.agent.is_some() && case.status == CaseStatus::Escalated {
+                case.escalation = None;
+                case.status = CaseStatus::Idle;
+            }
+        } else {
+            timeline.add("reprocessed", "a new agent turn was requested");
+        }
+        if case.turn_in_flight.is_some() {
+            return Err("a turn is in flight; wait for it or let the sweep fail it".into());
+        }
+        match open_turn(case, timeline, vec![latest.clone()], "reprocess") {
+            Some(work) => {
+                let detail = format!("{} opened", work.id);
+                Ok((vec![RecordWrite::Create(Record::WorkItem(work))], detail))
+            }
+            None => Err(format!(
+                "no agent may work on the case (status {}, agent {})",
+                case.status,
+                case.agent.as_deref().unwrap_or("none")
+            )),
+        }
+    })
+    .await
+}
+
+/// Carries out answered turns again, re-sends failed mail and sends pending mail.
+pub async fn reprocess_outcome<S: Store, M: MailSender>(
     env: StepEnv<'_>,
     store: &S,
     mailer: &M,
     case_id: &CaseId,
 ) -> Result<ActionOutcome, PipelineError> {
+    load_case(store, case_id).await?;
     let mut detail = Vec::new();
     let answered = store
         .list_records(case_id, RecordKind::Turn)
