@@ -1,0 +1,182 @@
+//! `casebridge serve` on loopback with the example agent: dropped mail is
+//! ingested and answered, the API answers; then the operator verbs
+//! (`reprocess`, `case show`, `drafts list`, `replay-failed`) on the same store.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(dir: &Path, config: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .args([
+            "--store",
+            &format!("sqlite:{}", dir.join("cases.db").display()),
+            "--outbox",
+            &dir.join("outbox").display().to_string(),
+        ])
+        .args(["--config", &config.display().to_string()])
+        .args(args)
+        .output()
+        .expect("run casebridge");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn outbox_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_then_operator_verbs_on_the_embedded_store() {
+    let dir = std::env::temp_dir().join(format!("casebridge-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("inbox")).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api = format!("http://127.0.0.1:{port}");
+    let settings = refund_agent::AgentSettings {
+        casebridge_api: api.clone(),
+        agent_name: "refund-agent".into(),
+        token: None,
+    };
+    let agent = refund_agent::spawn("127.0.0.1:0".parse().unwrap(), settings).await.unwrap();
+    let config = dir.join("casebridge.toml");
+    let demo = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml")).unwrap();
+    std::fs::write(
+        &config,
+        demo.replace("http://127.0.0.1:8080/invoke", &format!("http://{agent}/invoke")),
+    )
+    .unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .args([
+            "--store",
+            &format!("sqlite:{}", dir.join("cases.db").display()),
+            "--outbox",
+            &dir.join("outbox").display().to_string(),
+        ])
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--inbox",
+            &dir.join("inbox").display().to_string(),
+            "--representative-token",
+            "rep-secret",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let _serve = Serve(child);
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if http
+            .get(format!("{api}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "serve did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mail/refund-request.eml"),
+        dir.join("inbox/refund.eml"),
+    )
+    .unwrap();
+    wait_until("the question in the outbox", || outbox_files(&dir).len() == 1).await;
+    let question = std::fs::read_to_string(&outbox_files(&dir)[0]).unwrap();
+    let subject = question.lines().find(|l| l.starts_with("Subject:")).unwrap_or_default().to_string();
+    let case = casebridge::ids::CaseId::find_in_subject(&subject)
+        .expect("case reference in the subject")
+        .to_string();
+    assert!(dir.join("inbox/done/refund.eml").exists(), "ingested mail is moved aside");
+
+    let escalations = http
+        .get(format!("{api}/escalations"))
+        .bearer_auth("rep-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(escalations.status().as_u16(), 200);
+    assert!(escalations.json::<serde_json::Value>().await.unwrap()["cases"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let refused = http.get(format!("{api}/drafts")).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+
+    // The operator asks the agent again: a second question goes out.
+    let (ok, text) = cli(&dir, &config, &["reprocess", &case, "--from", "agent"]);
+    assert!(ok, "{text}");
+    assert_eq!(outbox_files(&dir).len(), 2, "{text}");
+    let (ok, text) = cli(&dir, &config, &["case", "show", &case]);
+    assert!(ok && text.contains("reprocessed") && text.contains("waiting_on_customer"), "{text}");
+    let (ok, text) = cli(&dir, &config, &["drafts", "list"]);
+    assert!(ok && text.contains("no drafts"), "{text}");
+    let (ok, text) = cli(&dir, &config, &["replay-failed"]);
+    assert!(ok && text.contains("0 mail(s) re-sent"), "{text}");
+    let (ok, text) = cli(&dir, &config, &["reprocess", "CB-0000000000", "--from", "agent"]);
+    assert!(!ok && text.contains("does not exist"), "{text}");
+    let (ok, text) = cli(&dir, &config, &["reprocess", &case, "--from", "sideways"]);
+    assert!(!ok && text.contains("unknown step"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_verb_has_help() {
+    for verb in [
+        vec![],
+        vec!["demo"],
+        vec!["ingest"],
+        vec!["case", "show"],
+        vec!["drafts", "list"],
+        vec!["drafts", "send"],
+        vec!["drafts", "discard"],
+        vec!["reprocess"],
+        vec!["replay-failed"],
+        vec!["serve"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+            .args(&verb)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && text.contains("Usage:"), "{verb:?}: {text}");
+    }
+}
