@@ -17,6 +17,8 @@ eval "$(infra/local-stack.sh env)"
 # Integration tests fail, rather than skip, when the stack is missing.
 export CASEBRIDGE_REQUIRE_STACK=1
 
+echo "== template: cfn-lint, sam validate --lint, wiring check"
+infra/template-check.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

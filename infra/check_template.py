@@ -1,0 +1,120 @@
+"""Checks the wiring of template.yaml that matters to casebridge.
+
+Run with a Python that has cfn-lint installed (infra/template-check.sh does):
+  python infra/check_template.py template.yaml
+Exits non-zero listing every finding.
+"""
+
+import json
+import sys
+
+from cfnlint.decode import decode
+
+
+def main(path: str) -> int:
+    template, matches = decode(path)
+    if matches:
+        print("\n".join(str(m) for m in matches))
+        return 1
+    resources = template["Resources"]
+    findings = []
+
+    def check(condition, message):
+        if not condition:
+            findings.append(message)
+
+    def of_type(kind):
+        return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+    functions = of_type("AWS::Serverless::Function")
+    check(set(functions) == {"InboundEmailFunction", "AgentInvocationFunction", "OutcomeActionsFunction", "HttpApiFunction"}, f"functions: {sorted(functions)}")
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    check(globals_fn.get("Runtime") == "provided.al2023", "runtime provided.al2023")
+    check(globals_fn.get("Architectures") == ["arm64"], "arm64")
+    binaries = {"InboundEmailFunction": "inbound-email", "AgentInvocationFunction": "agent-invocation", "OutcomeActionsFunction": "outcome-actions", "HttpApiFunction": "http-api"}
+    for name, binary in binaries.items():
+        meta = functions.get(name, {}).get("Metadata", {})
+        check(meta.get("BuildMethod") == "rust-cargolambda", f"{name}: BuildMethod rust-cargolambda")
+        check(meta.get("BuildProperties", {}).get("Binary") == binary, f"{name}: builds binary {binary}")
+
+    # Stream triggers: filters, partial batch responses, bisect, bounded retries, DLQ.
+    dlq = "StreamDeadLetterQueue"
+    expected_filters = {
+        "AgentInvocationFunction": {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["WorkItem"]}}}},
+        "OutcomeActionsFunction": {"dynamodb": {"NewImage": {"record_type": {"S": ["Turn"]}, "status": {"S": ["answered"]}}}},
+    }
+    for name, expected in expected_filters.items():
+        events = functions[name]["Properties"].get("Events", {})
+        streams = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
+        check(len(streams) == 1, f"{name}: one DynamoDB stream trigger")
+        for stream in streams:
+            check(stream.get("Stream") == {"Fn::GetAtt": ["CasesTable", "StreamArn"]}, f"{name}: triggered by the cases table's stream")
+            patterns = [json.loads(f["Pattern"]) for f in stream.get("FilterCriteria", {}).get("Filters", [])]
+            check(patterns == [expected], f"{name}: stream filter {patterns}")
+            check(stream.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{name}: ReportBatchItemFailures")
+            check(stream.get("BisectBatchOnFunctionError") is True, f"{name}: bisect on error")
+            check(isinstance(stream.get("MaximumRetryAttempts"), int) and stream["MaximumRetryAttempts"] <= 10, f"{name}: bounded retries")
+            destination = stream.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            check(destination == {"Fn::GetAtt": [dlq, "Arn"]}, f"{name}: on-failure destination is the dead-letter queue")
+        schedules = [e["Properties"].get("Input") for e in events.values() if e["Type"] == "ScheduleV2"]
+        action = {"AgentInvocationFunction": "sweep", "OutcomeActionsFunction": "follow_up"}[name]
+        check(any(json.loads(i or "{}").get("action") == action for i in schedules), f"{name}: scheduled {action}")
+
+    # SES: store in S3 first, then invoke the inbound function asynchronously.
+    rules = of_type("AWS::SES::ReceiptRule")
+    check(len(rules) == 1, "one receipt rule")
+    for rule in rules.values():
+        actions = rule["Properties"]["Rule"]["Actions"]
+        kinds = [next(iter(a)) for a in actions]
+        check(kinds == ["S3Action", "LambdaAction"], f"receipt rule actions in order S3 then Lambda: {kinds}")
+        lambda_action = actions[-1].get("LambdaAction", {})
+        check(lambda_action.get("FunctionArn") == {"Fn::GetAtt": ["InboundEmailFunction", "Arn"]}, "receipt rule invokes the inbound function")
+        check(lambda_action.get("InvocationType") == "Event", "inbound invoked asynchronously")
+    permissions = [r["Properties"] for r in of_type("AWS::Lambda::Permission").values()]
+    check(any(p.get("Principal") == "ses.amazonaws.com" and p.get("SourceAccount") == {"Ref": "AWS::AccountId"} for p in permissions), "SES may invoke the inbound function, this account only")
+
+    # Table: stream image, indexes the queries use, TTL, point-in-time recovery.
+    table = resources["CasesTable"]["Properties"]
+    check(table.get("StreamSpecification", {}).get("StreamViewType") == "NEW_AND_OLD_IMAGES", "table stream NEW_AND_OLD_IMAGES")
+    check({i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {"due", "queue"}, "GSIs due and queue")
+    check(table.get("TimeToLiveSpecification", {}).get("Enabled") is True, "TTL on")
+    check(table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True, "point-in-time recovery")
+    check(table.get("BillingMode") == "PAY_PER_REQUEST", "on-demand")
+
+    # Bucket: encrypted, private, expiring; only SES of this account writes.
+    bucket = resources["MailBucket"]["Properties"]
+    check("BucketEncryption" in bucket, "bucket encryption")
+    check(all(bucket.get("PublicAccessBlockConfiguration", {}).get(k) for k in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"]), "public access blocked")
+    check(bucket.get("LifecycleConfiguration", {}).get("Rules"), "lifecycle expiry")
+    statements = resources["MailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    check(all(s.get("Principal") == {"Service": "ses.amazonaws.com"} and "aws:SourceAccount" in s.get("Condition", {}).get("StringEquals", {}) for s in statements), "bucket policy: SES of this account only")
+
+    # No wildcard resources in inline policy statements.
+    for name, function in functions.items():
+        for policy in function["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                resource = statement.get("Resource")
+                flat = json.dumps(resource)
+                check(resource != "*" and '"*"' not in flat, f"{name}: no '*' resource in {statement.get('Action')}")
+
+    # Alarms on the dead-letter queue and on every function's errors.
+    alarms = of_type("AWS::CloudWatch::Alarm").values()
+    watched = {json.dumps(d["Value"]) for a in alarms for d in a["Properties"].get("Dimensions", [])}
+    check(json.dumps({"Fn::GetAtt": [dlq, "QueueName"]}) in watched, "alarm on dead-letter depth")
+    for name in functions:
+        check(json.dumps({"Ref": name}) in watched, f"alarm on {name} errors")
+
+    # Representatives behind the JWT authorizer; agent routes authenticate in the function.
+    api = resources["CasebridgeHttpApi"]["Properties"]["Auth"]
+    check(api.get("DefaultAuthorizer") == "Representatives" and "JwtConfiguration" in api["Authorizers"]["Representatives"], "JWT authorizer by default")
+    outputs = template.get("Outputs", {})
+    check({"ApiUrl", "TableName", "MailBucketName"} <= set(outputs), "outputs for the API URL, table and bucket")
+
+    for finding in findings:
+        print(f"template.yaml: {finding}")
+    print(f"template.yaml: {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
