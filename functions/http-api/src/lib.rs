@@ -416,15 +416,35 @@ async fn escalations<S: Store + 'static, M: MailSender + 'static>(
     Ok(Json(json!({ "cases": cases })).into_response())
 }
 
+/// A representative's action on a whole case.
+#[derive(Clone, Copy)]
+enum CaseAction {
+    TakeOver,
+    HandBack,
+}
+
+async fn case_action<S: Store + 'static, M: MailSender + 'static>(
+    state: &ApiState<S, M>,
+    case_id: &str,
+    request: axum::extract::Request,
+    action: CaseAction,
+) -> Result<Response, ApiError> {
+    let (who, _) = representative_request(state, request).await?;
+    let case_id = parse_case(case_id)?;
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    let outcome = match action {
+        CaseAction::TakeOver => take_over(env, &state.store, &case_id, &who).await,
+        CaseAction::HandBack => hand_back(env, &state.store, &case_id, &who).await,
+    };
+    action_response(outcome.map_err(ApiError::store)?)
+}
+
 async fn take_over_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path(case_id): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let (who, _) = representative_request(&state, request).await?;
-    let case_id = parse_case(&case_id)?;
-    let env = StepEnv::new(&state.config, state.clock.as_ref());
-    action_response(take_over(env, &state.store, &case_id, &who).await.map_err(ApiError::store)?)
+    case_action(&state, &case_id, request, CaseAction::TakeOver).await
 }
 
 async fn hand_back_route<S: Store + 'static, M: MailSender + 'static>(
@@ -432,10 +452,7 @@ async fn hand_back_route<S: Store + 'static, M: MailSender + 'static>(
     Path(case_id): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let (who, _) = representative_request(&state, request).await?;
-    let case_id = parse_case(&case_id)?;
-    let env = StepEnv::new(&state.config, state.clock.as_ref());
-    action_response(hand_back(env, &state.store, &case_id, &who).await.map_err(ApiError::store)?)
+    case_action(&state, &case_id, request, CaseAction::HandBack).await
 }
 
 async fn timeline<S: Store + 'static, M: MailSender + 'static>(

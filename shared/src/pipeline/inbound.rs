@@ -237,6 +237,11 @@ fn mail_record(
     }
 }
 
+/// The index entries for a mail, once its case id is known.
+fn index_entries_for<'a>(parsed: &'a ParsedMail, delivery: &'a InboundDelivery<'_>) -> impl Fn(&CaseId) -> Vec<MessageIndexEntry> + 'a {
+    move |case_id| index_entries(case_id, parsed, delivery)
+}
+
 fn index_entries(case_id: &CaseId, parsed: &ParsedMail, delivery: &InboundDelivery<'_>) -> Vec<MessageIndexEntry> {
     vec![
         MessageIndexEntry {
@@ -367,30 +372,13 @@ fn existing_case_commit(
         }
     };
     case.updated_at = now;
-    let case_id = case.id.clone();
-    let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(
-        mail_id.clone(),
-        parsed,
-        delivery,
-        disposition,
-        now,
-    ))));
-    let work_item_id = work_item.as_ref().map(|w| w.id.clone());
-    if let Some(item) = work_item {
-        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
-    }
-    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-    commit.message_index = index_entries(&case_id, parsed, delivery);
-    commit.case = Some(CaseWrite::Update(case));
-    let outcome = IngestOutcome::Stored {
-        case_id,
-        mail_id,
-        new_case: false,
-        disposition: disposition.clone(),
-        work_item: work_item_id,
-    };
-    (commit, outcome)
+    stored(
+        CaseWrite::Update(case),
+        mail_record(mail_id, parsed, delivery, disposition, now),
+        work_item,
+        timeline,
+        index_entries_for(parsed, delivery),
+    )
 }
 
 fn new_case_commit(
@@ -490,28 +478,38 @@ fn new_case_commit(
             None
         }
     };
-    let case_id = case.id.clone();
-    let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::Create(Record::Mail(mail_record(
-        mail_id.clone(),
-        parsed,
-        delivery,
-        &Disposition::Accepted,
-        now,
-    ))));
-    let work_item_id = work_item.as_ref().map(|w| w.id.clone());
-    if let Some(item) = work_item {
-        commit.records.push(RecordWrite::Create(Record::WorkItem(item)));
-    }
-    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-    commit.message_index = index_entries(&case_id, parsed, delivery);
-    commit.case = Some(CaseWrite::Create(case));
+    stored(
+        CaseWrite::Create(case),
+        mail_record(mail_id, parsed, delivery, &Disposition::Accepted, now),
+        work_item,
+        timeline,
+        index_entries_for(parsed, delivery),
+    )
+}
+
+/// One commit for one stored mail: the case, the mail, its work item if any,
+/// the timeline, and the Message-ID index entries that make it happen once.
+fn stored(
+    case: CaseWrite,
+    mail: MailRecord,
+    work_item: Option<WorkItem>,
+    timeline: Timeline,
+    index: impl Fn(&CaseId) -> Vec<MessageIndexEntry>,
+) -> (Commit, IngestOutcome) {
+    let case_id = case.case().id.clone();
+    let new_case = matches!(case, CaseWrite::Create(_));
     let outcome = IngestOutcome::Stored {
-        case_id,
-        mail_id,
-        new_case: true,
-        disposition: Disposition::Accepted,
-        work_item: work_item_id,
+        case_id: case_id.clone(),
+        mail_id: mail.id.clone(),
+        new_case,
+        disposition: mail.disposition.clone(),
+        work_item: work_item.as_ref().map(|w| w.id.clone()),
     };
+    let mut commit = Commit::new(case_id.clone());
+    commit.records.push(RecordWrite::Create(Record::Mail(mail)));
+    commit.records.extend(work_item.map(|w| RecordWrite::Create(Record::WorkItem(w))));
+    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+    commit.message_index = index(&case_id);
+    commit.case = Some(case);
     (commit, outcome)
 }

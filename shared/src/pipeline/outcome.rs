@@ -451,15 +451,8 @@ async fn send_one<S: Store, M: MailSender>(
 ) -> Result<Option<(String, bool)>, PipelineError> {
     let mut claimed = outbound.clone();
     claimed.status = OutboundStatus::Sending;
-    let mut claim = Commit::new(case_id.clone());
-    claim.records.push(RecordWrite::ReplaceIfStatus {
-        record: Record::Outbound(claimed.clone()),
-        expected_status: OutboundStatus::Pending.as_str(),
-    });
-    match store.commit(claim).await {
-        Ok(()) => {}
-        Err(CommitError::StateMismatch(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    if !move_outbound(store, case_id, &claimed, OutboundStatus::Pending).await? {
+        return Ok(None);
     }
     let mail = OutgoingMail {
         from: outbound.from.clone(),
@@ -490,12 +483,7 @@ async fn send_one<S: Store, M: MailSender>(
         }
         Err(e) if e.is_retryable() => {
             // Hand it back so the retried event sends it.
-            let mut release = Commit::new(case_id.clone());
-            release.records.push(RecordWrite::ReplaceIfStatus {
-                record: Record::Outbound(outbound),
-                expected_status: OutboundStatus::Sending.as_str(),
-            });
-            store.commit(release).await?;
+            move_outbound(store, case_id, &outbound, OutboundStatus::Sending).await?;
             Err(PipelineError::Mail(e))
         }
         Err(e) => {
@@ -506,6 +494,26 @@ async fn send_one<S: Store, M: MailSender>(
             finish_send(env, store, case_id, failed, Some(e)).await?;
             Ok(Some((outbound.id, false)))
         }
+    }
+}
+
+/// Writes `outbound` (with its new status) if the stored one is still in
+/// status `from`; false when someone else moved it first.
+async fn move_outbound<S: Store>(
+    store: &S,
+    case_id: &CaseId,
+    outbound: &OutboundMail,
+    from: OutboundStatus,
+) -> Result<bool, PipelineError> {
+    let mut commit = Commit::new(case_id.clone());
+    commit.records.push(RecordWrite::ReplaceIfStatus {
+        record: Record::Outbound(outbound.clone()),
+        expected_status: from.as_str(),
+    });
+    match store.commit(commit).await {
+        Ok(()) => Ok(true),
+        Err(CommitError::StateMismatch(_)) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -693,15 +701,8 @@ pub async fn resend<S: Store, M: MailSender>(
     }
     outbound.status = OutboundStatus::Pending;
     outbound.error = None;
-    let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::ReplaceIfStatus {
-        record: Record::Outbound(outbound.clone()),
-        expected_status: OutboundStatus::Failed.as_str(),
-    });
-    match store.commit(commit).await {
-        Ok(()) => {}
-        Err(CommitError::StateMismatch(_)) => return Ok(false),
-        Err(e) => return Err(e.into()),
+    if !move_outbound(store, case_id, &outbound, OutboundStatus::Failed).await? {
+        return Ok(false);
     }
     Ok(matches!(send_one(env, store, mailer, case_id, outbound).await?, Some((_, true))))
 }
