@@ -10,7 +10,7 @@ use casebridge::config::Config;
 use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
 use casebridge::inbound::Verdicts;
-use casebridge::intent::KeywordClassifier;
+use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{Record, RecordKind, TurnStatus};
 use casebridge::pipeline::agent::{run_turn, turn_key_for, TurnOutcome};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
@@ -28,7 +28,7 @@ pub struct LocalPipeline {
     pub store: AnyStore,
     pub mailer: AnyMailer,
     pub agents: HttpAgentClient,
-    pub classifier: KeywordClassifier,
+    pub classifier: CatalogueClassifier,
 }
 
 /// What one mail caused, step by step.
@@ -40,7 +40,7 @@ pub struct Run {
 impl LocalPipeline {
     pub fn new(config: Config, store: AnyStore, mailer: AnyMailer, secrets: Arc<dyn SecretResolver>) -> Result<LocalPipeline, CliError> {
         Ok(LocalPipeline {
-            classifier: KeywordClassifier::new(&config.intents),
+            classifier: CatalogueClassifier::new(&config.intents),
             agents: HttpAgentClient::new(secrets)?,
             store,
             mailer,

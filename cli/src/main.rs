@@ -63,6 +63,11 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
     },
+    /// Intent classification tools.
+    Intent {
+        #[command(subcommand)]
+        command: IntentCommand,
+    },
     /// Serve the HTTP API and run the pipeline locally (embedded store), for trying an agent.
     Serve {
         #[arg(long, default_value = "127.0.0.1:3000")]
@@ -73,6 +78,21 @@ enum Command {
         /// Representatives' bearer token (generated and printed when absent).
         #[arg(long, env = "CASEBRIDGE_REPRESENTATIVE_TOKEN")]
         representative_token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntentCommand {
+    /// Measure the catalogue classifier on labelled mail (JSONL: {"subject","body","intent"} a line).
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        /// Catalogue ([[intents]] and optional [classifier]); default: the --config file's intents.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Confidence threshold; default: the catalogue's [classifier] threshold.
+        #[arg(long)]
+        threshold: Option<f64>,
     },
 }
 
@@ -117,6 +137,16 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
     if let Command::Demo { db } = &cli.command {
         return demo::run(&cli.outbox, db).await;
     }
+    if let Command::Intent {
+        command: IntentCommand::Eval {
+            data,
+            catalogue,
+            threshold,
+        },
+    } = &cli.command
+    {
+        return ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), *threshold);
+    }
     let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
     let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());
     let config = || -> Result<casebridge::config::Config, local::CliError> {
@@ -135,7 +165,7 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         )
     };
     match cli.command {
-        Command::Demo { .. } => Ok(()),
+        Command::Demo { .. } | Command::Intent { .. } => Ok(()),
         Command::Ingest { file } => local::ingest_file(&pipeline(store, mailer)?, &file).await,
         Command::Case {
             command: CaseCommand::Show { id },

@@ -195,3 +195,43 @@ pub async fn serve(
         }
     }
 }
+
+/// `intent eval`: accuracy, per-intent precision/recall, confusions and coverage.
+pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshold: Option<f64>) -> Result<(), CliError> {
+    use casebridge::intent::eval::{evaluate, parse_jsonl, Catalogue};
+    let path = catalogue.ok_or("--catalogue FILE (or --config FILE) is required")?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let catalogue: Catalogue = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mails = parse_jsonl(&std::fs::read_to_string(data).map_err(|e| format!("cannot read {}: {e}", data.display()))?)?;
+    let threshold = threshold.unwrap_or(catalogue.classifier.threshold);
+    let started = std::time::Instant::now();
+    let classifier = casebridge::intent::CatalogueClassifier::new(&catalogue.intents);
+    let built = started.elapsed();
+    let report = evaluate(&classifier, &mails, threshold);
+    println!(
+        "intent eval: {} mails, {} intents, threshold {:.2} (classifier built in {:.1} ms)",
+        report.mails,
+        catalogue.intents.len(),
+        threshold,
+        built.as_secs_f64() * 1e3
+    );
+    println!("accuracy (every mail, best guess)   {:.3}", report.accuracy);
+    println!("coverage at the threshold           {:.3}", report.coverage);
+    println!("accuracy of covered mails           {:.3}", report.covered_accuracy);
+    println!("\n{:<22} {:>9} {:>7} {:>5}", "intent", "precision", "recall", "n");
+    for f in &report.per_intent {
+        println!("{:<22} {:>9.3} {:>7.3} {:>5}", f.intent, f.precision, f.recall, f.support);
+    }
+    println!("\nconfusions (true → predicted):");
+    if report.confusions.is_empty() {
+        println!("  none");
+    }
+    for (truth, predicted, count) in report.confusions.iter().take(15) {
+        println!("  {truth} → {predicted}: {count}");
+    }
+    println!("\nthreshold  coverage  accuracy");
+    for (th, coverage, accuracy) in &report.curve {
+        println!("  {th:.1}       {coverage:.3}     {accuracy:.3}");
+    }
+    Ok(())
+}

@@ -231,12 +231,16 @@ pub struct ClassifierConfig {
     /// Below this confidence the case goes to a representative.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
+    /// Ask an LLM (OpenAI-compatible) instead; the catalogue classifier stays as fallback.
+    #[serde(default)]
+    pub llm: Option<crate::intent::LlmConfig>,
 }
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
         ClassifierConfig {
             threshold: default_threshold(),
+            llm: None,
         }
     }
 }

@@ -1,5 +1,20 @@
-//! Intent classification (SPEC §4). This is the first, keyword-and-example
-//! classifier; it works offline and reports a confidence in [0, 1].
+//! Intent classification (SPEC §4).
+//!
+//! [`CatalogueClassifier`] works offline: at start-up it builds TF-IDF
+//! vectors (word unigrams and bigrams, plus character 3–5-grams inside words,
+//! which survive typos and inflections across languages) for each intent's
+//! description, keyword phrases and examples. A mail (its subject and new
+//! text) is scored against each intent by its similarity to the intent's
+//! closest example and to the intent as a whole, plus the keyword phrases it
+//! contains; the scores become confidences in [0, 1] that sum to at most 1.
+//!
+//! [`LlmClassifier`] asks an OpenAI-compatible chat-completions endpoint
+//! instead, and falls back to the catalogue classifier (and says so) when
+//! the call fails or the answer is not a valid label.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +30,7 @@ pub struct IntentScore {
 pub struct Classification {
     /// Best first; empty when nothing matched at all.
     pub ranked: Vec<IntentScore>,
+    /// How it was classified, e.g. `tfidf`, `llm:gpt-4o-mini`, `tfidf (llm failed: …)`.
     pub method: String,
 }
 
@@ -24,84 +40,251 @@ impl Classification {
     }
 }
 
+pub type ClassifyFuture<'a> = Pin<Box<dyn Future<Output = Classification> + Send + 'a>>;
+
 pub trait IntentClassifier: Send + Sync {
     /// Classifies the new text of a mail and its subject.
-    fn classify(&self, subject: &str, new_text: &str) -> Classification;
+    fn classify<'a>(&'a self, subject: &'a str, new_text: &'a str) -> ClassifyFuture<'a>;
 }
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "for", "from", "have", "hi", "hello", "i", "in", "is",
-    "it", "me", "my", "of", "on", "or", "please", "so", "that", "the", "this", "to", "was", "we", "with", "would", "you", "your", "thanks",
-    "thank", "re", "fw", "fwd", "dear", "regards",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "for", "from", "have", "hi", "hello", "hey", "i", "in",
+    "is", "it", "its", "me", "my", "of", "on", "or", "please", "pls", "so", "that", "the", "this", "to", "was", "we", "with", "would",
+    "you", "your", "thanks", "thank", "re", "aw", "fw", "fwd", "dear", "regards", "best", "kind", "ich", "mein", "meine", "die", "der",
+    "das", "und", "ist", "bitte", "ein", "eine", "el", "la", "de", "que", "mi", "y", "en", "un", "una", "le", "les", "je", "ma", "mon",
+    "est", "et", "des", "du", "an", "am", "just", "still", "yet", "been", "has", "had", "will", "did", "not", "no",
 ];
 
-fn tokens(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(|t| t.to_lowercase())
-        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|t| t.trim_matches('\'').to_lowercase())
+        .filter(|t| !t.is_empty() && !STOPWORDS.contains(&t.as_str()) && !t.chars().all(|c| c.is_ascii_digit()))
         .collect()
+}
+
+/// Terms of a text: words, word bigrams and character 3–5-grams of words.
+fn terms(text: &str) -> Vec<String> {
+    let words = words(text);
+    let mut out = Vec::with_capacity(words.len() * 8);
+    for pair in words.windows(2) {
+        out.push(format!("{} {}", pair[0], pair[1]));
+    }
+    for word in &words {
+        out.push(format!("w:{word}"));
+        let chars: Vec<char> = format!("<{word}>").chars().collect();
+        for n in 3..=5 {
+            for gram in chars.windows(n) {
+                out.push(gram.iter().collect());
+            }
+        }
+    }
+    out
+}
+
+/// A sparse unit vector.
+type Vector = HashMap<u32, f32>;
+
+fn cosine(a: &Vector, b: &Vector) -> f32 {
+    let (small, large) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    small.iter().filter_map(|(k, v)| large.get(k).map(|w| v * w)).sum()
 }
 
 struct IntentModel {
     name: String,
-    /// Keyword phrases as token sequences.
+    examples: Vec<Vector>,
+    centroid: Vector,
     keywords: Vec<Vec<String>>,
-    example_tokens: std::collections::HashSet<String>,
 }
 
-/// Scores intents by keyword phrases found (strong) and words shared with the
-/// intent's examples (weak).
-pub struct KeywordClassifier {
+pub struct CatalogueClassifier {
+    vocabulary: HashMap<String, u32>,
+    idf: Vec<f32>,
     intents: Vec<IntentModel>,
 }
 
-impl KeywordClassifier {
-    pub fn new(intents: &[IntentConfig]) -> KeywordClassifier {
-        let intents = intents
+/// How much the parts of a score weigh.
+const CLOSEST_EXAMPLE: f32 = 0.55;
+const WHOLE_INTENT: f32 = 0.45;
+const KEYWORD: f32 = 0.25;
+/// Sharpness of the softmax that turns scores into confidences.
+const TEMPERATURE: f32 = 0.06;
+
+impl CatalogueClassifier {
+    pub fn new(intents: &[IntentConfig]) -> CatalogueClassifier {
+        // Documents: every example, the description, and the keywords together.
+        let documents: Vec<(usize, Vec<String>)> = intents
             .iter()
-            .map(|i| IntentModel {
-                name: i.name.clone(),
-                keywords: i.keywords.iter().map(|k| tokens(k)).filter(|k| !k.is_empty()).collect(),
-                example_tokens: i.examples.iter().flat_map(|e| tokens(e)).collect(),
+            .enumerate()
+            .flat_map(|(i, intent)| {
+                let mut docs: Vec<(usize, Vec<String>)> = intent.examples.iter().map(|e| (i, terms(e))).collect();
+                if !intent.description.is_empty() {
+                    docs.push((i, terms(&intent.description)));
+                }
+                if !intent.keywords.is_empty() {
+                    docs.push((i, terms(&intent.keywords.join(" . "))));
+                }
+                docs
             })
             .collect();
-        KeywordClassifier { intents }
+        let mut vocabulary: HashMap<String, u32> = HashMap::new();
+        let mut document_frequency: Vec<u32> = Vec::new();
+        for (_, doc) in &documents {
+            let mut seen = std::collections::HashSet::new();
+            for term in doc {
+                let next = vocabulary.len() as u32;
+                let id = *vocabulary.entry(term.clone()).or_insert(next);
+                if id as usize == document_frequency.len() {
+                    document_frequency.push(0);
+                }
+                if seen.insert(id) {
+                    document_frequency[id as usize] += 1;
+                }
+            }
+        }
+        let n = documents.len().max(1) as f32;
+        let idf: Vec<f32> = document_frequency
+            .iter()
+            .map(|df| ((1.0 + n) / (1.0 + *df as f32)).ln() + 1.0)
+            .collect();
+        let mut classifier = CatalogueClassifier {
+            vocabulary,
+            idf,
+            intents: Vec::new(),
+        };
+        classifier.intents = intents
+            .iter()
+            .enumerate()
+            .map(|(i, intent)| {
+                let vectors: Vec<Vector> = documents
+                    .iter()
+                    .filter(|(owner, _)| *owner == i)
+                    .map(|(_, doc)| classifier.vectorize(doc))
+                    .collect();
+                let mut centroid: Vector = HashMap::new();
+                for v in &vectors {
+                    for (k, w) in v {
+                        *centroid.entry(*k).or_insert(0.0) += w;
+                    }
+                }
+                normalize(&mut centroid);
+                IntentModel {
+                    name: intent.name.clone(),
+                    examples: vectors,
+                    centroid,
+                    keywords: intent.keywords.iter().map(|k| words(k)).filter(|k| !k.is_empty()).collect(),
+                }
+            })
+            .collect();
+        classifier
     }
-}
 
-fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
-    !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
-}
+    fn vectorize(&self, terms: &[String]) -> Vector {
+        let mut counts: HashMap<u32, f32> = HashMap::new();
+        for term in terms {
+            if let Some(id) = self.vocabulary.get(term) {
+                *counts.entry(*id).or_insert(0.0) += 1.0;
+            }
+        }
+        let mut vector: Vector = counts
+            .into_iter()
+            .map(|(id, tf)| (id, (1.0 + tf.ln()) * self.idf[id as usize]))
+            .collect();
+        normalize(&mut vector);
+        vector
+    }
 
-impl IntentClassifier for KeywordClassifier {
-    fn classify(&self, subject: &str, new_text: &str) -> Classification {
-        let mut words = tokens(subject);
-        words.extend(tokens(new_text));
-        let distinct: std::collections::HashSet<&String> = words.iter().collect();
-        let mut scored: Vec<(String, f64)> = self
+    /// Synchronous scoring, for benchmarks and the evaluation command.
+    pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
+        let text = format!("{subject}\n{new_text}");
+        let mail = self.vectorize(&terms(&text));
+        let mail_words = words(&text);
+        if mail.is_empty() && mail_words.is_empty() {
+            return Classification {
+                ranked: Vec::new(),
+                method: "tfidf".into(),
+            };
+        }
+        let scores: Vec<(String, f32)> = self
             .intents
             .iter()
             .map(|intent| {
-                let keyword_hits = intent.keywords.iter().filter(|k| contains_phrase(&words, k)).count() as f64;
-                let shared = distinct.iter().filter(|w| intent.example_tokens.contains(w.as_str())).count() as f64;
-                (intent.name.clone(), 2.0 * keyword_hits + 0.25 * shared)
+                let closest = intent.examples.iter().map(|e| cosine(&mail, e)).fold(0.0f32, f32::max);
+                let whole = cosine(&mail, &intent.centroid);
+                let keywords = intent
+                    .keywords
+                    .iter()
+                    .filter(|k| mail_words.windows(k.len()).any(|w| w == k.as_slice()))
+                    .count() as f32;
+                (
+                    intent.name.clone(),
+                    CLOSEST_EXAMPLE * closest + WHOLE_INTENT * whole + KEYWORD * keywords.min(3.0),
+                )
             })
-            .filter(|(_, score)| *score > 0.0)
             .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let total: f64 = scored.iter().map(|(_, s)| s).sum();
-        let ranked = scored
+        let best = scores.iter().map(|(_, s)| *s).fold(0.0f32, f32::max);
+        if best <= 0.0 {
+            return Classification {
+                ranked: Vec::new(),
+                method: "tfidf".into(),
+            };
+        }
+        // Softmax over the scores, with a "none of these" option at score 0.1
+        // so a mail unlike every intent gets low confidence everywhere.
+        let none = (0.1f32 - best) / TEMPERATURE;
+        let mut exps: Vec<(String, f32)> = scores.into_iter().map(|(n, s)| (n, ((s - best) / TEMPERATURE).exp())).collect();
+        let total: f32 = exps.iter().map(|(_, e)| e).sum::<f32>() + none.exp();
+        exps.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let ranked = exps
             .into_iter()
-            .map(|(intent, score)| IntentScore {
+            .map(|(intent, e)| IntentScore {
                 intent,
-                confidence: (score / (total + 0.5)).clamp(0.0, 1.0),
+                confidence: f64::from(e / total),
             })
+            .filter(|s| s.confidence > 0.001)
             .collect();
         Classification {
             ranked,
-            method: "keyword".into(),
+            method: "tfidf".into(),
         }
+    }
+}
+
+fn normalize(vector: &mut Vector) {
+    let norm = vector.values().map(|w| w * w).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for w in vector.values_mut() {
+            *w /= norm;
+        }
+    }
+}
+
+impl IntentClassifier for CatalogueClassifier {
+    fn classify<'a>(&'a self, subject: &'a str, new_text: &'a str) -> ClassifyFuture<'a> {
+        let result = self.classify_now(subject, new_text);
+        Box::pin(async move { result })
+    }
+}
+
+pub use llm::{LlmClassifier, LlmConfig};
+
+pub mod eval;
+mod llm;
+
+/// The classifier the configuration asks for: the LLM (with the catalogue
+/// classifier as fallback) when `[classifier.llm]` is set, else the catalogue.
+pub async fn from_config(
+    config: &crate::config::Config,
+    secrets: &dyn crate::secrets::SecretResolver,
+) -> Result<Box<dyn IntentClassifier>, crate::secrets::SecretError> {
+    match &config.classifier.llm {
+        Some(llm) => {
+            let key = match &llm.api_key {
+                Some(reference) => Some(secrets.resolve(reference).await?),
+                None => None,
+            };
+            Ok(Box::new(LlmClassifier::new(llm.clone(), key, &config.intents)))
+        }
+        None => Ok(Box::new(CatalogueClassifier::new(&config.intents))),
     }
 }
 
@@ -119,27 +302,44 @@ mod tests {
             workflow: None,
         };
         vec![
-            make("refund", &["refund", "money back"], &["I would like my money returned"]),
-            make("order_status", &["where is my order", "tracking"], &["my parcel has not arrived"]),
+            make(
+                "refund",
+                &["refund", "money back"],
+                &["I would like my money returned", "refund my order please"],
+            ),
+            make(
+                "order_status",
+                &["where is my order", "tracking"],
+                &["my parcel has not arrived", "when will my package come"],
+            ),
         ]
     }
 
     #[test]
-    fn picks_the_intent_with_matching_phrases() {
-        let c = KeywordClassifier::new(&intents());
-        let result = c.classify("Refund request", "I want my money back for order 42");
+    fn picks_the_intent_with_matching_phrases_and_survives_typos() {
+        let c = CatalogueClassifier::new(&intents());
+        let result = c.classify_now("Refund request", "I want my money back for order 42");
         assert_eq!(result.best().unwrap().intent, "refund");
-        assert!(result.best().unwrap().confidence > 0.7);
-        let result = c.classify("Hi", "Where is my order? No tracking number yet");
-        assert_eq!(result.best().unwrap().intent, "order_status");
+        assert!(result.best().unwrap().confidence > 0.7, "{result:?}");
+        assert_eq!(
+            c.classify_now("Hi", "Where is my order? No tracking number yet")
+                .best()
+                .unwrap()
+                .intent,
+            "order_status"
+        );
+        assert_eq!(c.classify_now("", "my parcell hasnt arived").best().unwrap().intent, "order_status");
     }
 
     #[test]
-    fn nothing_matches_gives_no_intent_and_mixed_mail_lower_confidence() {
-        let c = KeywordClassifier::new(&intents());
-        assert!(c.classify("", "lorem ipsum").best().is_none());
-        let clear = c.classify("", "refund please").best().unwrap().confidence;
-        let mixed = c.classify("", "refund, and where is my order").best().unwrap().confidence;
+    fn unrelated_text_gets_low_confidence_and_mixed_mail_less_than_clear_mail() {
+        let c = CatalogueClassifier::new(&intents());
+        let unrelated = c.classify_now("", "lorem ipsum dolor");
+        assert!(unrelated.best().is_none_or(|b| b.confidence < 0.5), "{unrelated:?}");
+        let clear = c.classify_now("", "refund please").best().unwrap().confidence;
+        let mixed = c.classify_now("", "refund, and where is my order").best().unwrap().confidence;
         assert!(mixed < clear);
+        let sum: f64 = c.classify_now("", "refund and tracking").ranked.iter().map(|s| s.confidence).sum();
+        assert!(sum <= 1.0 + 1e-6);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use casebridge::config::Config;
 use casebridge::inbound::Verdicts;
-use casebridge::intent::KeywordClassifier;
+use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{Record, RecordKind};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
 use casebridge::pipeline::{StepEnv, SystemClock};
@@ -53,7 +53,7 @@ async fn every_corpus_mail_is_processed_or_recorded_with_a_reason() {
     assert!(files.len() >= 250, "expected the ~300-mail corpus, found {}", files.len());
 
     let config = config();
-    let classifier = KeywordClassifier::new(&config.intents);
+    let classifier = CatalogueClassifier::new(&config.intents);
     let store = SqliteStore::in_memory().unwrap();
     let clock = SystemClock;
     let env = StepEnv::new(&config, &clock);

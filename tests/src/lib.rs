@@ -539,7 +539,7 @@ impl Harness {
             raw_location: None,
             verdicts: Default::default(),
         };
-        let classifier = casebridge::intent::KeywordClassifier::new(&self.config.intents);
+        let classifier = casebridge::intent::CatalogueClassifier::new(&self.config.intents);
         casebridge::pipeline::inbound::ingest(env, &self.store, &classifier, delivery)
             .await
             .expect("ingest")

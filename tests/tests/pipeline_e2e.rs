@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use casebridge::agent_client::HttpAgentClient;
 use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
-use casebridge::intent::KeywordClassifier;
+use casebridge::intent::CatalogueClassifier;
 use casebridge::mail::ses::SesMailer;
 use casebridge::model::{CaseStatus, DraftStatus, OutboundMail, OutboundStatus, Record, RecordKind};
 use casebridge::store::dynamo::DynamoStore;
@@ -34,7 +34,7 @@ async fn functions(stack: &Stack, store: &DynamoStore, agent_url: &str, mode: &s
         inbound: InboundFunction {
             store: store.clone(),
             raw_mail,
-            classifier: Box::new(KeywordClassifier::new(&config.intents)),
+            classifier: Box::new(CatalogueClassifier::new(&config.intents)),
             config: config.clone(),
             clock: clock(),
             key_prefix: MAIL_PREFIX.into(),

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use casebridge::agent_client::HttpAgentClient;
-use casebridge::intent::KeywordClassifier;
+use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{CaseStatus, MailKind, OutboundStatus};
 use casebridge::pipeline::representative::replay_failed;
 use casebridge::pipeline::{StepEnv, SystemClock};
@@ -47,7 +47,7 @@ async fn from_inbound_routes_the_case_again_with_the_current_configuration() {
     let inbound = InboundFunction {
         store: h.store.clone(),
         raw_mail: FolderRawMail::new(std::env::temp_dir()),
-        classifier: Box::new(KeywordClassifier::new(&updated.intents)),
+        classifier: Box::new(CatalogueClassifier::new(&updated.intents)),
         config: updated.clone(),
         clock: clock(),
         key_prefix: String::new(),

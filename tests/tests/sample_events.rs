@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use casebridge::agent_client::HttpAgentClient;
-use casebridge::intent::KeywordClassifier;
+use casebridge::intent::CatalogueClassifier;
 use casebridge::mail::outbox::OutboxMailer;
 use casebridge::raw_mail::FolderRawMail;
 use casebridge::store::sqlite::SqliteStore;
@@ -27,7 +27,7 @@ async fn every_sample_event_is_accepted_by_its_function() {
     let inbound = InboundFunction {
         store: SqliteStore::in_memory().unwrap(),
         raw_mail: FolderRawMail::new(&dir),
-        classifier: Box::new(KeywordClassifier::new(&config.intents)),
+        classifier: Box::new(CatalogueClassifier::new(&config.intents)),
         config: config.clone(),
         clock: casebridge_tests::clock(),
         key_prefix: String::new(),

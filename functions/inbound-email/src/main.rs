@@ -3,7 +3,6 @@
 #![recursion_limit = "256"]
 
 use casebridge::config::{required_env, Config};
-use casebridge::intent::KeywordClassifier;
 use casebridge::pipeline::SystemClock;
 use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
@@ -18,10 +17,12 @@ async fn main() -> Result<(), Error> {
     let bucket = required_env("MAIL_BUCKET")?;
     let key_prefix = std::env::var("MAIL_PREFIX").unwrap_or_default();
     let aws = casebridge::aws::sdk_config().await;
+    let secrets = casebridge::secrets::Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws));
+    let classifier = casebridge::intent::from_config(&config, &secrets).await?;
     let function = InboundFunction {
         store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
         raw_mail: S3RawMail::new(casebridge::aws::s3(&aws), bucket),
-        classifier: Box::new(KeywordClassifier::new(&config.intents)),
+        classifier,
         config,
         clock: Box::new(SystemClock),
         key_prefix,

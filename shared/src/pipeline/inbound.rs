@@ -102,7 +102,14 @@ pub async fn ingest<S: Store>(
                     )
                     .await;
                 }
-                new_case_commit(env, classifier, &parsed, &delivery, note, now)
+                new_case_commit(
+                    env,
+                    classifier.classify(&parsed.subject, &parsed.new_text).await,
+                    &parsed,
+                    &delivery,
+                    note,
+                    now,
+                )
             }
         };
         match store.commit(commit).await {
@@ -383,14 +390,13 @@ fn existing_case_commit(
 
 fn new_case_commit(
     env: StepEnv<'_>,
-    classifier: &dyn IntentClassifier,
+    classification: Classification,
     parsed: &ParsedMail,
     delivery: &InboundDelivery<'_>,
     link_note: Option<String>,
     now: DateTime<Utc>,
 ) -> (Commit, IngestOutcome) {
     let customer = parsed.from.clone().unwrap_or_default();
-    let classification: Classification = classifier.classify(&parsed.subject, &parsed.new_text);
     let threshold = env.config.classifier.threshold;
     let best = classification.best().cloned();
     let intent = best.as_ref().map(|b| b.intent.clone());

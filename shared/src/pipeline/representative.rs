@@ -233,7 +233,10 @@ pub async fn reopen_turn<S: Store>(
         });
     };
     let (first_subject, first_text) = mails.first().map(|(_, s, t)| (s.clone(), t.clone())).unwrap_or_default();
-    let routing = classifier.map(|c| c.classify(&first_subject, &first_text));
+    let routing = match classifier {
+        Some(c) => Some(c.classify(&first_subject, &first_text).await),
+        None => None,
+    };
     update_case(env, store, case_id, |case, timeline| {
         if case.status == CaseStatus::Closed {
             return Err("the case is closed".into());

@@ -1,0 +1,144 @@
+//! Intent classification by an LLM behind an OpenAI-compatible
+//! chat-completions endpoint, with the catalogue classifier as fallback.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{CatalogueClassifier, Classification, ClassifyFuture, IntentClassifier, IntentScore};
+use crate::config::IntentConfig;
+
+/// `[classifier.llm]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// e.g. `https://api.openai.com/v1` or a local server's `/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// Where the API key is (never the key itself).
+    #[serde(default)]
+    pub api_key: Option<crate::config::SecretRef>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout() -> u64 {
+    5_000
+}
+
+/// Mail text sent to the model, at most.
+const MAX_PROMPT_CHARS: usize = 4_000;
+
+pub struct LlmClassifier {
+    http: reqwest::Client,
+    config: LlmConfig,
+    api_key: Option<String>,
+    system_prompt: String,
+    names: Vec<String>,
+    fallback: CatalogueClassifier,
+}
+
+impl LlmClassifier {
+    pub fn new(config: LlmConfig, api_key: Option<String>, intents: &[IntentConfig]) -> LlmClassifier {
+        let catalogue: String = intents
+            .iter()
+            .map(|i| {
+                format!(
+                    "- {}: {}{}",
+                    i.name,
+                    i.description,
+                    i.examples.first().map(|e| format!(" (e.g. \"{e}\")")).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let system_prompt = format!(
+            "You classify customer-support emails into exactly one intent.\nIntents:\n{catalogue}\n\
+             Answer with JSON only: {{\"intent\": \"<one of the names above, or none>\", \"confidence\": <number from 0 to 1>}}."
+        );
+        LlmClassifier {
+            http: reqwest::Client::new(),
+            config,
+            api_key,
+            system_prompt,
+            names: intents.iter().map(|i| i.name.clone()).collect(),
+            fallback: CatalogueClassifier::new(intents),
+        }
+    }
+
+    async fn ask(&self, subject: &str, new_text: &str) -> Result<Classification, String> {
+        let text: String = new_text.chars().take(MAX_PROMPT_CHARS).collect();
+        let body = json!({
+            "model": self.config.model,
+            "temperature": 0,
+            "response_format": {"type": "json_object"},
+            "messages": [
+                {"role": "system", "content": self.system_prompt},
+                {"role": "user", "content": format!("Subject: {subject}\n\n{text}")},
+            ],
+        });
+        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
+        let mut request = self
+            .http
+            .post(url)
+            .timeout(Duration::from_millis(self.config.timeout_ms))
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_string()
+            } else {
+                "unreachable".to_string()
+            }
+        })?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status().as_u16()));
+        }
+        let value: serde_json::Value = response.json().await.map_err(|_| "answer is not JSON".to_string())?;
+        let content = value["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or("answer has no message content")?;
+        let label: serde_json::Value = serde_json::from_str(content.trim()).map_err(|_| "label is not JSON".to_string())?;
+        let intent = label["intent"].as_str().ok_or("label has no intent")?;
+        let confidence = label["confidence"]
+            .as_f64()
+            .filter(|c| (0.0..=1.0).contains(c))
+            .ok_or("confidence is not a number in [0, 1]")?;
+        let method = format!("llm:{}", self.config.model);
+        if intent == "none" {
+            return Ok(Classification {
+                ranked: Vec::new(),
+                method,
+            });
+        }
+        if !self.names.iter().any(|n| n == intent) {
+            return Err(format!("unknown intent {intent:?}"));
+        }
+        Ok(Classification {
+            ranked: vec![IntentScore {
+                intent: intent.to_string(),
+                confidence,
+            }],
+            method,
+        })
+    }
+}
+
+impl IntentClassifier for LlmClassifier {
+    fn classify<'a>(&'a self, subject: &'a str, new_text: &'a str) -> ClassifyFuture<'a> {
+        Box::pin(async move {
+            match self.ask(subject, new_text).await {
+                Ok(classification) => classification,
+                Err(reason) => {
+                    tracing::warn!(%reason, "LLM classification failed; using the catalogue classifier");
+                    let mut fallback = self.fallback.classify_now(subject, new_text);
+                    fallback.method = format!("tfidf (llm failed: {reason})");
+                    fallback
+                }
+            }
+        })
+    }
+}
