@@ -63,6 +63,8 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
     },
+    /// Create the DynamoDB table (with its stream and indexes) named by --store dynamodb:TABLE, e.g. on the local stack.
+    InitTable,
     /// Intent classification tools.
     Intent {
         #[command(subcommand)]
@@ -166,6 +168,14 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
     };
     match cli.command {
         Command::Demo { .. } | Command::Intent { .. } => Ok(()),
+        Command::InitTable => match &store {
+            backends::AnyStore::Dynamo(dynamo) => {
+                dynamo.create_table().await?;
+                println!("table {} created", dynamo.table());
+                Ok(())
+            }
+            backends::AnyStore::Sqlite(_) => Err("init-table is for --store dynamodb:TABLE; the embedded store creates itself".into()),
+        },
         Command::Ingest { file } => local::ingest_file(&pipeline(store, mailer)?, &file).await,
         Command::Case {
             command: CaseCommand::Show { id },

@@ -308,3 +308,26 @@ async fn mail_conformance_on_ses_v2() {
     let stack = &stack;
     casebridge::testing::run_mail_conformance(&mailer, |receipt| async move { stack.ses_eml(&receipt.provider_message_id).await }).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_mail_records_carry_the_ttl_attribute() {
+    let Some(stack) = stack().await else { return };
+    let store = stack.table().await;
+    let received_at = chrono::Utc::now();
+    let rejected = casebridge::model::RejectedMail {
+        key: unique("ses"),
+        received_at,
+        reason: "mail could not be parsed as MIME".into(),
+        from: None,
+        subject: None,
+        message_id: None,
+        raw_location: None,
+        size: 3,
+    };
+    store.record_rejected(rejected).await.unwrap();
+    let items = store.client().scan().table_name(store.table()).send().await.unwrap().items.unwrap_or_default();
+    let item = items.iter().find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REJECTED")).expect("rejected item");
+    let expires: i64 = item.get(casebridge::store::dynamo::TTL_ATTRIBUTE).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).expect("TTL attribute set");
+    let days = (expires - received_at.timestamp()) / 86_400;
+    assert_eq!(days, casebridge::store::dynamo::REJECTED_RETENTION_DAYS);
+}

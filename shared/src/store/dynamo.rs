@@ -5,7 +5,7 @@
 //! | case            | `CASE#<id>`        | `CASE`                 | record_type=Case, version, status, doc |
 //! | case record     | `CASE#<id>`        | `MSG#…` `EVT#…` `WORK#…` `TURN#…` `DRAFT#…` `OUT#…` | record_type, status, case_id, doc |
 //! | Message-ID index| `MSGID#<sha256>`   | `MSGID`                | case_id, message_id                    |
-//! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc                                    |
+//! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc, `expires_at` (TTL, 90 days)       |
 //!
 //! Records with a due time (turns in flight or awaiting an async answer) also
 //! carry `due_pk` = `DUE#<record type>#<n>` (n = one of [`DUE_SHARDS`] shards, by case) and
@@ -37,6 +37,10 @@ use crate::model::{Case, Record, RecordKind, RejectedMail};
 pub const CASE_SK: &str = "CASE";
 const INDEX_SK: &str = "MSGID";
 const REJECTED_PK: &str = "REJECTED";
+/// The attribute the table's TTL reads (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// Days a rejected-mail record is kept; matches the mail bucket's expiry.
+pub const REJECTED_RETENTION_DAYS: i64 = 90;
 pub const DUE_INDEX: &str = "due";
 /// Sparse GSI of what waits for a representative (`queue_pk` = `QUEUE#drafts` or `QUEUE#escalated`).
 pub const QUEUE_INDEX: &str = "queue";
@@ -393,6 +397,9 @@ impl Store for DynamoStore {
             s(format!("{}#{}", rejected.received_at.to_rfc3339(), rejected.key)),
         );
         item.insert("record_type".to_string(), s("Rejected"));
+        // Kept as long as the raw mail in S3 (the bucket's lifecycle rule), then the table's TTL removes it.
+        let expires_at = rejected.received_at + chrono::Duration::days(REJECTED_RETENTION_DAYS);
+        item.insert(TTL_ATTRIBUTE.to_string(), AttributeValue::N(expires_at.timestamp().to_string()));
         item.insert("doc".to_string(), s(encode(&rejected)?));
         self.client
             .put_item()
