@@ -745,3 +745,151 @@ pub async fn spawn_ses_proxy(upstream: &str) -> SesProxy {
         seen,
     }
 }
+
+/// Counts what a store is asked to do, and the capacity units DynamoDB
+/// would charge for it by its documented rules: a transactional write costs
+/// 2 write units per started KB of each item; a strongly consistent read 1
+/// read unit per started 4 KB (at least 1); a query 1 per started 4 KB of
+/// everything it returns. Item size is approximated by the stored JSON
+/// document plus 100 bytes of keys and attributes.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Usage {
+    pub transactions: u64,
+    pub items_written: u64,
+    pub write_units: f64,
+    pub reads: u64,
+    pub queries: u64,
+    pub read_units: f64,
+}
+
+/// Clones share one meter, so every function of a run adds to the same figures.
+#[derive(Clone)]
+pub struct Metered<S> {
+    pub inner: S,
+    pub usage: Arc<std::sync::Mutex<Usage>>,
+}
+
+impl<S> Metered<S> {
+    pub fn new(inner: S) -> Metered<S> {
+        Metered {
+            inner,
+            usage: Arc::default(),
+        }
+    }
+    pub fn usage(&self) -> Usage {
+        *self.usage.lock().unwrap()
+    }
+    fn add(&self, f: impl FnOnce(&mut Usage)) {
+        f(&mut self.usage.lock().unwrap());
+    }
+}
+
+const ITEM_OVERHEAD: usize = 100;
+
+fn kb_units(bytes: usize, unit: usize) -> f64 {
+    bytes.div_ceil(unit).max(1) as f64
+}
+
+fn doc_size<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_string(value).map(|s| s.len()).unwrap_or(0) + ITEM_OVERHEAD
+}
+
+impl<S: casebridge::store::Store> casebridge::store::Store for Metered<S> {
+    async fn get_case(&self, id: &casebridge::ids::CaseId) -> Result<Option<casebridge::model::Case>, casebridge::store::StoreError> {
+        let result = self.inner.get_case(id).await?;
+        let size = result.as_ref().map(doc_size).unwrap_or(0);
+        self.add(|u| {
+            u.reads += 1;
+            u.read_units += kb_units(size, 4096);
+        });
+        Ok(result)
+    }
+    async fn case_for_message_id(&self, message_id: &str) -> Result<Option<casebridge::ids::CaseId>, casebridge::store::StoreError> {
+        self.add(|u| {
+            u.reads += 1;
+            u.read_units += 1.0;
+        });
+        self.inner.case_for_message_id(message_id).await
+    }
+    async fn get_record(
+        &self,
+        case_id: &casebridge::ids::CaseId,
+        key: &str,
+    ) -> Result<Option<casebridge::model::Record>, casebridge::store::StoreError> {
+        let result = self.inner.get_record(case_id, key).await?;
+        let size = result.as_ref().map(doc_size).unwrap_or(0);
+        self.add(|u| {
+            u.reads += 1;
+            u.read_units += kb_units(size, 4096);
+        });
+        Ok(result)
+    }
+    async fn list_records(
+        &self,
+        case_id: &casebridge::ids::CaseId,
+        kind: casebridge::model::RecordKind,
+    ) -> Result<Vec<casebridge::model::Record>, casebridge::store::StoreError> {
+        let result = self.inner.list_records(case_id, kind).await?;
+        let size: usize = result.iter().map(doc_size).sum();
+        self.add(|u| {
+            u.queries += 1;
+            u.read_units += kb_units(size, 4096);
+        });
+        Ok(result)
+    }
+    async fn commit(&self, commit: casebridge::store::Commit) -> Result<(), casebridge::store::CommitError> {
+        let mut units = 0.0;
+        let mut items = 0;
+        if let Some(case) = &commit.case {
+            units += 2.0 * kb_units(doc_size(case.case()), 1024);
+            items += 1;
+        }
+        for record in &commit.records {
+            units += 2.0 * kb_units(doc_size(record.record()), 1024);
+            items += 1;
+        }
+        units += 2.0 * commit.message_index.len() as f64;
+        items += commit.message_index.len() as u64;
+        let result = self.inner.commit(commit).await;
+        // A cancelled transaction is charged too.
+        self.add(|u| {
+            u.transactions += 1;
+            u.items_written += items;
+            u.write_units += units;
+        });
+        result
+    }
+    async fn record_rejected(&self, rejected: casebridge::model::RejectedMail) -> Result<(), casebridge::store::StoreError> {
+        let units = kb_units(doc_size(&rejected), 1024);
+        self.add(|u| {
+            u.items_written += 1;
+            u.write_units += units;
+        });
+        self.inner.record_rejected(rejected).await
+    }
+    async fn list_rejected(&self, limit: usize) -> Result<Vec<casebridge::model::RejectedMail>, casebridge::store::StoreError> {
+        self.inner.list_rejected(limit).await
+    }
+    async fn list_due(
+        &self,
+        kind: casebridge::model::RecordKind,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<casebridge::store::DueItem>, casebridge::store::StoreError> {
+        self.add(|u| {
+            u.queries += 1;
+            u.read_units += 1.0;
+        });
+        self.inner.list_due(kind, before, limit).await
+    }
+    async fn list_queue(
+        &self,
+        queue: casebridge::store::Queue,
+        limit: usize,
+    ) -> Result<Vec<casebridge::store::QueueItem>, casebridge::store::StoreError> {
+        self.inner.list_queue(queue, limit).await
+    }
+    async fn list_case_ids(&self, limit: usize) -> Result<Vec<casebridge::ids::CaseId>, casebridge::store::StoreError> {
+        self.inner.list_case_ids(limit).await
+    }
+}

@@ -325,9 +325,24 @@ async fn rejected_mail_records_carry_the_ttl_attribute() {
         size: 3,
     };
     store.record_rejected(rejected).await.unwrap();
-    let items = store.client().scan().table_name(store.table()).send().await.unwrap().items.unwrap_or_default();
-    let item = items.iter().find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REJECTED")).expect("rejected item");
-    let expires: i64 = item.get(casebridge::store::dynamo::TTL_ATTRIBUTE).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).expect("TTL attribute set");
+    let items = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let item = items
+        .iter()
+        .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REJECTED"))
+        .expect("rejected item");
+    let expires: i64 = item
+        .get(casebridge::store::dynamo::TTL_ATTRIBUTE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .expect("TTL attribute set");
     let days = (expires - received_at.timestamp()) / 86_400;
     assert_eq!(days, casebridge::store::dynamo::REJECTED_RETENTION_DAYS);
 }
