@@ -7,7 +7,6 @@ use casebridge::agent_client::HttpAgentClient;
 use casebridge::intent::CatalogueClassifier;
 use casebridge::mail::ses::SesMailer;
 use casebridge::model::CaseStatus;
-use casebridge::store::dynamo::DynamoStore;
 use casebridge::store::Store;
 use casebridge_agent_invocation::AgentFunction;
 use casebridge_inbound_email::InboundFunction;
