@@ -95,6 +95,9 @@ enum IntentCommand {
         /// Confidence threshold; default: the catalogue's [classifier] threshold.
         #[arg(long)]
         threshold: Option<f64>,
+        /// Also list every mail whose best guess was wrong.
+        #[arg(long)]
+        misses: bool,
     },
 }
 
@@ -144,10 +147,11 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             data,
             catalogue,
             threshold,
+            misses,
         },
     } = &cli.command
     {
-        return ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), *threshold);
+        return ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), *threshold, *misses);
     }
     let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
     let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());

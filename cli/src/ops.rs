@@ -197,7 +197,7 @@ pub async fn serve(
 }
 
 /// `intent eval`: accuracy, per-intent precision/recall, confusions and coverage.
-pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshold: Option<f64>) -> Result<(), CliError> {
+pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshold: Option<f64>, show_misses: bool) -> Result<(), CliError> {
     use casebridge::intent::eval::{evaluate, parse_jsonl, Catalogue};
     let path = catalogue.ok_or("--catalogue FILE (or --config FILE) is required")?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -228,6 +228,12 @@ pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshol
     }
     for (truth, predicted, count) in report.confusions.iter().take(15) {
         println!("  {truth} → {predicted}: {count}");
+    }
+    if show_misses {
+        println!("\nmisses (line: true → predicted, confidence, subject):");
+        for (line, truth, predicted, confidence) in &report.misses {
+            println!("  {}: {truth} → {predicted} {confidence:.2}  {:?}", line + 1, mails[*line].subject);
+        }
     }
     println!("\nthreshold  coverage  accuracy");
     for (th, coverage, accuracy) in &report.curve {

@@ -18,6 +18,8 @@ pub struct CaseContext {
     pub status: String,
     pub intent: Option<String>,
     pub intent_confidence: Option<f64>,
+    /// The classifier's top scores, best first.
+    pub intent_scores: Vec<crate::intent::IntentScore>,
     pub thread: Vec<ContextMail>,
     pub turns: Vec<ContextTurn>,
 }
@@ -134,6 +136,7 @@ pub async fn case_context<S: Store>(store: &S, id: &CaseId) -> Result<(Case, Cas
         status: case.status.to_string(),
         intent: case.intent.clone(),
         intent_confidence: case.intent_confidence,
+        intent_scores: case.intent_scores.clone(),
         thread,
         turns,
     };

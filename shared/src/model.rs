@@ -88,6 +88,9 @@ pub struct Case {
     pub intent: Option<String>,
     #[serde(default)]
     pub intent_confidence: Option<f64>,
+    /// The classifier's top scores when the case was routed.
+    #[serde(default)]
+    pub intent_scores: Vec<crate::intent::IntentScore>,
     #[serde(default)]
     pub agent: Option<String>,
     /// Addresses allowed to add mail to the case by subject reference.

@@ -24,6 +24,7 @@ pub fn sample_case(id: &CaseId) -> Case {
         conversation_id: "conv-1".into(),
         intent: Some("refund".into()),
         intent_confidence: Some(0.9),
+        intent_scores: Vec::new(),
         agent: Some("refunds".into()),
         participants: vec!["ann@customer.test".into()],
         thread_message_ids: vec!["m1@customer.test".into()],

@@ -163,6 +163,10 @@ async fn every_route_and_every_refusal_through_api_gateway_events() {
     assert_eq!(status, 200, "{body}");
     assert_documented(&doc, "GET", "/cases/{caseId}/context", 200, &body);
     assert_eq!(body["caseId"], json!(case.to_string()));
+    assert_eq!(
+        body["intentScores"][0]["intent"], "refund",
+        "the intent comes with its scores: {body}"
+    );
     for (headers, code, why) in [
         (vec![], 401, "no agent named"),
         (vec![("x-casebridge-agent", "refund-agent")], 401, "no token"),

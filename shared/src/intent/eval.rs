@@ -48,6 +48,8 @@ pub struct EvalReport {
     pub confusions: Vec<(String, String, usize)>,
     /// (threshold, coverage, covered accuracy) at 0.0, 0.1, … 0.9.
     pub curve: Vec<(f64, f64, f64)>,
+    /// Mails whose best guess was wrong: (line index, true, predicted, confidence).
+    pub misses: Vec<(usize, String, String, f64)>,
 }
 
 pub fn parse_jsonl(text: &str) -> Result<Vec<LabelledMail>, String> {
@@ -112,6 +114,12 @@ pub fn evaluate(classifier: &CatalogueClassifier, mails: &[LabelledMail], thresh
     }
     let mut confusions: Vec<(String, String, usize)> = pairs.into_iter().map(|((t, p), c)| (t, p, c)).collect();
     confusions.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let misses = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (t, p, _))| p.as_deref() != Some(t.as_str()))
+        .map(|(i, (t, p, c))| (i, t.clone(), p.clone().unwrap_or_else(|| "(none)".into()), *c))
+        .collect();
     let curve = (0..10)
         .map(|i| f64::from(i) / 10.0)
         .map(|th| {
@@ -128,6 +136,7 @@ pub fn evaluate(classifier: &CatalogueClassifier, mails: &[LabelledMail], thresh
         per_intent,
         confusions,
         curve,
+        misses,
     }
 }
 

@@ -421,6 +421,7 @@ fn new_case_commit(
         conversation_id: uuid::Uuid::new_v4().to_string(),
         intent: intent.clone(),
         intent_confidence: best.as_ref().map(|b| b.confidence),
+        intent_scores: classification.ranked.iter().take(3).cloned().collect(),
         agent: agent.clone(),
         participants: Vec::new(),
         thread_message_ids: Vec::new(),

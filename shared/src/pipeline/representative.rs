@@ -246,6 +246,7 @@ pub async fn reopen_turn<S: Store>(
             let intent = best.and_then(|b| env.config.intent(&b.intent));
             case.intent = best.map(|b| b.intent.clone());
             case.intent_confidence = best.map(|b| b.confidence);
+            case.intent_scores = classification.ranked.iter().take(3).cloned().collect();
             case.agent = intent.and_then(|i| i.agent.clone());
             case.workflow_name = intent.and_then(|i| i.workflow.clone());
             case.workflow = env.config.workflow(case.workflow_name.as_deref()).mode;
