@@ -55,10 +55,20 @@ const STOPWORDS: &[&str] = &[
     "est", "et", "des", "du", "an", "am", "just", "still", "yet", "been", "has", "had", "will", "did", "not", "no",
 ];
 
-fn words(text: &str) -> Vec<String> {
+/// Every word, lowercased: keyword phrases match on these, so "not arrived"
+/// stays a phrase of two words.
+fn all_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
         .map(|t| t.trim_matches('\'').to_lowercase())
-        .filter(|t| !t.is_empty() && !STOPWORDS.contains(&t.as_str()) && !t.chars().all(|c| c.is_ascii_digit()))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The words that carry meaning: no stopwords, no bare numbers.
+fn words(text: &str) -> Vec<String> {
+    all_words(text)
+        .into_iter()
+        .filter(|t| !STOPWORDS.contains(&t.as_str()) && !t.chars().all(|c| c.is_ascii_digit()))
         .collect()
 }
 
@@ -171,7 +181,7 @@ impl CatalogueClassifier {
                     name: intent.name.clone(),
                     examples: vectors,
                     centroid,
-                    keywords: intent.keywords.iter().map(|k| words(k)).filter(|k| !k.is_empty()).collect(),
+                    keywords: intent.keywords.iter().map(|k| all_words(k)).filter(|k| !k.is_empty()).collect(),
                 }
             })
             .collect();
@@ -197,7 +207,7 @@ impl CatalogueClassifier {
     pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
         let text = format!("{subject}\n{new_text}");
         let mail = self.vectorize(&terms(&text));
-        let mail_words = words(&text);
+        let mail_words = all_words(&text);
         if mail.is_empty() && mail_words.is_empty() {
             return Classification {
                 ranked: Vec::new(),
