@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::{load_case, load_record, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::agent_client::{AgentCallOutcome, AgentClient, AgentReply};
 use crate::config::AgentConfig;
 use crate::ids::CaseId;
@@ -87,11 +87,7 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
     let turn_key = turn_key_for(work_item_key);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
-        let work = store
-            .get_record(case_id, work_item_key)
-            .await?
-            .and_then(Record::into_work_item)
-            .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{work_item_key}")))?;
+        let work = load_record(store, case_id, work_item_key, Record::into_work_item).await?;
         if store.get_record(case_id, &turn_key).await?.is_some() {
             return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key }));
         }

@@ -128,6 +128,20 @@ impl Timeline {
     }
 }
 
+/// Reads a record of one kind (`into` picks it out) or fails with a typed error.
+pub(crate) async fn load_record<S: crate::store::Store, T>(
+    store: &S,
+    case_id: &CaseId,
+    key: &str,
+    into: fn(Record) -> Option<T>,
+) -> Result<T, PipelineError> {
+    store
+        .get_record(case_id, key)
+        .await?
+        .and_then(into)
+        .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{key}")))
+}
+
 /// Reads a case or fails with a typed error.
 pub(crate) async fn load_case<S: crate::store::Store>(store: &S, id: &CaseId) -> Result<Case, PipelineError> {
     store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))

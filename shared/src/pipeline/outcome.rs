@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::{load_case, load_record, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::config::WorkflowConfig;
 use crate::decision::{decide, Action, Options, Plan, Situation};
 use crate::ids::{ses_message_key, CaseId};
@@ -124,11 +124,7 @@ async fn apply_plan<S: Store>(
 ) -> Result<(Option<Plan>, Option<String>), PipelineError> {
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
-        let mut turn = store
-            .get_record(case_id, turn_key)
-            .await?
-            .and_then(Record::into_turn)
-            .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{turn_key}")))?;
+        let mut turn = load_record(store, case_id, turn_key, Record::into_turn).await?;
         if turn.status != TurnStatus::Answered {
             return Ok((None, None));
         }
@@ -610,11 +606,7 @@ pub async fn send_draft<S: Store, M: MailSender>(
     let mut queued = false;
     for _ in 0..MAX_CONFLICT_RETRIES {
         let mut case = load_case(store, case_id).await?;
-        let mut draft = store
-            .get_record(case_id, draft_key)
-            .await?
-            .and_then(Record::into_draft)
-            .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{draft_key}")))?;
+        let mut draft = load_record(store, case_id, draft_key, Record::into_draft).await?;
         if draft.status != DraftStatus::PendingReview || case.status == CaseStatus::Closed {
             break;
         }
@@ -691,11 +683,7 @@ pub async fn resend<S: Store, M: MailSender>(
     case_id: &CaseId,
     outbound_key: &str,
 ) -> Result<bool, PipelineError> {
-    let mut outbound = store
-        .get_record(case_id, outbound_key)
-        .await?
-        .and_then(Record::into_outbound)
-        .ok_or_else(|| PipelineError::RecordNotFound(format!("{case_id}/{outbound_key}")))?;
+    let mut outbound = load_record(store, case_id, outbound_key, Record::into_outbound).await?;
     if outbound.status != OutboundStatus::Failed {
         return Ok(false);
     }
