@@ -31,7 +31,7 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
             std::fs::remove_file(&path)?;
         }
     }
-    let token = uuid_token();
+    let token = crate::local::random_token();
     let loopback: SocketAddr = "127.0.0.1:0".parse()?;
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent)?;
@@ -196,13 +196,6 @@ async fn customer_reply<S: Store>(store: &S, case_id: &casebridge::ids::CaseId) 
         question.message_id,
         references.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(" "),
     ))
-}
-
-fn uuid_token() -> String {
-    format!(
-        "demo-{}",
-        casebridge::ids::sha256_hex(format!("{:?}", std::time::SystemTime::now()).as_bytes())
-    )
 }
 
 fn outbox_dir(pipeline: &LocalPipeline) -> std::path::PathBuf {

@@ -23,6 +23,11 @@ use crate::backends::{AnyMailer, AnyStore};
 
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A bearer token for local runs (random, 128 bits).
+pub fn random_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 pub struct LocalPipeline {
     pub config: Config,
     pub store: AnyStore,

@@ -163,9 +163,7 @@ pub async fn serve(
     let AnyStore::Sqlite(_) = &pipeline.store else {
         return Err("serve runs on the embedded store (--store sqlite:PATH)".into());
     };
-    let token = token.unwrap_or_else(|| {
-        casebridge::ids::sha256_hex(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes())[..32].to_string()
-    });
+    let token = token.unwrap_or_else(crate::local::random_token);
     let api_state = Arc::new(casebridge_http_api::ApiState {
         store: casebridge::store::sqlite::SqliteStore::open(db_path)?,
         mailer: casebridge::mail::outbox::OutboxMailer::new(outbox)?,

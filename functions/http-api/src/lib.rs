@@ -108,6 +108,12 @@ impl ApiError {
     }
 }
 
+impl From<casebridge::store::StoreError> for ApiError {
+    fn from(e: casebridge::store::StoreError) -> Self {
+        ApiError::store(e.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self)).into_response()
@@ -303,18 +309,14 @@ async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     representative_request(&state, request).await?;
-    let queue = state
-        .store
-        .list_queue(Queue::Drafts, 500)
-        .await
-        .map_err(|e| ApiError::store(e.into()))?;
+    let queue = state.store.list_queue(Queue::Drafts, 500).await.map_err(ApiError::from)?;
     let mut drafts = Vec::new();
     for item in queue {
         if let Some(draft) = state
             .store
             .get_record(&item.case_id, &item.key)
             .await
-            .map_err(|e| ApiError::store(e.into()))?
+            .map_err(ApiError::from)?
             .and_then(Record::into_draft)
         {
             drafts.push(json!({
@@ -395,14 +397,10 @@ async fn escalations<S: Store + 'static, M: MailSender + 'static>(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     representative_request(&state, request).await?;
-    let queue = state
-        .store
-        .list_queue(Queue::Escalated, 500)
-        .await
-        .map_err(|e| ApiError::store(e.into()))?;
+    let queue = state.store.list_queue(Queue::Escalated, 500).await.map_err(ApiError::from)?;
     let mut cases = Vec::new();
     for item in queue {
-        if let Some(case) = state.store.get_case(&item.case_id).await.map_err(|e| ApiError::store(e.into()))? {
+        if let Some(case) = state.store.get_case(&item.case_id).await.map_err(ApiError::from)? {
             cases.push(json!({
                 "caseId": case.id,
                 "subject": case.subject,
@@ -462,13 +460,13 @@ async fn timeline<S: Store + 'static, M: MailSender + 'static>(
 ) -> Result<Response, ApiError> {
     representative_request(&state, request).await?;
     let case_id = parse_case(&case_id)?;
-    let case = state.store.get_case(&case_id).await.map_err(|e| ApiError::store(e.into()))?;
+    let case = state.store.get_case(&case_id).await.map_err(ApiError::from)?;
     let case = case.ok_or_else(|| ApiError::store(PipelineError::CaseNotFound(case_id.clone())))?;
     let events: Vec<Value> = state
         .store
         .list_records(&case_id, RecordKind::Event)
         .await
-        .map_err(|e| ApiError::store(e.into()))?
+        .map_err(ApiError::from)?
         .into_iter()
         .filter_map(Record::into_event)
         .map(|e| json!({"at": e.at, "kind": e.kind, "detail": e.detail}))
