@@ -40,8 +40,11 @@ def main(path: str) -> int:
     # Stream triggers: filters, partial batch responses, bisect, bounded retries, DLQ.
     dlq = "StreamDeadLetterQueue"
     expected_filters = {
-        "AgentInvocationFunction": {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["WorkItem"]}}}},
-        "OutcomeActionsFunction": {"dynamodb": {"NewImage": {"record_type": {"S": ["Turn"]}, "status": {"S": ["answered"]}}}},
+        "AgentInvocationFunction": [{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["WorkItem"]}}}}],
+        "OutcomeActionsFunction": [
+            {"dynamodb": {"NewImage": {"record_type": {"S": ["Turn"]}, "status": {"S": ["answered"]}}}},
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["Outbound"]}, "origin": {"S": [{"prefix": "MSG#"}]}}}},
+        ],
     }
     for name, expected in expected_filters.items():
         events = functions[name]["Properties"].get("Events", {})
@@ -50,7 +53,7 @@ def main(path: str) -> int:
         for stream in streams:
             check(stream.get("Stream") == {"Fn::GetAtt": ["CasesTable", "StreamArn"]}, f"{name}: triggered by the cases table's stream")
             patterns = [json.loads(f["Pattern"]) for f in stream.get("FilterCriteria", {}).get("Filters", [])]
-            check(patterns == [expected], f"{name}: stream filter {patterns}")
+            check(patterns == expected, f"{name}: stream filters {patterns}")
             check(stream.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{name}: ReportBatchItemFailures")
             check(stream.get("BisectBatchOnFunctionError") is True, f"{name}: bisect on error")
             check(isinstance(stream.get("MaximumRetryAttempts"), int) and stream["MaximumRetryAttempts"] <= 10, f"{name}: bounded retries")

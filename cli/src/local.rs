@@ -14,7 +14,7 @@ use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{Record, RecordKind, TurnStatus};
 use casebridge::pipeline::agent::{run_turn, turn_key_for, TurnOutcome};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
-use casebridge::pipeline::outcome::{carry_out, OutcomeReport};
+use casebridge::pipeline::outcome::{carry_out, flush_origin, OutcomeReport};
 use casebridge::pipeline::{StepEnv, SystemClock};
 use casebridge::secrets::SecretResolver;
 use casebridge::store::Store;
@@ -62,8 +62,19 @@ impl LocalPipeline {
             delivery_id: delivery_id.to_string(),
             raw_location: None,
             verdicts: Verdicts::default(),
+            attachment_locations: Vec::new(),
         };
         let outcome = ingest(env, &self.store, &self.classifier, delivery).await?;
+        // A new case held for representatives carries a queue notice: send it, as the stream would.
+        if let IngestOutcome::Stored {
+            case_id,
+            mail_id,
+            work_item: None,
+            ..
+        } = &outcome
+        {
+            flush_origin(env, &self.store, &self.mailer, case_id, mail_id).await?;
+        }
         let mut turns = Vec::new();
         if let IngestOutcome::Stored {
             case_id,

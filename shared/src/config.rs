@@ -201,12 +201,19 @@ fn default_reopen_days() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundConfig {
-    /// Open a new case for mail that links to none (off: record it only).
+    /// Open a new case for mail that links to none. Off: the mail is still
+    /// stored, on a case held for representatives (never an agent), and the
+    /// queue's address is notified.
     #[serde(default = "yes")]
     pub create_cases: bool,
     /// Mail larger than this is recorded with the reason and not parsed.
     #[serde(default = "default_max_mail_bytes")]
     pub max_mail_bytes: usize,
+    /// Attachments are copied under this key prefix (then `<SES id>/<n>`) so agents can fetch them.
+    #[serde(default = "default_attachment_prefix")]
+    pub attachment_prefix: String,
+    #[serde(default)]
+    pub verdicts: VerdictPolicy,
 }
 
 impl Default for InboundConfig {
@@ -214,8 +221,61 @@ impl Default for InboundConfig {
         InboundConfig {
             create_cases: true,
             max_mail_bytes: default_max_mail_bytes(),
+            attachment_prefix: default_attachment_prefix(),
+            verdicts: VerdictPolicy::default(),
         }
     }
+}
+
+/// What a FAIL verdict from SES does to a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictAction {
+    /// Stored, never sent to an agent, never answered.
+    Quarantine,
+    /// Processed as usual; the failure is logged and noted on the timeline.
+    Log,
+    /// Processed as usual, silently.
+    Ignore,
+}
+
+/// The verdicts policy (SES spam, virus, SPF, DKIM, DMARC).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictPolicy {
+    #[serde(default = "quarantine")]
+    pub virus: VerdictAction,
+    #[serde(default = "quarantine")]
+    pub spam: VerdictAction,
+    /// Applies when DMARC fails and the sender's policy is quarantine or reject.
+    #[serde(default = "quarantine")]
+    pub dmarc: VerdictAction,
+    #[serde(default = "log")]
+    pub spf: VerdictAction,
+    #[serde(default = "log")]
+    pub dkim: VerdictAction,
+}
+
+impl Default for VerdictPolicy {
+    fn default() -> Self {
+        VerdictPolicy {
+            virus: VerdictAction::Quarantine,
+            spam: VerdictAction::Quarantine,
+            dmarc: VerdictAction::Quarantine,
+            spf: VerdictAction::Log,
+            dkim: VerdictAction::Log,
+        }
+    }
+}
+
+fn quarantine() -> VerdictAction {
+    VerdictAction::Quarantine
+}
+fn log() -> VerdictAction {
+    VerdictAction::Log
+}
+fn default_attachment_prefix() -> String {
+    "attachments/".into()
 }
 
 fn yes() -> bool {

@@ -192,6 +192,9 @@ pub struct AttachmentMeta {
     pub name: Option<String>,
     pub content_type: String,
     pub size: usize,
+    /// Where agents can fetch the content (e.g. `s3://bucket/attachments/<id>/0`), when copied.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 /// An inbound mail as stored on its case.
@@ -556,6 +559,14 @@ impl Record {
 
     /// A status string for records that have one; stored as its own attribute
     /// so stream filters and conditional writes can use it.
+    /// What caused a record, for records that say (outbound mail).
+    pub fn origin(&self) -> Option<&str> {
+        match self {
+            Record::Outbound(o) => o.origin.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<&'static str> {
         match self {
             Record::Turn(t) => Some(t.status.as_str()),

@@ -14,6 +14,8 @@ pub enum RawMailError {
     TooLarge { location: String, size: u64, limit: usize },
     #[error("could not read raw mail {location}: {reason}")]
     Read { location: String, reason: String },
+    #[error("could not write {location}: {reason}")]
+    Write { location: String, reason: String },
 }
 
 pub trait RawMailSource: Send + Sync {
@@ -21,6 +23,9 @@ pub trait RawMailSource: Send + Sync {
     fn fetch(&self, key: &str, limit: usize) -> impl Future<Output = Result<Vec<u8>, RawMailError>> + Send;
     /// A human- and operator-readable location for the key (e.g. `s3://bucket/key`).
     fn location(&self, key: &str) -> String;
+    /// Stores content derived from a mail (an attachment) under `key`; returns its location.
+    /// Writing the same key again replaces it, so a retried mail is harmless.
+    fn put(&self, key: &str, content: Vec<u8>, content_type: &str) -> impl Future<Output = Result<String, RawMailError>> + Send;
 }
 
 pub struct S3RawMail {
@@ -65,6 +70,23 @@ impl RawMailSource for S3RawMail {
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, key)
     }
+
+    async fn put(&self, key: &str, content: Vec<u8>, content_type: &str) -> Result<String, RawMailError> {
+        let location = self.location(key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(content.into())
+            .send()
+            .await
+            .map_err(|e| RawMailError::Write {
+                location: location.clone(),
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(location)
+    }
 }
 
 /// Raw mail as files in a folder (local runs).
@@ -103,5 +125,22 @@ impl RawMailSource for FolderRawMail {
 
     fn location(&self, key: &str) -> String {
         self.dir.join(key).display().to_string()
+    }
+
+    async fn put(&self, key: &str, content: Vec<u8>, _content_type: &str) -> Result<String, RawMailError> {
+        let location = self.location(key);
+        let write_error = |e: std::io::Error| RawMailError::Write {
+            location: location.clone(),
+            reason: e.to_string(),
+        };
+        if key.contains("..") {
+            return Err(write_error(std::io::Error::other("key leaves the folder")));
+        }
+        let path = self.dir.join(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(write_error)?;
+        }
+        tokio::fs::write(&path, content).await.map_err(write_error)?;
+        Ok(location)
     }
 }

@@ -24,6 +24,8 @@ pub struct RecordRef {
     pub key: String,
     pub record_type: String,
     pub status: Option<String>,
+    /// What caused the record (outbound mail only).
+    pub origin: Option<String>,
     /// INSERT, MODIFY or REMOVE.
     pub event_name: String,
 }
@@ -37,6 +39,17 @@ impl RecordRef {
     /// A turn whose answer waits to be carried out: the outcome function's trigger.
     pub fn is_answered_turn(&self) -> bool {
         self.record_type == "Turn" && self.status.as_deref() == Some("answered") && self.event_name != "REMOVE"
+    }
+
+    /// A queue notice the inbound step wrote (a new case held for
+    /// representatives): the outcome function sends it.
+    pub fn is_inbound_notice(&self) -> bool {
+        self.record_type == "Outbound" && self.event_name == "INSERT" && self.origin.as_deref().is_some_and(|o| o.starts_with("MSG#"))
+    }
+
+    /// Everything the outcome function acts on.
+    pub fn is_outcome_work(&self) -> bool {
+        self.is_answered_turn() || self.is_inbound_notice()
     }
 }
 
@@ -57,6 +70,7 @@ pub fn record_ref(record: &EventRecord) -> Option<RecordRef> {
         key,
         record_type: string(image, "record_type")?,
         status: string(image, "status"),
+        origin: string(image, "origin"),
         event_name: record.event_name.clone(),
     })
 }

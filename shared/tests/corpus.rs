@@ -65,6 +65,7 @@ async fn every_corpus_mail_is_processed_or_recorded_with_a_reason() {
             delivery_id: format!("corpus-{i}"),
             raw_location: Some(file.display().to_string()),
             verdicts: Verdicts::default(),
+            attachment_locations: Vec::new(),
         };
         let outcome = ingest(env, &store, &classifier, delivery)
             .await

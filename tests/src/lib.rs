@@ -538,6 +538,7 @@ impl Harness {
             delivery_id: unique("ses"),
             raw_location: None,
             verdicts: Default::default(),
+            attachment_locations: Vec::new(),
         };
         let classifier = casebridge::intent::CatalogueClassifier::new(&self.config.intents);
         casebridge::pipeline::inbound::ingest(env, &self.store, &classifier, delivery)

@@ -141,6 +141,7 @@ async fn below_the_threshold_the_case_goes_to_a_representative() {
             delivery_id: casebridge_tests::unique("d"),
             raw_location: None,
             verdicts: Default::default(),
+            attachment_locations: Vec::new(),
         };
         match ingest(env, &store, &classifier, delivery).await.unwrap() {
             IngestOutcome::Stored { case_id, work_item, .. } => opened.push((store.get_case(&case_id).await.unwrap().unwrap(), work_item)),

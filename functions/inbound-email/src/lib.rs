@@ -157,11 +157,14 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
             }
             Err(e) => return Err(e.to_string()),
         };
+        let verdicts = verdicts(record);
+        let attachment_locations = self.copy_attachments(&ses_id, &raw, &verdicts).await?;
         let delivery = InboundDelivery {
             raw: &raw,
             delivery_id: ses_id.clone(),
             raw_location: Some(location),
-            verdicts: verdicts(record),
+            verdicts,
+            attachment_locations,
         };
         match ingest(env, &self.store, self.classifier.as_ref(), delivery).await {
             Ok(outcome) => Ok(report(ses_id, outcome)),
@@ -172,6 +175,29 @@ impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
                 case_id: None,
             }),
         }
+    }
+}
+
+impl<S: Store, R: RawMailSource> InboundFunction<S, R> {
+    /// Copies each attachment to `<prefix><SES id>/<n>` so agents can fetch it
+    /// by the reference on the mail record. Before the mail is stored, so a
+    /// stored reference always points at content; a retry rewrites the same keys.
+    /// Mail flagged as carrying a virus is never copied.
+    async fn copy_attachments(&self, ses_id: &str, raw: &[u8], verdicts: &Verdicts) -> Result<Vec<String>, String> {
+        if verdicts.virus.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("FAIL")) {
+            return Ok(Vec::new());
+        }
+        let mut locations = Vec::new();
+        for body in casebridge::inbound::attachment_bodies(raw, self.config.inbound.max_mail_bytes) {
+            let key = format!("{}{}/{}", self.config.inbound.attachment_prefix, ses_id, body.index);
+            let location = self
+                .raw_mail
+                .put(&key, body.content, &body.content_type)
+                .await
+                .map_err(|e| e.to_string())?;
+            locations.push(location);
+        }
+        Ok(locations)
     }
 }
 

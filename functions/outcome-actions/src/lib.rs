@@ -14,7 +14,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use casebridge::config::Config;
 use casebridge::mail::MailSender;
-use casebridge::pipeline::outcome::{carry_out, run_follow_ups};
+use casebridge::pipeline::outcome::{carry_out, flush_origin, run_follow_ups};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::store::Store;
 use casebridge::stream::{process_batch, RecordRef};
@@ -81,10 +81,15 @@ impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
-        process_batch(event, RecordRef::is_answered_turn, |target| async move {
-            carry_out(env, &self.store, &self.mailer, &target.case_id, &target.key)
-                .await
-                .map(|_| ())
+        process_batch(event, RecordRef::is_outcome_work, |target| async move {
+            match target.origin.as_deref().filter(|_| target.is_inbound_notice()) {
+                Some(origin) => flush_origin(env, &self.store, &self.mailer, &target.case_id, origin)
+                    .await
+                    .map(|_| ()),
+                None => carry_out(env, &self.store, &self.mailer, &target.case_id, &target.key)
+                    .await
+                    .map(|_| ()),
+            }
         })
         .await
     }

@@ -10,7 +10,7 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::config::{Config, VerdictAction};
 use crate::ids::{normalize_message_id, sha256_hex};
 use crate::model::{AttachmentMeta, Disposition};
 
@@ -18,6 +18,10 @@ use crate::model::{AttachmentMeta, Disposition};
 pub const MAX_STORED_BODY_CHARS: usize = 100_000;
 /// Headers beyond this count make the mail hostile: recorded, not processed.
 pub const MAX_HEADERS: usize = 2_000;
+/// MIME parts beyond this count make the mail hostile: recorded, not processed.
+pub const MAX_PARTS: usize = 500;
+/// Attachments listed (and copied for agents) per mail.
+pub const MAX_ATTACHMENTS: usize = 100;
 const MAX_IDS_PER_HEADER: usize = 100;
 const MAX_SUBJECT_CHARS: usize = 998;
 
@@ -29,6 +33,8 @@ pub enum InboundError {
     Unparseable,
     #[error("mail has {0} headers, over the limit of {MAX_HEADERS}")]
     TooManyHeaders(usize),
+    #[error("mail has {0} MIME parts, over the limit of {MAX_PARTS}")]
+    TooManyParts(usize),
 }
 
 /// SES verdicts as received with the mail. `None` means "not provided".
@@ -83,6 +89,18 @@ impl ParsedMail {
     }
 }
 
+/// A header value fit to store and show: control characters (CR, LF, NUL…)
+/// become spaces and bidirectional overrides are dropped, so a hostile subject
+/// can neither inject lines nor disguise itself; runs of space collapse.
+pub fn sanitize_header_text(text: &str, max_chars: usize) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    bounded(&cleaned.split_whitespace().collect::<Vec<_>>().join(" "), max_chars)
+}
+
 fn bounded(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => text[..cut].to_string(),
@@ -130,12 +148,24 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     if header_count == 0 {
         return Err(InboundError::Unparseable);
     }
+    if message.parts.len() > MAX_PARTS {
+        return Err(InboundError::TooManyParts(message.parts.len()));
+    }
 
     let sender = message.from().and_then(|a| a.first());
     let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
-    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| bounded(s.trim(), 200));
-    let subject = bounded(message.subject().unwrap_or("").trim(), MAX_SUBJECT_CHARS);
-    let body_text = bounded(message.body_text(0).as_deref().unwrap_or(""), MAX_STORED_BODY_CHARS);
+    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| sanitize_header_text(s, 200));
+    let subject = sanitize_header_text(message.subject().unwrap_or(""), MAX_SUBJECT_CHARS);
+    // A text part that never reached its closing boundary is not "the body" to
+    // mail-parser; it is still what the customer wrote.
+    let body = message.body_text(0).filter(|t| !t.trim().is_empty()).or_else(|| {
+        message
+            .attachments()
+            .find(|p| is_body_fragment(p))
+            .and_then(|p| p.text_contents())
+            .map(Into::into)
+    });
+    let body_text = bounded(body.as_deref().unwrap_or(""), MAX_STORED_BODY_CHARS);
     let new_text = extract_new_text(&body_text);
 
     let mut robot = RobotSignals::default();
@@ -163,19 +193,12 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         robot.delivery_report = report;
     }
 
-    let attachments = message
-        .attachments()
-        .take(100)
+    let attachments = listed_attachments(&message)
         .map(|part| AttachmentMeta {
-            name: part.attachment_name().map(|n| bounded(n, 255)),
-            content_type: part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into()),
+            name: part.attachment_name().map(|n| sanitize_header_text(n, 255)),
+            content_type: content_type_of(part),
             size: part.len(),
+            location: None,
         })
         .collect();
 
@@ -200,6 +223,58 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         attachments,
         robot,
     })
+}
+
+/// An unnamed text part outside the body (a list footer, an unterminated
+/// part): part of what was written, not a file.
+fn is_body_fragment(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.attachment_name().is_none() && matches!(part.body, mail_parser::PartType::Text(_) | mail_parser::PartType::Html(_))
+}
+
+/// The attachments casebridge lists and copies, in a stable order.
+fn listed_attachments<'a>(message: &'a mail_parser::Message<'a>) -> impl Iterator<Item = &'a mail_parser::MessagePart<'a>> {
+    message.attachments().filter(|p| !is_body_fragment(p)).take(MAX_ATTACHMENTS)
+}
+
+fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// One attachment's decoded content, in the order `ParsedMail::attachments` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentBody {
+    pub index: usize,
+    pub name: Option<String>,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// The decoded attachments of a raw mail, so they can be copied where agents
+/// can fetch them. Empty for mail that does not parse or is over the limits.
+pub fn attachment_bodies(raw: &[u8], max_bytes: usize) -> Vec<AttachmentBody> {
+    if raw.len() > max_bytes {
+        return Vec::new();
+    }
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    if message.parts.len() > MAX_PARTS || message.headers().len() > MAX_HEADERS {
+        return Vec::new();
+    }
+    listed_attachments(&message)
+        .enumerate()
+        .map(|(index, part)| AttachmentBody {
+            index,
+            name: part.attachment_name().map(|n| sanitize_header_text(n, 255)),
+            content_type: content_type_of(part),
+            content: part.contents().to_vec(),
+        })
+        .collect()
 }
 
 /// A short reply that only thanks (no question, no "but it still…"): with
@@ -232,19 +307,44 @@ pub fn is_thanks_only(new_text: &str) -> bool {
     words.iter().any(|w| THANKS.contains(w)) && !words.iter().any(|w| BUT.contains(w))
 }
 
+/// Verdict failures the policy only logs: they go on the timeline and in the log.
+pub fn verdict_notes(verdicts: &Verdicts, config: &Config) -> Vec<String> {
+    let policy = &config.inbound.verdicts;
+    [("SPF", &verdicts.spf, policy.spf), ("DKIM", &verdicts.dkim, policy.dkim)]
+        .into_iter()
+        .chain([
+            ("spam", &verdicts.spam, policy.spam),
+            ("virus", &verdicts.virus, policy.virus),
+            ("DMARC", &verdicts.dmarc, policy.dmarc),
+        ])
+        .filter(|(_, verdict, action)| is_fail(verdict) && *action == VerdictAction::Log)
+        .map(|(name, _, _)| format!("{name} verdict FAIL"))
+        .collect()
+}
+
+fn is_fail(verdict: &Option<String>) -> bool {
+    verdict.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"))
+}
+
 /// Decides whether a parsed mail may go to an agent (SPEC §3 "never answer").
 pub fn screen(mail: &ParsedMail, verdicts: &Verdicts, config: &Config) -> Disposition {
-    let fail = |v: &Option<String>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
-    if fail(&verdicts.virus) {
+    let policy = &config.inbound.verdicts;
+    let quarantine = |action: VerdictAction| action == VerdictAction::Quarantine;
+    if is_fail(&verdicts.virus) && quarantine(policy.virus) {
         return Disposition::Quarantined("virus verdict FAIL".into());
     }
-    if fail(&verdicts.spam) {
+    if is_fail(&verdicts.spam) && quarantine(policy.spam) {
         return Disposition::Quarantined("spam verdict FAIL".into());
     }
-    if fail(&verdicts.dmarc) {
+    if is_fail(&verdicts.dmarc) && quarantine(policy.dmarc) {
         let policy = verdicts.dmarc_policy.as_deref().unwrap_or("").to_ascii_lowercase();
         if policy == "quarantine" || policy == "reject" {
             return Disposition::Quarantined(format!("DMARC FAIL with policy {policy}"));
+        }
+    }
+    for (name, verdict, action) in [("SPF", &verdicts.spf, policy.spf), ("DKIM", &verdicts.dkim, policy.dkim)] {
+        if is_fail(verdict) && quarantine(action) {
+            return Disposition::Quarantined(format!("{name} verdict FAIL"));
         }
     }
     let Some(from) = mail.from.as_deref() else {
@@ -342,6 +442,63 @@ mod tests {
         assert!(matches!(screen(&with("X-Other: 1"), &spam, &cfg), Disposition::Quarantined(_)));
         let own = parse_mail(PLAIN.replace("ann@customer.test", "support@example.com").as_bytes(), 1 << 20).unwrap();
         assert!(matches!(screen(&own, &Verdicts::default(), &cfg), Disposition::Ignored(r) if r.contains("own")));
+    }
+
+    #[test]
+    fn the_verdicts_policy_is_configurable() {
+        let default = config();
+        let with = |spam: Option<&str>, spf: Option<&str>| Verdicts {
+            spam: spam.map(Into::into),
+            spf: spf.map(Into::into),
+            ..Verdicts::default()
+        };
+        let mail = parse_mail(PLAIN.as_bytes(), 1 << 20).unwrap();
+        assert!(matches!(
+            screen(&mail, &with(Some("FAIL"), None), &default),
+            Disposition::Quarantined(_)
+        ));
+        assert_eq!(screen(&mail, &with(None, Some("FAIL")), &default), Disposition::Accepted);
+        assert_eq!(verdict_notes(&with(None, Some("FAIL")), &default), vec!["SPF verdict FAIL"]);
+
+        let strict = Config::from_toml(
+            "[mail]\nfrom_address = \"support@example.com\"\nqueue_address = \"queue@example.com\"\n[inbound.verdicts]\nspam = \"log\"\nspf = \"quarantine\"\ndkim = \"ignore\"\n",
+        )
+        .unwrap();
+        assert_eq!(screen(&mail, &with(Some("FAIL"), None), &strict), Disposition::Accepted);
+        assert_eq!(verdict_notes(&with(Some("FAIL"), None), &strict), vec!["spam verdict FAIL"]);
+        assert!(matches!(screen(&mail, &with(None, Some("FAIL")), &strict), Disposition::Quarantined(r) if r.contains("SPF")));
+        let dkim = Verdicts {
+            dkim: Some("FAIL".into()),
+            ..Verdicts::default()
+        };
+        assert!(verdict_notes(&dkim, &strict).is_empty(), "ignored verdicts are not noted");
+        assert!(
+            Config::from_toml("[mail]\nfrom_address = \"a@b.c\"\nqueue_address = \"q@b.c\"\n[inbound.verdicts]\nspam = \"drop\"\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn hostile_header_text_is_made_harmless() {
+        assert_eq!(
+            sanitize_header_text("\u{202e}evil\0subject\r\nBcc: x@y", 100),
+            "evil subject Bcc: x@y"
+        );
+        assert_eq!(sanitize_header_text("  Re:\tRefund  ", 100), "Re: Refund");
+        assert_eq!(sanitize_header_text("äöü", 2), "äö");
+    }
+
+    #[test]
+    fn an_unterminated_text_part_is_still_the_body() {
+        let raw = "From: a@b.test\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\nHello there\r\n";
+        let mail = parse_mail(raw.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(mail.new_text, "Hello there");
+        assert!(mail.attachments.is_empty(), "a body fragment is not a file");
+        let many = format!(
+            "From: a@b.test\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n{}--z--\r\n",
+            "--z\r\nContent-Type: text/plain\r\n\r\nx\r\n".repeat(MAX_PARTS + 1)
+        );
+        assert!(matches!(parse_mail(many.as_bytes(), 1 << 20), Err(InboundError::TooManyParts(_))));
     }
 
     #[test]

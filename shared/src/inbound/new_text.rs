@@ -1,7 +1,7 @@
 //! The part of a reply the customer wrote this time: quoted history and
 //! signatures removed. A first version covering `>` quoting, "On … wrote:",
 //! Outlook's "-----Original Message-----" / "From: … Sent: …" blocks and the
-//! `-- ` signature separator.
+//! `-- ` signature separator, and the one-line signatures mobile clients add.
 
 /// Returns the new text of a reply, trimmed. Falls back to the whole body when
 /// stripping would leave nothing (a mail that is all quote still says something).
@@ -15,6 +15,9 @@ pub fn extract_new_text(body: &str) -> String {
             break;
         }
         if is_original_message_marker(trimmed) {
+            break;
+        }
+        if is_mobile_signature(trimmed) {
             break;
         }
         if is_outlook_header_block(&lines[i..]) {
@@ -41,6 +44,35 @@ fn is_original_message_marker(line: &str) -> bool {
     (lower.starts_with("-----") && lower.contains("original message"))
         || (lower.starts_with("-----") && lower.contains("forwarded message"))
         || lower.starts_with("________________________________")
+}
+
+/// "Sent from my iPhone", "Get Outlook for Android" and their translations.
+fn is_mobile_signature(line: &str) -> bool {
+    // A signature is a short line of its own, not a sentence that starts alike.
+    if line.len() > 80 || line.split_whitespace().count() > 7 || line.contains(',') {
+        return false;
+    }
+    let lower = line.to_lowercase();
+    const STARTS: &[&str] = &[
+        "sent from my ",
+        "sent from mail for windows",
+        "sent from outlook",
+        "sent from yahoo mail",
+        "sent from the all new aol app",
+        "sent via the samsung galaxy",
+        "sent from samsung mobile",
+        "get outlook for ios",
+        "get outlook for android",
+        "envoyé de mon ",
+        "envoyé depuis mon ",
+        "von meinem ",
+        "gesendet von meinem ",
+        "enviado desde mi ",
+        "inviato da ",
+        "verzonden met mijn ",
+        "verstuurd vanaf mijn ",
+    ];
+    STARTS.iter().any(|s| lower.starts_with(s))
 }
 
 /// "From: …" followed within a few lines by "Sent: …" / "Date: …" and "Subject:".
@@ -85,5 +117,24 @@ mod tests {
         let signature = "Body\n-- \nAnn\nPhone 123";
         assert_eq!(extract_new_text(signature), "Body");
         assert_eq!(extract_new_text("> only quote"), "> only quote");
+        for mobile in [
+            "Sent from my iPhone",
+            "Get Outlook for Android<https://aka.ms/ghei36>",
+            "Envoyé de mon iPhone",
+            "Von meinem iPhone gesendet",
+            "Sent from my Galaxy",
+        ] {
+            assert_eq!(
+                extract_new_text(&format!("Still broken.\n\n{mobile}\n")),
+                "Still broken.",
+                "{mobile}"
+            );
+        }
+        let sentence = "I tried twice.\nSent from my account page, the order failed both times.";
+        assert_eq!(
+            extract_new_text(sentence),
+            sentence,
+            "a sentence that only starts like a signature is kept"
+        );
     }
 }

@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 
 use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::ids::{message_id_lookup_keys, CaseId};
-use crate::inbound::{is_thanks_only, parse_mail, screen, ParsedMail, Verdicts};
+use crate::inbound::{is_thanks_only, parse_mail, screen, verdict_notes, ParsedMail, Verdicts};
 use crate::intent::{Classification, IntentClassifier};
 use crate::model::{
-    Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind, WorkItem,
-    WorkItemStatus,
+    AttachmentMeta, Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind,
+    WorkItem, WorkItemStatus,
 };
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
+
+use super::outcome::escalation_notice;
 
 /// One delivery of one raw mail.
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct InboundDelivery<'a> {
     pub delivery_id: String,
     pub raw_location: Option<String>,
     pub verdicts: Verdicts,
+    /// Where each attachment was copied for agents, by attachment index (may be empty).
+    pub attachment_locations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,16 +92,6 @@ pub async fn ingest<S: Store>(
                         &delivery,
                         Some(&parsed),
                         format!("links to no case and is not customer mail: {reason}"),
-                        now,
-                    )
-                    .await;
-                }
-                if !env.config.inbound.create_cases {
-                    return reject(
-                        store,
-                        &delivery,
-                        Some(&parsed),
-                        "links to no case and case creation is off".into(),
                         now,
                     )
                     .await;
@@ -236,7 +230,15 @@ fn mail_record(
         references: parsed.references.clone(),
         body_text: parsed.body_text.clone(),
         new_text: parsed.new_text.clone(),
-        attachments: parsed.attachments.clone(),
+        attachments: parsed
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(index, a)| AttachmentMeta {
+                location: delivery.attachment_locations.get(index).cloned(),
+                ..a.clone()
+            })
+            .collect(),
         disposition: disposition.clone(),
         raw_location: delivery.raw_location.clone(),
         provider_message_id: Some(delivery.delivery_id.clone()),
@@ -264,15 +266,27 @@ fn index_entries(case_id: &CaseId, parsed: &ParsedMail, delivery: &InboundDelive
     ]
 }
 
+/// The sender and everyone else on To/Cc (but casebridge itself) may write to the case.
+fn add_participants(env: StepEnv<'_>, case: &mut Case, parsed: &ParsedMail) {
+    for address in parsed.from.iter().chain(parsed.recipients()) {
+        if !env.config.mail.is_own_address(address) {
+            case.add_participant(address);
+        }
+    }
+}
+
+/// Verdict failures the policy lets through are noted, not hidden.
+fn note_verdicts(env: StepEnv<'_>, delivery: &InboundDelivery<'_>, timeline: &mut Timeline) {
+    for note in verdict_notes(&delivery.verdicts, env.config) {
+        tracing::warn!(delivery = %delivery.delivery_id, verdict = %note, "verdict failure let through by policy");
+        timeline.add("verdict_noted", note);
+    }
+}
+
 /// Adds accepted customer mail to the case's conversation and, unless a turn
 /// is already in flight, opens the next turn.
 fn admit_customer_mail(env: StepEnv<'_>, case: &mut Case, parsed: &ParsedMail, mail_id: &str, timeline: &mut Timeline) -> Option<WorkItem> {
-    if let Some(from) = &parsed.from {
-        case.add_participant(from);
-    }
-    for cc in &parsed.cc {
-        case.add_participant(cc);
-    }
+    add_participants(env, case, parsed);
     if !case.thread_message_ids.contains(&parsed.message_id) {
         case.thread_message_ids.push(parsed.message_id.clone());
     }
@@ -360,6 +374,7 @@ fn existing_case_commit(
             parsed.from.as_deref().unwrap_or("unknown sender")
         ),
     );
+    note_verdicts(env, delivery, &mut timeline);
     let work_item = match disposition {
         Disposition::Accepted => {
             if case.agent.is_none() && case.status != CaseStatus::Escalated {
@@ -404,7 +419,8 @@ fn new_case_commit(
         .as_ref()
         .filter(|b| b.confidence >= threshold)
         .and_then(|b| env.config.intent(&b.intent))
-        .and_then(|i| i.agent.clone());
+        .and_then(|i| i.agent.clone())
+        .filter(|_| env.config.inbound.create_cases);
 
     let workflow_name = intent
         .as_deref()
@@ -444,6 +460,7 @@ fn new_case_commit(
         timeline.add("not_linked", note);
     }
     timeline.add("mail_received", format!("mail from {customer}"));
+    note_verdicts(env, delivery, &mut timeline);
     let scores = classification
         .ranked
         .iter()
@@ -461,10 +478,12 @@ fn new_case_commit(
         ),
     );
 
+    let mut notice = None;
     let work_item = match &agent {
         Some(_) => admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline),
         None => {
             let reason = match &best {
+                _ if !env.config.inbound.create_cases => "the mail links to no case and case creation is off".to_string(),
                 None => "no intent recognised".to_string(),
                 Some(b) if b.confidence < threshold => format!(
                     "intent {} at confidence {:.2} is below the threshold {threshold:.2}",
@@ -472,7 +491,7 @@ fn new_case_commit(
                 ),
                 Some(b) => format!("intent {} has no agent", b.intent),
             };
-            case.add_participant(&customer);
+            add_participants(env, &mut case, parsed);
             case.thread_message_ids.push(parsed.message_id.clone());
             case.last_inbound_message_id = Some(parsed.message_id.clone());
             case.status = CaseStatus::Escalated;
@@ -481,17 +500,28 @@ fn new_case_commit(
                 reason: reason.clone(),
                 at: now,
             });
-            timeline.add("escalated", reason);
+            timeline.add("escalated", format!("to queue {}: {reason}", env.config.mail.queue_name));
+            // The outcome function sends it (its stream filter picks up inbound notices).
+            let suffix = mail_id.trim_start_matches("MSG#");
+            notice = match escalation_notice(env, &case, &reason, &mail_id, suffix, now) {
+                Ok(notice) => Some(notice),
+                Err(e) => {
+                    tracing::error!(case = %case.id, error = %e, "queue notice could not be composed");
+                    None
+                }
+            };
             None
         }
     };
-    stored(
+    let (mut commit, outcome) = stored(
         CaseWrite::Create(case),
         mail_record(mail_id, parsed, delivery, &Disposition::Accepted, now),
         work_item,
         timeline,
         index_entries_for(parsed, delivery),
-    )
+    );
+    commit.records.extend(notice.map(|n| RecordWrite::Create(Record::Outbound(n))));
+    (commit, outcome)
 }
 
 /// One commit for one stored mail: the case, the mail, its work item if any,

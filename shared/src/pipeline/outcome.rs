@@ -384,7 +384,7 @@ fn customer_mail(
     threaded_mail(env, case, kind, compose_body(env, case, text), origin, id, now)
 }
 
-fn escalation_notice(
+pub(super) fn escalation_notice(
     env: StepEnv<'_>,
     case: &Case,
     reason: &str,

@@ -215,6 +215,10 @@ impl DynamoStore {
             if let Some(status) = record.status() {
                 item.insert("status".to_string(), s(status));
             }
+            // Lets a stream filter pick out the queue notices written by the inbound step.
+            if let Some(origin) = record.origin() {
+                item.insert("origin".to_string(), s(origin));
+            }
             if let Some((queue, since)) = record_queue(record) {
                 item.insert("queue_pk".to_string(), s(format!("QUEUE#{}", queue.name())));
                 item.insert(
