@@ -160,30 +160,34 @@ impl Stack {
             arn,
             shards,
             delivered: Default::default(),
+            last_sequence: Default::default(),
         }
     }
 }
 
 /// Reads new records from a table's stream and hands them over in the shape
-/// Lambda delivers them. Each read starts at the stream's beginning and skips
-/// what was already handed over: moto's shard iterators can lose their place
-/// after a cancelled transaction, sequence numbers do not.
+/// Lambda delivers them. Each read asks for a fresh iterator after the last
+/// sequence number handed over (moto's shard iterators can lose their place
+/// after a cancelled transaction, sequence numbers do not) and skips anything
+/// already handed over.
 pub struct StreamTap {
     arn: String,
     shards: Vec<String>,
     delivered: std::collections::HashSet<String>,
+    last_sequence: std::collections::HashMap<String, String>,
 }
 
 impl StreamTap {
     pub async fn next_event(&mut self, stack: &Stack) -> StreamEvent {
         let mut records = Vec::new();
         for shard in &self.shards {
-            let start = stack
-                .streams_call(
-                    "GetShardIterator",
-                    json!({"StreamArn": self.arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
-                )
-                .await;
+            let request = match self.last_sequence.get(shard) {
+                Some(sequence) => {
+                    json!({"StreamArn": self.arn, "ShardId": shard, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence})
+                }
+                None => json!({"StreamArn": self.arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+            };
+            let start = stack.streams_call("GetShardIterator", request).await;
             let mut iterator = start["ShardIterator"].as_str().map(str::to_string);
             for _ in 0..1000 {
                 let Some(current) = iterator.take() else { break };
@@ -195,6 +199,7 @@ impl StreamTap {
                 iterator = page["NextShardIterator"].as_str().map(str::to_string);
                 for mut record in page_records {
                     let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_string();
+                    self.last_sequence.insert(shard.clone(), sequence.clone());
                     if self.delivered.insert(sequence) {
                         record["eventSourceARN"] = json!(self.arn);
                         records.push(record);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::{Config, VerdictAction};
-use crate::ids::{normalize_message_id, sha256_hex};
+use crate::ids::{message_id_lookup_keys, normalize_message_id, sha256_hex, CaseId};
 use crate::model::{AttachmentMeta, Disposition};
 
 /// Stored body text is bounded; the raw MIME stays in S3.
@@ -275,6 +275,28 @@ pub fn attachment_bodies(raw: &[u8], max_bytes: usize) -> Vec<AttachmentBody> {
             content: part.contents().to_vec(),
         })
         .collect()
+}
+
+/// What a mail could be linked by, strongest first (SPEC §3): the
+/// Message-IDs it refers to, the case reference in its subject, and a
+/// plus-address on casebridge's own address. Looking them up is the store's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCandidates {
+    pub message_ids: Vec<String>,
+    pub subject: Option<CaseId>,
+    pub plus_address: Option<CaseId>,
+}
+
+pub fn link_candidates(mail: &ParsedMail, config: &Config) -> LinkCandidates {
+    LinkCandidates {
+        message_ids: mail.referenced_ids().flat_map(|id| message_id_lookup_keys(id)).collect(),
+        subject: CaseId::find_in_subject(&mail.subject),
+        plus_address: mail.recipients().find_map(|r| {
+            (crate::config::strip_plus(r).eq_ignore_ascii_case(&config.mail.from_address))
+                .then(|| CaseId::from_plus_address(r))
+                .flatten()
+        }),
+    }
 }
 
 /// A short reply that only thanks (no question, no "but it still…"): with

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
-use crate::ids::{message_id_lookup_keys, CaseId};
-use crate::inbound::{is_thanks_only, parse_mail, screen, verdict_notes, ParsedMail, Verdicts};
+use crate::ids::CaseId;
+use crate::inbound::{is_thanks_only, link_candidates, parse_mail, screen, verdict_notes, ParsedMail, Verdicts};
 use crate::intent::{Classification, IntentClassifier};
 use crate::model::{
     AttachmentMeta, Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind,
@@ -156,27 +156,21 @@ async fn reject<S: Store>(
 }
 
 async fn find_case<S: Store>(store: &S, env: StepEnv<'_>, mail: &ParsedMail) -> Result<Link, PipelineError> {
-    for id in mail.referenced_ids() {
-        for key in message_id_lookup_keys(id) {
-            if let Some(case_id) = store.case_for_message_id(&key).await? {
-                if let Some(case) = store.get_case(&case_id).await? {
-                    if let Some(note) = closed_too_long(env, &case) {
-                        return Ok(Link::None { note: Some(note) });
-                    }
-                    return Ok(Link::Header(case));
+    let candidates = link_candidates(mail, env.config);
+    for key in &candidates.message_ids {
+        if let Some(case_id) = store.case_for_message_id(key).await? {
+            if let Some(case) = store.get_case(&case_id).await? {
+                if let Some(note) = closed_too_long(env, &case) {
+                    return Ok(Link::None { note: Some(note) });
                 }
+                return Ok(Link::Header(case));
             }
         }
     }
+    // A reference in the subject or address is easy to forge: only participants may use it.
     let sender = mail.from.as_deref().unwrap_or("");
     let mut note = None;
-    let by_subject = CaseId::find_in_subject(&mail.subject);
-    let by_plus = mail.recipients().find_map(|r| {
-        (crate::config::strip_plus(r).eq_ignore_ascii_case(&env.config.mail.from_address))
-            .then(|| CaseId::from_plus_address(r))
-            .flatten()
-    });
-    for (candidate, via_plus) in [(by_subject, false), (by_plus, true)] {
+    for (candidate, via_plus) in [(candidates.subject, false), (candidates.plus_address, true)] {
         let Some(case_id) = candidate else { continue };
         let Some(case) = store.get_case(&case_id).await? else {
             note = Some(format!("the mail names case {case_id}, which does not exist"));

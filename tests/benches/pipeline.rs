@@ -1,0 +1,111 @@
+//! The whole pipeline in process, per mail: a new customer mail is ingested
+//! (parse, screen, link, intent, commit), the agent turn runs against a stub
+//! agent on loopback (answering Resolved), and the outcome is carried out
+//! (the reply composed, sent to the outbox folder, the case resolved), on the
+//! embedded store (in-memory SQLite).
+//!
+//! The pipeline runs on one thread (one core); the stub agent has its own
+//! thread, so its work is not counted — only the HTTP round trip is.
+//! `cargo bench -p casebridge-tests --bench pipeline`
+
+use std::sync::Arc;
+
+use casebridge::agent_client::HttpAgentClient;
+use casebridge::inbound::Verdicts;
+use casebridge::intent::CatalogueClassifier;
+use casebridge::mail::outbox::OutboxMailer;
+use casebridge::pipeline::agent::{run_turn, TurnOutcome};
+use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
+use casebridge::pipeline::outcome::carry_out;
+use casebridge::pipeline::{StepEnv, SystemClock};
+use casebridge::secrets::Secrets;
+use casebridge::store::sqlite::SqliteStore;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::json;
+
+const MAILS_PER_BATCH: usize = 50;
+
+/// The stub agent on its own thread and runtime; returns its URL.
+fn stub_agent() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("agent runtime");
+        runtime.block_on(async move {
+            let (url, _calls) =
+                casebridge_tests::spawn_counting_agent(json!({"type": "Resolved", "message": "Your refund of $42 is on its way."})).await;
+            tx.send(url).expect("send url");
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("stub agent url")
+}
+
+fn bench(c: &mut Criterion) {
+    let url = stub_agent();
+    let config = casebridge_tests::config(&url, "fully_autonomous");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let classifier = CatalogueClassifier::new(&config.intents);
+    let agents = runtime
+        .block_on(async { HttpAgentClient::new(Arc::new(Secrets::env_only())) })
+        .expect("agent client");
+    let outbox_dir = std::env::temp_dir().join(format!("casebridge-bench-{}", std::process::id()));
+    let mailer = OutboxMailer::new(&outbox_dir).expect("outbox");
+    let clock = SystemClock;
+    let mails: Vec<Vec<u8>> = (0..MAILS_PER_BATCH)
+        .map(|i| {
+            casebridge_tests::customer_mail(
+                &format!("customer{i}@customer.test"),
+                "Refund for my order",
+                &format!("bench-{i}@customer.test"),
+                None,
+                "Hello, the blender arrived broken. I would like a refund for order 1234, please.",
+            )
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(MAILS_PER_BATCH as u64));
+    group.sample_size(20);
+    group.bench_function("mail to resolution (embedded store, loopback agent)", |b| {
+        b.iter_batched(
+            || SqliteStore::in_memory().expect("store"),
+            |store| {
+                runtime.block_on(async {
+                    let env = StepEnv::new(&config, &clock);
+                    for (i, raw) in mails.iter().enumerate() {
+                        let delivery = InboundDelivery {
+                            raw,
+                            delivery_id: format!("d{i}"),
+                            raw_location: None,
+                            verdicts: Verdicts::default(),
+                            attachment_locations: Vec::new(),
+                        };
+                        let IngestOutcome::Stored {
+                            case_id,
+                            work_item: Some(work),
+                            ..
+                        } = ingest(env, &store, &classifier, delivery).await.expect("ingest")
+                        else {
+                            panic!("the mail did not open an agent turn");
+                        };
+                        let TurnOutcome::Answered { turn, .. } = run_turn(env, &store, &agents, &case_id, &work).await.expect("turn")
+                        else {
+                            panic!("the stub agent did not answer");
+                        };
+                        let report = carry_out(env, &store, &mailer, &case_id, &turn).await.expect("outcome");
+                        assert_eq!(report.sent.len(), 1, "one reply sent");
+                    }
+                })
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&outbox_dir);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
