@@ -35,7 +35,8 @@ fn stub_agent() -> String {
             .expect("agent runtime");
         runtime.block_on(async move {
             let (url, _calls) =
-                casebridge_tests::spawn_counting_agent(json!({"type": "Resolved", "message": "Your refund of $42 is on its way."})).await;
+                casebridge_tests::spawn_counting_agent(json!({"responseType": "Resolved", "message": "Your refund of $42 is on its way."}))
+                    .await;
             tx.send(url).expect("send url");
             std::future::pending::<()>().await;
         });

@@ -675,11 +675,35 @@ pub struct SesProxy {
     pub url: String,
     faults: Arc<std::sync::Mutex<Vec<SesFault>>>,
     seen: Arc<std::sync::Mutex<Vec<String>>>,
+    throttle: Arc<Throttle>,
+}
+
+/// Throttles one request in `every` (0 = never) the way SES does.
+#[derive(Default)]
+struct Throttle {
+    every: AtomicUsize,
+    count: AtomicUsize,
+    throttled: AtomicUsize,
 }
 
 impl SesProxy {
     pub fn fail(&self, fault: SesFault) {
         self.faults.lock().unwrap().push(fault);
+    }
+
+    /// From now on, one request in `every` is refused with SES's throttling error.
+    pub fn throttle_one_in(&self, every: usize) {
+        self.throttle.every.store(every, Ordering::SeqCst);
+    }
+
+    /// Requests that reached the proxy (failed or not).
+    pub fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Requests refused by `throttle_one_in`.
+    pub fn throttled(&self) -> usize {
+        self.throttle.throttled.load(Ordering::SeqCst)
     }
 
     /// Send requests that mentioned `text` (failed or not).
@@ -696,15 +720,28 @@ impl SesProxy {
 pub async fn spawn_ses_proxy(upstream: &str) -> SesProxy {
     let faults: Arc<std::sync::Mutex<Vec<SesFault>>> = Arc::default();
     let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    let (rules, log, upstream) = (faults.clone(), seen.clone(), upstream.to_string());
+    let throttle: Arc<Throttle> = Arc::default();
+    let (rules, log, upstream, throttling) = (faults.clone(), seen.clone(), upstream.to_string(), throttle.clone());
     let http = reqwest::Client::new();
     let handler = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-        let (rules, log, upstream, http) = (rules.clone(), log.clone(), upstream.clone(), http.clone());
+        let (rules, log, upstream, http, throttling) = (rules.clone(), log.clone(), upstream.clone(), http.clone(), throttling.clone());
         async move {
             use axum::response::IntoResponse;
             let text = String::from_utf8_lossy(&body).to_string();
             log.lock().unwrap().push(text.clone());
-            let fault = {
+            let every = throttling.every.load(Ordering::SeqCst);
+            let throttled = every > 0 && throttling.count.fetch_add(1, Ordering::SeqCst) % every == every - 1;
+            if throttled {
+                throttling.throttled.fetch_add(1, Ordering::SeqCst);
+            }
+            let fault = if throttled {
+                Some(SesFault {
+                    matching: String::new(),
+                    status: 429,
+                    error_type: "TooManyRequestsException".into(),
+                    remaining: 0,
+                })
+            } else {
                 let mut rules = rules.lock().unwrap();
                 rules.iter_mut().find(|f| f.remaining > 0 && text.contains(&f.matching)).map(|f| {
                     f.remaining -= 1;
@@ -749,6 +786,7 @@ pub async fn spawn_ses_proxy(upstream: &str) -> SesProxy {
         url: format!("http://{addr}"),
         faults,
         seen,
+        throttle,
     }
 }
 
