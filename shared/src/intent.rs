@@ -72,37 +72,60 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Terms of a text: words, word bigrams and character 3–5-grams of words.
-fn terms(text: &str) -> Vec<String> {
+/// Calls `visit` with every term of a text: word bigrams, words (as `w:…`)
+/// and character 3–5-grams of each word with its boundaries (`<word>`). One
+/// buffer is reused, so scoring a mail allocates per word, not per term.
+fn for_each_term(text: &str, mut visit: impl FnMut(&str)) {
     let words = words(text);
-    let mut out = Vec::with_capacity(words.len() * 8);
+    let mut buffer = String::with_capacity(64);
     for pair in words.windows(2) {
-        out.push(format!("{} {}", pair[0], pair[1]));
+        buffer.clear();
+        buffer.push_str(&pair[0]);
+        buffer.push(' ');
+        buffer.push_str(&pair[1]);
+        visit(&buffer);
     }
+    let mut boundaries: Vec<usize> = Vec::with_capacity(32);
     for word in &words {
-        out.push(format!("w:{word}"));
-        let chars: Vec<char> = format!("<{word}>").chars().collect();
+        buffer.clear();
+        buffer.push_str("w:");
+        buffer.push_str(word);
+        visit(&buffer);
+        buffer.clear();
+        buffer.push('<');
+        buffer.push_str(word);
+        buffer.push('>');
+        boundaries.clear();
+        boundaries.extend(buffer.char_indices().map(|(i, _)| i));
+        boundaries.push(buffer.len());
+        let chars = boundaries.len() - 1;
         for n in 3..=5 {
-            for gram in chars.windows(n) {
-                out.push(gram.iter().collect());
+            for start in 0..chars.saturating_sub(n - 1) {
+                visit(&buffer[boundaries[start]..boundaries[start + n]]);
             }
         }
     }
+}
+
+/// The terms of a text, collected (for building the classifier).
+fn terms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_term(text, |t| out.push(t.to_string()));
     out
 }
 
-/// A sparse unit vector.
+/// A sparse unit vector, by term id.
 type Vector = HashMap<u32, f32>;
 
-fn cosine(a: &Vector, b: &Vector) -> f32 {
-    let (small, large) = if a.len() < b.len() { (a, b) } else { (b, a) };
-    small.iter().filter_map(|(k, v)| large.get(k).map(|w| v * w)).sum()
+/// One scored document: an intent's example, or the intent as a whole.
+#[derive(Clone, Copy)]
+enum Document {
+    Example(usize),
+    Centroid(usize),
 }
 
 struct IntentModel {
     name: String,
-    examples: Vec<Vector>,
-    centroid: Vector,
     keywords: Vec<Vec<String>>,
 }
 
@@ -110,6 +133,10 @@ pub struct CatalogueClassifier {
     vocabulary: HashMap<String, u32>,
     idf: Vec<f32>,
     intents: Vec<IntentModel>,
+    documents: Vec<Document>,
+    /// For each term, the documents containing it and its weight there: a
+    /// mail's similarity to every document is one pass over its own terms.
+    postings: Vec<Vec<(u32, f32)>>,
 }
 
 /// How much the parts of a score weigh.
@@ -122,7 +149,7 @@ const TEMPERATURE: f32 = 0.06;
 impl CatalogueClassifier {
     pub fn new(intents: &[IntentConfig]) -> CatalogueClassifier {
         // Documents: every example, the description, and the keywords together.
-        let documents: Vec<(usize, Vec<String>)> = intents
+        let sources: Vec<(usize, Vec<String>)> = intents
             .iter()
             .enumerate()
             .flat_map(|(i, intent)| {
@@ -138,7 +165,7 @@ impl CatalogueClassifier {
             .collect();
         let mut vocabulary: HashMap<String, u32> = HashMap::new();
         let mut document_frequency: Vec<u32> = Vec::new();
-        for (_, doc) in &documents {
+        for (_, doc) in &sources {
             let mut seen = std::collections::HashSet::new();
             for term in doc {
                 let next = vocabulary.len() as u32;
@@ -151,44 +178,51 @@ impl CatalogueClassifier {
                 }
             }
         }
-        let n = documents.len().max(1) as f32;
+        let n = sources.len().max(1) as f32;
         let idf: Vec<f32> = document_frequency
             .iter()
             .map(|df| ((1.0 + n) / (1.0 + *df as f32)).ln() + 1.0)
             .collect();
         let mut classifier = CatalogueClassifier {
+            postings: vec![Vec::new(); vocabulary.len()],
             vocabulary,
             idf,
             intents: Vec::new(),
+            documents: Vec::new(),
         };
-        classifier.intents = intents
-            .iter()
-            .enumerate()
-            .map(|(i, intent)| {
-                let vectors: Vec<Vector> = documents
-                    .iter()
-                    .filter(|(owner, _)| *owner == i)
-                    .map(|(_, doc)| classifier.vectorize(doc))
-                    .collect();
-                let mut centroid: Vector = HashMap::new();
-                for v in &vectors {
-                    for (k, w) in v {
-                        *centroid.entry(*k).or_insert(0.0) += w;
-                    }
+        for (i, intent) in intents.iter().enumerate() {
+            let vectors: Vec<Vector> = sources
+                .iter()
+                .filter(|(owner, _)| *owner == i)
+                .map(|(_, doc)| classifier.vectorize(doc.iter().map(String::as_str)))
+                .collect();
+            let mut centroid: Vector = HashMap::new();
+            for v in &vectors {
+                for (k, w) in v {
+                    *centroid.entry(*k).or_insert(0.0) += w;
                 }
-                normalize(&mut centroid);
-                IntentModel {
-                    name: intent.name.clone(),
-                    examples: vectors,
-                    centroid,
-                    keywords: intent.keywords.iter().map(|k| all_words(k)).filter(|k| !k.is_empty()).collect(),
+            }
+            normalize(&mut centroid);
+            for (document, vector) in vectors
+                .iter()
+                .map(|v| (Document::Example(i), v))
+                .chain(std::iter::once((Document::Centroid(i), &centroid)))
+            {
+                let id = classifier.documents.len() as u32;
+                classifier.documents.push(document);
+                for (term, weight) in vector {
+                    classifier.postings[*term as usize].push((id, *weight));
                 }
-            })
-            .collect();
+            }
+            classifier.intents.push(IntentModel {
+                name: intent.name.clone(),
+                keywords: intent.keywords.iter().map(|k| all_words(k)).filter(|k| !k.is_empty()).collect(),
+            });
+        }
         classifier
     }
 
-    fn vectorize(&self, terms: &[String]) -> Vector {
+    fn vectorize<'t>(&self, terms: impl Iterator<Item = &'t str>) -> Vector {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         for term in terms {
             if let Some(id) = self.vocabulary.get(term) {
@@ -206,7 +240,17 @@ impl CatalogueClassifier {
     /// Synchronous scoring, for benchmarks and the evaluation command.
     pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
         let text = format!("{subject}\n{new_text}");
-        let mail = self.vectorize(&terms(&text));
+        let mut counts: HashMap<u32, f32> = HashMap::new();
+        for_each_term(&text, |term| {
+            if let Some(id) = self.vocabulary.get(term) {
+                *counts.entry(*id).or_insert(0.0) += 1.0;
+            }
+        });
+        let mut mail: Vector = counts
+            .into_iter()
+            .map(|(id, tf)| (id, (1.0 + tf.ln()) * self.idf[id as usize]))
+            .collect();
+        normalize(&mut mail);
         let mail_words = all_words(&text);
         if mail.is_empty() && mail_words.is_empty() {
             return Classification {
@@ -214,12 +258,26 @@ impl CatalogueClassifier {
                 method: "tfidf".into(),
             };
         }
+        // Cosine similarity to every document at once, through the postings.
+        let mut similarity = vec![0.0f32; self.documents.len()];
+        for (term, weight) in &mail {
+            for (document, document_weight) in &self.postings[*term as usize] {
+                similarity[*document as usize] += weight * document_weight;
+            }
+        }
+        let mut closest = vec![0.0f32; self.intents.len()];
+        let mut whole = vec![0.0f32; self.intents.len()];
+        for (document, score) in self.documents.iter().zip(&similarity) {
+            match *document {
+                Document::Example(i) => closest[i] = closest[i].max(*score),
+                Document::Centroid(i) => whole[i] = *score,
+            }
+        }
         let scores: Vec<(String, f32)> = self
             .intents
             .iter()
-            .map(|intent| {
-                let closest = intent.examples.iter().map(|e| cosine(&mail, e)).fold(0.0f32, f32::max);
-                let whole = cosine(&mail, &intent.centroid);
+            .enumerate()
+            .map(|(i, intent)| {
                 let keywords = intent
                     .keywords
                     .iter()
@@ -227,7 +285,7 @@ impl CatalogueClassifier {
                     .count() as f32;
                 (
                     intent.name.clone(),
-                    CLOSEST_EXAMPLE * closest + WHOLE_INTENT * whole + KEYWORD * keywords.min(3.0),
+                    CLOSEST_EXAMPLE * closest[i] + WHOLE_INTENT * whole[i] + KEYWORD * keywords.min(3.0),
                 )
             })
             .collect();

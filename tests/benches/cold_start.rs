@@ -50,7 +50,10 @@ async fn next(State(probe): State<Arc<Probe>>) -> axum::response::Response {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
     );
-    headers.insert("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".parse().unwrap());
+    headers.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+    );
     (headers, axum::Json(probe.event.clone())).into_response()
 }
 
@@ -83,10 +86,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
 }
 
 async fn start_once(binary: &Path, event: Value, env: &[(String, String)]) -> Result<Sample, String> {
-    let probe = Arc::new(Probe {
-        event,
-        ..Probe::default()
-    });
+    let probe = Arc::new(Probe { event, ..Probe::default() });
     let app = axum::Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
@@ -150,7 +150,8 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 fn sample_event(name: &str) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
-    let read = |file: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(root.join(file)).expect("sample event")).expect("json") };
+    let read =
+        |file: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(root.join(file)).expect("sample event")).expect("json") };
     match name {
         "inbound-email" => read("inbound-ses-receipt.json"),
         "agent-invocation" => read("agent-sweep.json"),
@@ -168,7 +169,9 @@ async fn main() {
     }
     let runs: usize = arg(&args, "--runs").and_then(|v| v.parse().ok()).unwrap_or(20);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin_dir = arg(&args, "--bin-dir").map(PathBuf::from).unwrap_or_else(|| workspace.join("target/release"));
+    let bin_dir = arg(&args, "--bin-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/release"));
     let Some(stack) = casebridge_tests::stack().await else { return };
     let store = stack.table().await;
     let (_, bucket, _) = stack.bucket().await;
@@ -224,7 +227,9 @@ async fn main() {
         println!(
             "{name:<17} init {:>6.2} ms{}  first invocation {:>6.2} ms  peak RSS {:>6.1} MB  binary {:>5.1} MB",
             init.as_secs_f64() * 1000.0,
-            ratio.map(|r| format!(" ({r:.2}× hello)")).unwrap_or_else(|| "              ".into()),
+            ratio
+                .map(|r| format!(" ({r:.2}× hello)"))
+                .unwrap_or_else(|| "              ".into()),
             invoke.as_secs_f64() * 1000.0,
             rss as f64 / 1024.0,
             size as f64 / 1_048_576.0

@@ -6,5 +6,8 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run(service_fn(|event: LambdaEvent<Value>| async move { Ok::<Value, Error>(json!({ "hello": event.payload })) })).await
+    run(service_fn(|event: LambdaEvent<Value>| async move {
+        Ok::<Value, Error>(json!({ "hello": event.payload }))
+    }))
+    .await
 }
