@@ -465,3 +465,74 @@ async fn with_case_creation_off_unlinked_mail_is_held_and_the_queue_notified_onc
     let subject = notices[0].to_string();
     assert!(subject.contains(case_id.as_str()), "the notice names the case: {subject}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_bad_record_in_an_event_never_loses_the_others() {
+    let Some(stack) = stack().await else { return };
+    let (s3, bucket, _) = stack.bucket().await;
+    let run = Run {
+        store: stack.table().await,
+        s3,
+        bucket,
+    };
+    let good = deliver_to_s3(
+        &run.s3,
+        &run.bucket,
+        &customer_mail(
+            "nia@customer.test",
+            "Refund",
+            "multi-1@customer.test",
+            None,
+            "Please refund order 5.",
+        ),
+    )
+    .await;
+    let garbage = deliver_to_s3(&run.s3, &run.bucket, b"\x00\x01 not a mail").await;
+    let missing = "no-such-object".to_string();
+    let mut event = ses_event(&good, "PASS", "PASS");
+    for id in [&garbage, &missing] {
+        let mut record = event.records[0].clone();
+        record.ses.mail.message_id = Some(id.clone());
+        event.records.push(record);
+    }
+    let function = run.function(None);
+    let report = function
+        .handle(event.clone())
+        .await
+        .expect("permanent faults are recorded, not retried");
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.as_str()).collect();
+    assert!(outcomes[0].starts_with("new case"), "{outcomes:?}");
+    assert!(outcomes[1].starts_with("rejected"), "{outcomes:?}");
+    assert!(
+        outcomes[2].starts_with("rejected: raw mail") && outcomes[2].contains("not found"),
+        "{outcomes:?}"
+    );
+    let rejected = run.store.list_rejected(100).await.unwrap();
+    assert!(rejected.iter().any(|r| r.key == garbage) && rejected.iter().any(|r| r.key == missing));
+
+    // Lambda retrying the whole event (another record failed transiently) changes nothing.
+    let again = function.handle(event).await.expect("retry");
+    assert_eq!(again.records[0].outcome, "duplicate");
+
+    // A transient fault (the bucket is unreachable) fails the invocation so
+    // Lambda retries it, after the good record was already stored.
+    let broken = InboundFunction {
+        raw_mail: S3RawMail::new(run.s3.clone(), "no-such-bucket-for-this-test"),
+        ..run.function(None)
+    };
+    let fresh = deliver_to_s3(
+        &run.s3,
+        &run.bucket,
+        &customer_mail("nia@customer.test", "Refund", "multi-2@customer.test", None, "And order 6."),
+    )
+    .await;
+    assert!(
+        broken.handle(ses_event(&fresh, "PASS", "PASS")).await.is_err(),
+        "a transient fault is retried"
+    );
+    let later = function
+        .handle(ses_event(&fresh, "PASS", "PASS"))
+        .await
+        .expect("the retry succeeds");
+    assert!(later.records[0].outcome.starts_with("new case"), "{:?}", later.records);
+}
