@@ -177,7 +177,7 @@ async fn main() {
     let (_, bucket, _) = stack.bucket().await;
 
     let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_") || k == "PATH" || k == "HOME")
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("SSL_CERT") || k == "PATH" || k == "HOME")
         .filter(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API")
         .collect();
     env.extend(

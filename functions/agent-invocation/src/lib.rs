@@ -41,6 +41,9 @@ pub enum AgentFunctionError {
     BadCaseId,
     #[error("failed: {0}")]
     Sweep(#[from] PipelineError),
+    /// Building the clients on the first event failed (e.g. a secret could not be read).
+    #[error("setup failed: {0}")]
+    Setup(String),
 }
 
 impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
@@ -50,6 +53,7 @@ impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
             AgentFunctionError::BadStreamEvent(_) => "casebridge.agent.BadStreamEvent",
             AgentFunctionError::Sweep(_) => "casebridge.agent.Failed",
             AgentFunctionError::BadCaseId => "casebridge.agent.BadCaseId",
+            AgentFunctionError::Setup(_) => "casebridge.agent.Setup",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),

@@ -9,24 +9,33 @@ use casebridge::config::{required_env, Config};
 use casebridge::pipeline::SystemClock;
 use casebridge::secrets::Secrets;
 use casebridge::store::dynamo::DynamoStore;
-use casebridge_agent_invocation::AgentFunction;
+use casebridge_agent_invocation::{AgentFunction, AgentFunctionError};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     casebridge::telemetry::init_lambda();
+    // Configuration is checked at init, so a broken deployment fails there.
     let config = Config::from_env()?;
     let table = required_env("TABLE_NAME")?;
-    let aws = casebridge::aws::sdk_config().await;
-    let secrets = Arc::new(Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws)));
-    let function = AgentFunction {
-        store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
-        agents: HttpAgentClient::new(secrets)?,
-        config,
-        clock: Box::new(SystemClock),
-    };
-    let function = &function;
+    // Clients (TLS set-up) wait for the first event and are then kept: init
+    // stays as cheap as an empty function's.
+    let function = OnceCell::new();
+    let (function, config, table) = (&function, &config, &table);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let function = function
+            .get_or_try_init(|| async {
+                let aws = casebridge::aws::sdk_config().await;
+                let secrets = Arc::new(Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws)));
+                Ok::<_, AgentFunctionError>(AgentFunction {
+                    store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table.clone()),
+                    agents: HttpAgentClient::new(secrets).map_err(|e| AgentFunctionError::Setup(e.to_string()))?,
+                    config: config.clone(),
+                    clock: Box::new(SystemClock),
+                })
+            })
+            .await?;
         let deadline = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(event.context.deadline as i64);
         function.handle_any(event.payload, deadline).await
     }))

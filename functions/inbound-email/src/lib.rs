@@ -34,6 +34,9 @@ pub enum InboundFunctionError {
     BadRequest(String),
     #[error("{failed} of {total} mails hit a transient fault and will be retried: {first}")]
     Transient { failed: usize, total: usize, first: String },
+    /// Building the clients on the first event failed (e.g. a secret could not be read).
+    #[error("setup failed: {0}")]
+    Setup(String),
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -241,6 +244,7 @@ impl From<InboundFunctionError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             InboundFunctionError::Transient { .. } => "casebridge.inbound.Transient",
             InboundFunctionError::BadRequest(_) => "casebridge.inbound.BadRequest",
+            InboundFunctionError::Setup(_) => "casebridge.inbound.Setup",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),

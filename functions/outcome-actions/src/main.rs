@@ -8,21 +8,31 @@ use casebridge::pipeline::SystemClock;
 use casebridge::store::dynamo::DynamoStore;
 use casebridge_outcome_actions::OutcomeFunction;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     casebridge::telemetry::init_lambda();
+    // Configuration is checked at init, so a broken deployment fails there.
     let config = Config::from_env()?;
     let table = required_env("TABLE_NAME")?;
-    let aws = casebridge::aws::sdk_config().await;
-    let function = OutcomeFunction {
-        store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table),
-        mailer: SesMailer::new(casebridge::aws::sesv2(&aws), std::env::var("SES_CONFIGURATION_SET").ok()),
-        config,
-        clock: Box::new(SystemClock),
-    };
-    let function = &function;
+    let configuration_set = std::env::var("SES_CONFIGURATION_SET").ok();
+    // Clients (TLS set-up) wait for the first event and are then kept: init
+    // stays as cheap as an empty function's.
+    let function = OnceCell::new();
+    let (function, config, table, configuration_set) = (&function, &config, &table, &configuration_set);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let function = function
+            .get_or_init(|| async {
+                let aws = casebridge::aws::sdk_config().await;
+                OutcomeFunction {
+                    store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table.clone()),
+                    mailer: SesMailer::new(casebridge::aws::sesv2(&aws), configuration_set.clone()),
+                    config: config.clone(),
+                    clock: Box::new(SystemClock),
+                }
+            })
+            .await;
         function.handle_any(event.payload).await
     }))
     .await
