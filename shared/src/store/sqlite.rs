@@ -105,7 +105,9 @@ impl SqliteStore {
 
         if let Some(write) = &commit.case {
             let stored: Option<i64> = tx
-                .query_row("SELECT version FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
+                .prepare_cached("SELECT version FROM cases WHERE id = ?1")
+                .map_err(backend)?
+                .query_row([case_id], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             let (case, new_version) = match write {
@@ -124,20 +126,24 @@ impl SqliteStore {
             };
             let mut stored_case = case.clone();
             stored_case.version = new_version;
-            tx.execute(
-                "INSERT OR REPLACE INTO cases (id, version, status, doc) VALUES (?1, ?2, ?3, ?4)",
-                params![case_id, new_version as i64, stored_case.status.as_str(), encode(&stored_case)?],
-            )
-            .map_err(backend)?;
+            tx.prepare_cached("INSERT OR REPLACE INTO cases (id, version, status, doc) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(backend)?
+                .execute(params![
+                    case_id,
+                    new_version as i64,
+                    stored_case.status.as_str(),
+                    encode(&stored_case)?
+                ])
+                .map_err(backend)?;
         }
 
         for write in &commit.records {
             let record = write.record();
             let key = record.key();
             let stored_status: Option<Option<String>> = tx
-                .query_row("SELECT status FROM records WHERE case_id = ?1 AND key = ?2", [case_id, key], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT status FROM records WHERE case_id = ?1 AND key = ?2")
+                .map_err(backend)?
+                .query_row([case_id, key], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             match write {
@@ -147,17 +153,18 @@ impl SqliteStore {
                 }
                 _ => {}
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO records (case_id, key, record_type, status, doc, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    case_id,
-                    key,
-                    record.kind().type_name(),
-                    record.status(),
-                    encode(record)?,
-                    record.due_at().map(due_text)
-                ],
             )
+            .map_err(backend)?
+            .execute(params![
+                case_id,
+                key,
+                record.kind().type_name(),
+                record.status(),
+                encode(record)?,
+                record.due_at().map(due_text)
+            ])
             .map_err(backend)?;
         }
 
@@ -165,18 +172,19 @@ impl SqliteStore {
             let key = message_index_key(&entry.message_id);
             if entry.must_be_new {
                 let exists: Option<String> = tx
-                    .query_row("SELECT case_id FROM message_index WHERE key = ?1", [&key], |r| r.get(0))
+                    .prepare_cached("SELECT case_id FROM message_index WHERE key = ?1")
+                    .map_err(backend)?
+                    .query_row([&key], |r| r.get(0))
                     .optional()
                     .map_err(backend)?;
                 if exists.is_some() {
                     return Err(CommitError::AlreadyExists(format!("message {}", entry.message_id)));
                 }
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO message_index (key, message_id, case_id) VALUES (?1, ?2, ?3)",
-                params![key, entry.message_id, entry.case_id.as_str()],
-            )
-            .map_err(backend)?;
+            tx.prepare_cached("INSERT OR REPLACE INTO message_index (key, message_id, case_id) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?
+                .execute(params![key, entry.message_id, entry.case_id.as_str()])
+                .map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(())
@@ -187,7 +195,9 @@ impl Store for SqliteStore {
     async fn get_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
         let doc: Option<String> = self
             .lock()?
-            .query_row("SELECT doc FROM cases WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+            .map_err(backend)?
+            .query_row([id.as_str()], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         doc.map(|d| decode(&d)).transpose()
@@ -196,11 +206,9 @@ impl Store for SqliteStore {
     async fn case_for_message_id(&self, message_id: &str) -> Result<Option<CaseId>, StoreError> {
         let case: Option<String> = self
             .lock()?
-            .query_row(
-                "SELECT case_id FROM message_index WHERE key = ?1",
-                [message_index_key(message_id)],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT case_id FROM message_index WHERE key = ?1")
+            .map_err(backend)?
+            .query_row([message_index_key(message_id)], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         case.map(|c| CaseId::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("bad case id {c:?}"))))
@@ -210,11 +218,9 @@ impl Store for SqliteStore {
     async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
         let doc: Option<String> = self
             .lock()?
-            .query_row(
-                "SELECT doc FROM records WHERE case_id = ?1 AND key = ?2",
-                [case_id.as_str(), key],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT doc FROM records WHERE case_id = ?1 AND key = ?2")
+            .map_err(backend)?
+            .query_row([case_id.as_str(), key], |r| r.get(0))
             .optional()
             .map_err(backend)?;
         doc.map(|d| decode(&d)).transpose()
@@ -223,7 +229,7 @@ impl Store for SqliteStore {
     async fn list_records(&self, case_id: &CaseId, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
-            .prepare("SELECT doc FROM records WHERE case_id = ?1 AND record_type = ?2 ORDER BY key")
+            .prepare_cached("SELECT doc FROM records WHERE case_id = ?1 AND record_type = ?2 ORDER BY key")
             .map_err(backend)?;
         let docs = statement
             .query_map([case_id.as_str(), kind.type_name()], |r| r.get::<_, String>(0))
@@ -251,7 +257,7 @@ impl Store for SqliteStore {
     async fn list_rejected(&self, limit: usize) -> Result<Vec<RejectedMail>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
-            .prepare("SELECT doc FROM rejected ORDER BY sort_key DESC LIMIT ?1")
+            .prepare_cached("SELECT doc FROM rejected ORDER BY sort_key DESC LIMIT ?1")
             .map_err(backend)?;
         let docs = statement
             .query_map([limit as i64], |r| r.get::<_, String>(0))
@@ -264,7 +270,7 @@ impl Store for SqliteStore {
     async fn list_due(&self, kind: RecordKind, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<DueItem>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
-            .prepare("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 AND record_type = ?3 ORDER BY due_at LIMIT ?2")
+            .prepare_cached("SELECT case_id, key, doc FROM records WHERE due_at IS NOT NULL AND due_at <= ?1 AND record_type = ?3 ORDER BY due_at LIMIT ?2")
             .map_err(backend)?;
         let rows = statement
             .query_map(params![due_text(before), limit as i64, kind.type_name()], |r| {
@@ -289,7 +295,7 @@ impl Store for SqliteStore {
         match queue {
             Queue::Escalated => {
                 let mut statement = connection
-                    .prepare("SELECT doc FROM cases WHERE status = 'escalated'")
+                    .prepare_cached("SELECT doc FROM cases WHERE status = 'escalated'")
                     .map_err(backend)?;
                 let docs = statement
                     .query_map([], |r| r.get::<_, String>(0))
@@ -309,7 +315,7 @@ impl Store for SqliteStore {
             }
             Queue::Drafts => {
                 let mut statement = connection
-                    .prepare("SELECT case_id, doc FROM records WHERE record_type = 'Draft' AND status = 'pending_review'")
+                    .prepare_cached("SELECT case_id, doc FROM records WHERE record_type = 'Draft' AND status = 'pending_review'")
                     .map_err(backend)?;
                 let rows = statement
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -335,7 +341,9 @@ impl Store for SqliteStore {
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare("SELECT id FROM cases ORDER BY id LIMIT ?1").map_err(backend)?;
+        let mut statement = connection
+            .prepare_cached("SELECT id FROM cases ORDER BY id LIMIT ?1")
+            .map_err(backend)?;
         let ids = statement
             .query_map([limit as i64], |r| r.get::<_, String>(0))
             .map_err(backend)?
