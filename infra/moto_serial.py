@@ -14,6 +14,10 @@ result is had by checking every condition first and writing only when all
 hold (`checked_transact_write_items`); only the touched items are kept for
 the rare rollback of a write that fails validation half-way.
 
+Likewise, moto answers a Query on a table's own key by listing and sorting
+every item of the table; `partition_query` hands it only the queried
+partition, which is what DynamoDB reads.
+
 Usage: python moto_serial.py HOST PORT
 """
 
@@ -100,10 +104,28 @@ def checked_transact_write_items(self, transact_items):
         raise
 
 
+def partition_query(original):
+    def query(self, hash_key, *args, **kwargs):
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        partition = list(self.items.get(hash_key, {}).values())
+        # The instance attribute shadows the method for this one call; requests are served one at a time.
+        self.all_items = lambda: partition
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    return query
+
+
 def main() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
     DynamoDBBackend.transact_write_items = checked_transact_write_items
+    Table.query = partition_query(Table.query)
 
     host, port = sys.argv[1], int(sys.argv[2])
     app = DomainDispatcherApplication(create_backend_app)

@@ -26,4 +26,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== load and faults (small): real handlers on the local stack, invariants checked"
-cargo test -p casebridge-tests --bench load --locked -- --mails 150
+cargo test -p casebridge-tests --bench load --locked -- --mails 300
