@@ -69,6 +69,7 @@ impl LocalPipeline {
         if let IngestOutcome::Stored {
             case_id,
             mail_id,
+            new_case: true,
             work_item: None,
             ..
         } = &outcome

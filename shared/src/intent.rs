@@ -225,10 +225,19 @@ impl CatalogueClassifier {
     fn vectorize<'t>(&self, terms: impl Iterator<Item = &'t str>) -> Vector {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         for term in terms {
-            if let Some(id) = self.vocabulary.get(term) {
-                *counts.entry(*id).or_insert(0.0) += 1.0;
-            }
+            self.count(term, &mut counts);
         }
+        self.weigh(counts)
+    }
+
+    fn count(&self, term: &str, counts: &mut HashMap<u32, f32>) {
+        if let Some(id) = self.vocabulary.get(term) {
+            *counts.entry(*id).or_insert(0.0) += 1.0;
+        }
+    }
+
+    /// Term counts → a unit TF-IDF vector (sublinear term frequency).
+    fn weigh(&self, counts: HashMap<u32, f32>) -> Vector {
         let mut vector: Vector = counts
             .into_iter()
             .map(|(id, tf)| (id, (1.0 + tf.ln()) * self.idf[id as usize]))
@@ -241,16 +250,8 @@ impl CatalogueClassifier {
     pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
         let text = format!("{subject}\n{new_text}");
         let mut counts: HashMap<u32, f32> = HashMap::new();
-        for_each_term(&text, |term| {
-            if let Some(id) = self.vocabulary.get(term) {
-                *counts.entry(*id).or_insert(0.0) += 1.0;
-            }
-        });
-        let mut mail: Vector = counts
-            .into_iter()
-            .map(|(id, tf)| (id, (1.0 + tf.ln()) * self.idf[id as usize]))
-            .collect();
-        normalize(&mut mail);
+        for_each_term(&text, |term| self.count(term, &mut counts));
+        let mail = self.weigh(counts);
         let mail_words = all_words(&text);
         if mail.is_empty() && mail_words.is_empty() {
             return Classification {

@@ -139,8 +139,8 @@ fn parse_mime(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
     std::panic::catch_unwind(|| MessageParser::default().parse(raw)).ok().flatten()
 }
 
-/// Parses raw MIME. Never panics; bad input gives a typed error.
-pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundError> {
+/// The MIME tree of a mail that is within the size, header and part limits.
+fn parse_within_limits(raw: &[u8], max_bytes: usize) -> Result<mail_parser::Message<'_>, InboundError> {
     if raw.len() > max_bytes {
         return Err(InboundError::TooLarge {
             size: raw.len(),
@@ -158,6 +158,12 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
     if message.parts.len() > MAX_PARTS {
         return Err(InboundError::TooManyParts(message.parts.len()));
     }
+    Ok(message)
+}
+
+/// Parses raw MIME. Never panics; bad input gives a typed error.
+pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundError> {
+    let message = parse_within_limits(raw, max_bytes)?;
 
     let sender = message.from().and_then(|a| a.first());
     let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
@@ -264,15 +270,9 @@ pub struct AttachmentBody {
 /// The decoded attachments of a raw mail, so they can be copied where agents
 /// can fetch them. Empty for mail that does not parse or is over the limits.
 pub fn attachment_bodies(raw: &[u8], max_bytes: usize) -> Vec<AttachmentBody> {
-    if raw.len() > max_bytes {
-        return Vec::new();
-    }
-    let Some(message) = parse_mime(raw) else {
+    let Ok(message) = parse_within_limits(raw, max_bytes) else {
         return Vec::new();
     };
-    if message.parts.len() > MAX_PARTS || message.headers().len() > MAX_HEADERS {
-        return Vec::new();
-    }
     listed_attachments(&message)
         .enumerate()
         .map(|(index, part)| AttachmentBody {

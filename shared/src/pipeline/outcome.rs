@@ -51,7 +51,7 @@ pub async fn carry_out<S: Store, M: MailSender>(
     turn_key: &str,
 ) -> Result<OutcomeReport, PipelineError> {
     let (plan, next_work_item) = apply_plan(env, store, case_id, turn_key).await?;
-    let (sent, failed) = flush(env, store, mailer, case_id, turn_key).await?;
+    let (sent, failed) = flush_origin(env, store, mailer, case_id, turn_key).await?;
     Ok(OutcomeReport {
         turn: turn_key.to_string(),
         plan,
@@ -61,19 +61,9 @@ pub async fn carry_out<S: Store, M: MailSender>(
     })
 }
 
-/// Sends every pending mail caused by `origin` (a turn, draft or follow-up key).
+/// Sends every pending mail caused by `origin` (a turn, draft or follow-up
+/// key). Returns (sent, failed) ids.
 pub async fn flush_origin<S: Store, M: MailSender>(
-    env: StepEnv<'_>,
-    store: &S,
-    mailer: &M,
-    case_id: &CaseId,
-    origin: &str,
-) -> Result<(Vec<String>, Vec<String>), PipelineError> {
-    flush(env, store, mailer, case_id, origin).await
-}
-
-/// Sends every pending mail caused by `origin`. Returns (sent, failed) ids.
-async fn flush<S: Store, M: MailSender>(
     env: StepEnv<'_>,
     store: &S,
     mailer: &M,
@@ -671,7 +661,7 @@ pub async fn send_draft<S: Store, M: MailSender>(
     if !queued {
         return Ok(DraftSendOutcome::AlreadyHandled);
     }
-    flush(env, store, mailer, case_id, draft_key).await?;
+    flush_origin(env, store, mailer, case_id, draft_key).await?;
     Ok(DraftSendOutcome::Sent { outbound: outbound_id })
 }
 
@@ -708,7 +698,7 @@ pub async fn run_follow_ups<S: Store, M: MailSender>(
     let mut done = Vec::new();
     for due in store.list_due(RecordKind::FollowUp, now, limit).await? {
         if let Some(what) = follow_up_once(env, store, &due.case_id, &due.key, now).await? {
-            flush(env, store, mailer, &due.case_id, &due.key).await?;
+            flush_origin(env, store, mailer, &due.case_id, &due.key).await?;
             done.push(format!("{}/{}: {what}", due.case_id, due.key));
         }
     }
