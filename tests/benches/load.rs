@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{CaseStatus, OutboundStatus, Record, RecordKind};
 use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
@@ -304,14 +303,7 @@ async fn main() {
     let (s3, bucket, raw_mail) = stack.bucket().await;
     let tap = stack.tap(&store.inner).await;
     let mut run = Run {
-        inbound: Arc::new(InboundFunction {
-            store: store.clone(),
-            raw_mail,
-            classifier: Box::new(CatalogueClassifier::new(&config.intents)),
-            config: config.clone(),
-            clock: clock(),
-            key_prefix: MAIL_PREFIX.into(),
-        }),
+        inbound: Arc::new(inbound_function(store.clone(), raw_mail, &config)),
         agent: AgentFunction {
             store: store.clone(),
             agents: casebridge::agent_client::HttpAgentClient::new(Arc::new(casebridge::secrets::Secrets::env_only())).unwrap(),

@@ -39,35 +39,44 @@ impl MailSender for DiscardingSender {
     }
 }
 
-async fn mail_to_resolution<M: MailSender>(
-    env: StepEnv<'_>,
-    store: &SqliteStore,
-    classifier: &CatalogueClassifier,
-    agents: &HttpAgentClient,
-    mailer: &M,
-    mails: &[Vec<u8>],
-) {
-    for (i, raw) in mails.iter().enumerate() {
-        let delivery = InboundDelivery {
-            raw,
-            delivery_id: format!("d{i}"),
-            raw_location: None,
-            verdicts: Verdicts::default(),
-            attachment_locations: Vec::new(),
-        };
-        let IngestOutcome::Stored {
-            case_id,
-            work_item: Some(work),
-            ..
-        } = ingest(env, store, classifier, delivery).await.expect("ingest")
-        else {
-            panic!("the mail did not open an agent turn");
-        };
-        let TurnOutcome::Answered { turn, .. } = run_turn(env, store, agents, &case_id, &work).await.expect("turn") else {
-            panic!("the stub agent did not answer");
-        };
-        let report = carry_out(env, store, mailer, &case_id, &turn).await.expect("outcome");
-        assert_eq!(report.sent.len(), 1, "one reply sent");
+/// Everything one batch needs but the store and the mail sender.
+struct Pipeline {
+    runtime: tokio::runtime::Runtime,
+    config: casebridge::config::Config,
+    classifier: CatalogueClassifier,
+    agents: HttpAgentClient,
+    clock: SystemClock,
+    mails: Vec<Vec<u8>>,
+}
+
+impl Pipeline {
+    /// Every mail of the batch, from arrival to its reply sent through `mailer`.
+    fn mail_to_resolution<M: MailSender>(&self, store: &SqliteStore, mailer: &M) {
+        let env = StepEnv::new(&self.config, &self.clock);
+        self.runtime.block_on(async {
+            for (i, raw) in self.mails.iter().enumerate() {
+                let delivery = InboundDelivery {
+                    raw,
+                    delivery_id: format!("d{i}"),
+                    raw_location: None,
+                    verdicts: Verdicts::default(),
+                    attachment_locations: Vec::new(),
+                };
+                let IngestOutcome::Stored {
+                    case_id,
+                    work_item: Some(work),
+                    ..
+                } = ingest(env, store, &self.classifier, delivery).await.expect("ingest")
+                else {
+                    panic!("the mail did not open an agent turn");
+                };
+                let TurnOutcome::Answered { turn, .. } = run_turn(env, store, &self.agents, &case_id, &work).await.expect("turn") else {
+                    panic!("the stub agent did not answer");
+                };
+                let report = carry_out(env, store, mailer, &case_id, &turn).await.expect("outcome");
+                assert_eq!(report.sent.len(), 1, "one reply sent");
+            }
+        })
     }
 }
 
@@ -94,57 +103,45 @@ fn bench(c: &mut Criterion) {
     let url = stub_agent();
     let config = casebridge_tests::config(&url, "fully_autonomous");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let classifier = CatalogueClassifier::new(&config.intents);
     let agents = runtime
         .block_on(async { HttpAgentClient::new(Arc::new(Secrets::env_only())) })
         .expect("agent client");
+    let pipeline = Pipeline {
+        classifier: CatalogueClassifier::new(&config.intents),
+        config,
+        runtime,
+        agents,
+        clock: SystemClock,
+        mails: (0..MAILS_PER_BATCH)
+            .map(|i| {
+                casebridge_tests::customer_mail(
+                    &format!("customer{i}@customer.test"),
+                    "Refund for my order",
+                    &format!("bench-{i}@customer.test"),
+                    None,
+                    "Hello, the blender arrived broken. I would like a refund for order 1234, please.",
+                )
+            })
+            .collect(),
+    };
     let outbox_dir = std::env::temp_dir().join(format!("casebridge-bench-{}", std::process::id()));
-    let mailer = OutboxMailer::new(&outbox_dir).expect("outbox");
-    let clock = SystemClock;
-    let mails: Vec<Vec<u8>> = (0..MAILS_PER_BATCH)
-        .map(|i| {
-            casebridge_tests::customer_mail(
-                &format!("customer{i}@customer.test"),
-                "Refund for my order",
-                &format!("bench-{i}@customer.test"),
-                None,
-                "Hello, the blender arrived broken. I would like a refund for order 1234, please.",
-            )
-        })
-        .collect();
+    let outbox = OutboxMailer::new(&outbox_dir).expect("outbox");
+    let fresh_store = || SqliteStore::in_memory().expect("store");
 
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(MAILS_PER_BATCH as u64));
     group.sample_size(20);
     group.bench_function("mail to resolution, replies to the outbox folder", |b| {
         b.iter_batched(
-            || SqliteStore::in_memory().expect("store"),
-            |store| {
-                runtime.block_on(mail_to_resolution(
-                    StepEnv::new(&config, &clock),
-                    &store,
-                    &classifier,
-                    &agents,
-                    &mailer,
-                    &mails,
-                ))
-            },
+            fresh_store,
+            |store| pipeline.mail_to_resolution(&store, &outbox),
             BatchSize::PerIteration,
         )
     });
     group.bench_function("mail to resolution, replies composed and discarded", |b| {
         b.iter_batched(
-            || SqliteStore::in_memory().expect("store"),
-            |store| {
-                runtime.block_on(mail_to_resolution(
-                    StepEnv::new(&config, &clock),
-                    &store,
-                    &classifier,
-                    &agents,
-                    &DiscardingSender,
-                    &mails,
-                ))
-            },
+            fresh_store,
+            |store| pipeline.mail_to_resolution(&store, &DiscardingSender),
             BatchSize::PerIteration,
         )
     });

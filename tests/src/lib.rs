@@ -243,6 +243,23 @@ pub fn config(agent_url: &str, mode: &str) -> Config {
     Config::from_toml(&text).expect("test config")
 }
 
+/// The inbound function over a store and the test bucket, wired as its
+/// Lambda wires it: the catalogue classifier, the system clock, `MAIL_PREFIX`.
+pub fn inbound_function<S: casebridge::store::Store>(
+    store: S,
+    raw_mail: S3RawMail,
+    config: &Config,
+) -> casebridge_inbound_email::InboundFunction<S, S3RawMail> {
+    casebridge_inbound_email::InboundFunction {
+        store,
+        raw_mail,
+        classifier: Box::new(casebridge::intent::CatalogueClassifier::new(&config.intents)),
+        config: config.clone(),
+        clock: clock(),
+        key_prefix: MAIL_PREFIX.into(),
+    }
+}
+
 pub fn clock() -> Box<dyn Clock> {
     Box::new(SystemClock)
 }

@@ -4,12 +4,10 @@
 //! model, and fails if a case gets more expensive than the budget.
 
 use casebridge::agent_client::HttpAgentClient;
-use casebridge::intent::CatalogueClassifier;
 use casebridge::mail::ses::SesMailer;
 use casebridge::model::CaseStatus;
 use casebridge::store::Store;
 use casebridge_agent_invocation::AgentFunction;
-use casebridge_inbound_email::InboundFunction;
 use casebridge_outcome_actions::OutcomeFunction;
 use casebridge_tests::*;
 
@@ -35,14 +33,7 @@ async fn cost_per_thousand_refund_cases() {
     let api = spawn_api(dynamo.clone(), "t", &config("http://127.0.0.1:9/invoke", "fully_autonomous")).await;
     let agent_url = spawn_refund_agent(api).await;
     let config = config(&agent_url, "fully_autonomous");
-    let inbound = InboundFunction {
-        store: store.clone(),
-        raw_mail,
-        classifier: Box::new(CatalogueClassifier::new(&config.intents)),
-        config: config.clone(),
-        clock: clock(),
-        key_prefix: MAIL_PREFIX.into(),
-    };
+    let inbound = inbound_function(store.clone(), raw_mail, &config);
     let agent = AgentFunction {
         store: store.clone(),
         agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only())).unwrap(),

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use casebridge::ids::CaseId;
-use casebridge::intent::CatalogueClassifier;
 use casebridge::model::{Disposition, MailRecord, Record, RecordKind, TimelineEvent};
 use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
@@ -66,20 +65,27 @@ struct Run {
     bucket: String,
 }
 
+fn manifest() -> Manifest {
+    toml::from_str(&std::fs::read_to_string(mail_dir().join("expected.toml")).expect("read manifest")).expect("manifest parses")
+}
+
 impl Run {
+    /// A fresh table and bucket on the local stack.
+    async fn new(stack: &Stack) -> Run {
+        let (s3, bucket, _) = stack.bucket().await;
+        Run {
+            store: stack.table().await,
+            s3,
+            bucket,
+        }
+    }
+
     fn function(&self, max_mail_bytes: Option<usize>) -> InboundFunction<DynamoStore, S3RawMail> {
         let mut config = config("http://127.0.0.1:9/unused", "fully_autonomous");
         if let Some(limit) = max_mail_bytes {
             config.inbound.max_mail_bytes = limit;
         }
-        InboundFunction {
-            store: self.store.clone(),
-            raw_mail: S3RawMail::new(self.s3.clone(), self.bucket.clone()),
-            classifier: Box::new(CatalogueClassifier::new(&config.intents)),
-            config,
-            clock: clock(),
-            key_prefix: MAIL_PREFIX.into(),
-        }
+        inbound_function(self.store.clone(), S3RawMail::new(self.s3.clone(), self.bucket.clone()), &config)
     }
 
     async fn deliver(&self, raw: &[u8], verdicts: &VerdictSpec, max_mail_bytes: Option<usize>) -> RecordReport {
@@ -266,14 +272,8 @@ async fn check(run: &Run, seed: &CaseId, expected: &Expected, report: &RecordRep
 #[tokio::test(flavor = "multi_thread")]
 async fn every_project_mail_ends_as_its_manifest_says() {
     let Some(stack) = stack().await else { return };
-    let manifest: Manifest =
-        toml::from_str(&std::fs::read_to_string(mail_dir().join("expected.toml")).expect("read manifest")).expect("manifest parses");
-    let (s3, bucket, _) = stack.bucket().await;
-    let run = Run {
-        store: stack.table().await,
-        s3,
-        bucket,
-    };
+    let manifest = manifest();
+    let run = Run::new(&stack).await;
     let seeded = run.deliver(manifest.seed.as_bytes(), &VerdictSpec::default(), None).await;
     let seed = CaseId::parse(seeded.case_id.as_deref().expect("seed stored on a case")).expect("case id");
 
@@ -329,14 +329,8 @@ async fn deliver_until_done(function: &InboundFunction<DynamoStore, S3RawMail>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_and_duplicate_deliveries_lose_nothing_and_store_nothing_twice() {
     let Some(stack) = stack().await else { return };
-    let (s3, bucket, _) = stack.bucket().await;
-    let run = Run {
-        store: stack.table().await,
-        s3,
-        bucket,
-    };
-    let manifest: Manifest =
-        toml::from_str(&std::fs::read_to_string(mail_dir().join("expected.toml")).expect("read manifest")).expect("manifest parses");
+    let run = Run::new(&stack).await;
+    let manifest = manifest();
     let seeded = run.deliver(manifest.seed.as_bytes(), &VerdictSpec::default(), None).await;
     let seed = CaseId::parse(seeded.case_id.as_deref().expect("seed stored")).expect("case id");
 
@@ -416,12 +410,7 @@ async fn concurrent_and_duplicate_deliveries_lose_nothing_and_store_nothing_twic
 #[tokio::test(flavor = "multi_thread")]
 async fn with_case_creation_off_unlinked_mail_is_held_and_the_queue_notified_once() {
     let Some(stack) = stack().await else { return };
-    let (s3, bucket, _) = stack.bucket().await;
-    let run = Run {
-        store: stack.table().await,
-        s3,
-        bucket,
-    };
+    let run = Run::new(&stack).await;
     let mut tap = stack.tap(&run.store).await;
     let mut function = run.function(None);
     function.config.inbound.create_cases = false;
@@ -469,12 +458,7 @@ async fn with_case_creation_off_unlinked_mail_is_held_and_the_queue_notified_onc
 #[tokio::test(flavor = "multi_thread")]
 async fn one_bad_record_in_an_event_never_loses_the_others() {
     let Some(stack) = stack().await else { return };
-    let (s3, bucket, _) = stack.bucket().await;
-    let run = Run {
-        store: stack.table().await,
-        s3,
-        bucket,
-    };
+    let run = Run::new(&stack).await;
     let good = deliver_to_s3(
         &run.s3,
         &run.bucket,

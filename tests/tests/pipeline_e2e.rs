@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use casebridge::agent_client::HttpAgentClient;
 use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
-use casebridge::intent::CatalogueClassifier;
 use casebridge::mail::ses::SesMailer;
 use casebridge::model::{CaseStatus, DraftStatus, OutboundMail, OutboundStatus, Record, RecordKind};
 use casebridge::store::dynamo::DynamoStore;
@@ -31,14 +30,7 @@ async fn functions(stack: &Stack, store: &DynamoStore, agent_url: &str, mode: &s
     let (s3, bucket, raw_mail) = stack.bucket().await;
     let config = config(agent_url, mode);
     Functions {
-        inbound: InboundFunction {
-            store: store.clone(),
-            raw_mail,
-            classifier: Box::new(CatalogueClassifier::new(&config.intents)),
-            config: config.clone(),
-            clock: clock(),
-            key_prefix: MAIL_PREFIX.into(),
-        },
+        inbound: inbound_function(store.clone(), raw_mail, &config),
         agent: AgentFunction {
             store: store.clone(),
             agents: HttpAgentClient::new(std::sync::Arc::new(casebridge::secrets::Secrets::env_only())).unwrap(),
