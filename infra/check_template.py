@@ -92,6 +92,13 @@ def main(path: str) -> int:
     statements = resources["MailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     check(all(s.get("Principal") == {"Service": "ses.amazonaws.com"} and "aws:SourceAccount" in s.get("Condition", {}).get("StringEquals", {}) for s in statements), "bucket policy: SES of this account only")
 
+    # Intent training data: private, encrypted, kept (no expiry), readable by the inbound function.
+    intent_data = resources["IntentDataBucket"]["Properties"]
+    check("BucketEncryption" in intent_data and "LifecycleConfiguration" not in intent_data, "intent data bucket encrypted, not expiring")
+    check(all(intent_data.get("PublicAccessBlockConfiguration", {}).get(k) for k in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"]), "intent data public access blocked")
+    inbound_policies = json.dumps(functions["InboundEmailFunction"]["Properties"].get("Policies", []))
+    check('{"S3ReadPolicy": {"BucketName": {"Ref": "IntentDataBucket"}}}' in inbound_policies, "inbound function reads the intent data bucket")
+
     # No wildcard resources in inline policy statements.
     for name, function in functions.items():
         for policy in function["Properties"].get("Policies", []):
@@ -111,7 +118,7 @@ def main(path: str) -> int:
     api = resources["CasebridgeHttpApi"]["Properties"]["Auth"]
     check(api.get("DefaultAuthorizer") == "Representatives" and "JwtConfiguration" in api["Authorizers"]["Representatives"], "JWT authorizer by default")
     outputs = template.get("Outputs", {})
-    check({"ApiUrl", "TableName", "MailBucketName"} <= set(outputs), "outputs for the API URL, table and bucket")
+    check({"ApiUrl", "TableName", "MailBucketName", "IntentDataBucketName"} <= set(outputs), "outputs for the API URL, table and buckets")
 
     for finding in findings:
         print(f"template.yaml: {finding}")

@@ -73,7 +73,8 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         AnyStore::Sqlite(SqliteStore::open(db)?),
         AnyMailer::Outbox(OutboxMailer::new(outbox)?),
         secrets,
-    )?;
+    )
+    .await?;
 
     println!("casebridge demo: the refund scenario on the embedded store");
     println!("  store   {}", db.display());

@@ -10,7 +10,7 @@ use casebridge::config::Config;
 use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
 use casebridge::inbound::Verdicts;
-use casebridge::intent::CatalogueClassifier;
+use casebridge::intent::IntentClassifier;
 use casebridge::model::{Record, RecordKind, TurnStatus};
 use casebridge::pipeline::agent::{run_turn, turn_key_for, TurnOutcome};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
@@ -33,7 +33,7 @@ pub struct LocalPipeline {
     pub store: AnyStore,
     pub mailer: AnyMailer,
     pub agents: HttpAgentClient,
-    pub classifier: CatalogueClassifier,
+    pub classifier: Box<dyn IntentClassifier>,
 }
 
 /// What one mail caused, step by step.
@@ -43,9 +43,16 @@ pub struct Run {
 }
 
 impl LocalPipeline {
-    pub fn new(config: Config, store: AnyStore, mailer: AnyMailer, secrets: Arc<dyn SecretResolver>) -> Result<LocalPipeline, CliError> {
+    /// The classifier is the configuration's: trained on its training files,
+    /// or the LLM when `[classifier.llm]` is set.
+    pub async fn new(
+        config: Config,
+        store: AnyStore,
+        mailer: AnyMailer,
+        secrets: Arc<dyn SecretResolver>,
+    ) -> Result<LocalPipeline, CliError> {
         Ok(LocalPipeline {
-            classifier: CatalogueClassifier::new(&config.intents),
+            classifier: casebridge::intent::from_config(&config, secrets.as_ref(), None).await?,
             agents: HttpAgentClient::new(secrets)?,
             store,
             mailer,
@@ -64,7 +71,7 @@ impl LocalPipeline {
             verdicts: Verdicts::default(),
             attachment_locations: Vec::new(),
         };
-        let outcome = ingest(env, &self.store, &self.classifier, delivery).await?;
+        let outcome = ingest(env, &self.store, self.classifier.as_ref(), delivery).await?;
         // A new case held for representatives carries a queue notice: send it, as the stream would.
         if let IngestOutcome::Stored {
             case_id,

@@ -98,6 +98,18 @@ enum IntentCommand {
         /// Also list every mail whose best guess was wrong.
         #[arg(long)]
         misses: bool,
+        /// Ignore the catalogue's [classifier] training data (the catalogue alone).
+        #[arg(long)]
+        without_training: bool,
+    },
+    /// Cross-validate on labelled files: each file in turn is scored by a
+    /// classifier trained on the catalogue and the other files.
+    Cv {
+        /// Two or more labelled files (JSONL), one fold each.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
     },
 }
 
@@ -142,16 +154,24 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
     if let Command::Demo { db } = &cli.command {
         return demo::run(&cli.outbox, db).await;
     }
-    if let Command::Intent {
-        command: IntentCommand::Eval {
-            data,
-            catalogue,
-            threshold,
-            misses,
-        },
-    } = &cli.command
-    {
-        return ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), *threshold, *misses);
+    if let Command::Intent { command } = &cli.command {
+        return match command {
+            IntentCommand::Eval {
+                data,
+                catalogue,
+                threshold,
+                misses,
+                without_training,
+            } => {
+                let options = ops::EvalOptions {
+                    threshold: *threshold,
+                    show_misses: *misses,
+                    without_training: *without_training,
+                };
+                ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), options).await
+            }
+            IntentCommand::Cv { data, catalogue } => ops::intent_cv(data, catalogue.as_ref().or(cli.config.as_ref())),
+        };
     }
     let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
     let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());
@@ -162,13 +182,14 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             .ok_or("--config FILE (or CASEBRIDGE_CONFIG_FILE) is required for this command")?;
         Ok(casebridge::config::Config::from_file(path)?)
     };
-    let pipeline = |store, mailer| -> Result<local::LocalPipeline, local::CliError> {
+    let pipeline = async |store: backends::AnyStore, mailer: backends::AnyMailer| -> Result<local::LocalPipeline, local::CliError> {
         local::LocalPipeline::new(
             config()?,
             store,
             mailer,
             std::sync::Arc::new(casebridge::secrets::Secrets::env_only()),
         )
+        .await
     };
     match cli.command {
         Command::Demo { .. } | Command::Intent { .. } => Ok(()),
@@ -180,7 +201,7 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             }
             backends::AnyStore::Sqlite(_) => Err("init-table is for --store dynamodb:TABLE; the embedded store creates itself".into()),
         },
-        Command::Ingest { file } => local::ingest_file(&pipeline(store, mailer)?, &file).await,
+        Command::Ingest { file } => local::ingest_file(&pipeline(store, mailer).await?, &file).await,
         Command::Case {
             command: CaseCommand::Show { id },
         } => local::show_case(&store, &id).await,
@@ -191,20 +212,20 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             command: DraftsCommand::Send { case, draft, body_file },
         } => {
             let body = body_file.map(std::fs::read_to_string).transpose()?;
-            ops::send_draft(&pipeline(store, mailer)?, &case, &draft, body).await
+            ops::send_draft(&pipeline(store, mailer).await?, &case, &draft, body).await
         }
         Command::Drafts {
             command: DraftsCommand::Discard { case, draft },
-        } => ops::discard_draft(&pipeline(store, mailer)?, &case, &draft).await,
-        Command::Reprocess { case, from } => ops::reprocess(&pipeline(store, mailer)?, &case, from).await,
-        Command::ReplayFailed { limit } => ops::replay_failed(&pipeline(store, mailer)?, limit).await,
+        } => ops::discard_draft(&pipeline(store, mailer).await?, &case, &draft).await,
+        Command::Reprocess { case, from } => ops::reprocess(&pipeline(store, mailer).await?, &case, from).await,
+        Command::ReplayFailed { limit } => ops::replay_failed(&pipeline(store, mailer).await?, limit).await,
         Command::Serve {
             listen,
             inbox,
             representative_token,
         } => {
             ops::serve(
-                pipeline(store, mailer)?,
+                pipeline(store, mailer).await?,
                 &db_path,
                 &cli.outbox,
                 listen,

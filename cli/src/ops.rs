@@ -106,7 +106,7 @@ pub async fn reprocess(pipeline: &LocalPipeline, case: &str, from: Step) -> Resu
             env,
             &pipeline.store,
             &pipeline.mailer,
-            &pipeline.classifier,
+            pipeline.classifier.as_ref(),
             &parse_case(case)?,
             from,
         )
@@ -194,25 +194,61 @@ pub async fn serve(
     }
 }
 
-/// `intent eval`: accuracy, per-intent precision/recall, confusions and coverage.
-pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshold: Option<f64>, show_misses: bool) -> Result<(), CliError> {
-    use casebridge::intent::eval::{evaluate, parse_jsonl, Catalogue};
-    let path = catalogue.ok_or("--catalogue FILE (or --config FILE) is required")?;
+pub struct EvalOptions {
+    pub threshold: Option<f64>,
+    pub show_misses: bool,
+    pub without_training: bool,
+}
+
+fn read_catalogue(path: Option<&std::path::PathBuf>) -> Result<(casebridge::intent::eval::Catalogue, &Path), CliError> {
+    let path = path.ok_or("--catalogue FILE (or --config FILE) is required")?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let catalogue: Catalogue = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mails = parse_jsonl(&std::fs::read_to_string(data).map_err(|e| format!("cannot read {}: {e}", data.display()))?)?;
-    let threshold = threshold.unwrap_or(catalogue.classifier.threshold);
+    let catalogue = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((catalogue, path.parent().unwrap_or(Path::new("."))))
+}
+
+fn read_labelled(path: &Path) -> Result<Vec<casebridge::intent::eval::LabelledMail>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(casebridge::intent::eval::parse_jsonl(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+/// `intent eval`: accuracy, per-intent precision/recall, confusions and coverage.
+pub async fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, options: EvalOptions) -> Result<(), CliError> {
+    use casebridge::intent::training::{self, TrainingLocation};
+    use casebridge::intent::{eval::evaluate, CatalogueClassifier, ClassifierOptions};
+    let (catalogue, folder) = read_catalogue(catalogue)?;
+    let mails = read_labelled(data)?;
+    let threshold = options.threshold.unwrap_or(catalogue.classifier.threshold);
+    let locations = if options.without_training {
+        &[][..]
+    } else {
+        &catalogue.classifier.training[..]
+    };
+    // Scoring mail the classifier trained on measures memory, not accuracy.
+    let same_file = |location: &String| match TrainingLocation::parse(location, Some(folder)) {
+        Ok(TrainingLocation::File(path)) => path.canonicalize().ok() == data.canonicalize().ok(),
+        _ => false,
+    };
+    let trained_on_data = locations.iter().any(same_file);
     let started = std::time::Instant::now();
-    let classifier = casebridge::intent::CatalogueClassifier::new(&catalogue.intents);
+    let labelled = training::load(locations, Some(folder), None, &catalogue.intents).await?;
+    let classifier = CatalogueClassifier::trained(&catalogue.intents, &labelled, ClassifierOptions::default());
     let built = started.elapsed();
     let report = evaluate(&classifier, &mails, threshold);
     println!(
-        "intent eval: {} mails, {} intents, threshold {:.2} (classifier built in {:.1} ms)",
+        "intent eval: {} mails, {} intents, {} training mails, threshold {:.2} (classifier built in {:.1} ms)",
         report.mails,
         catalogue.intents.len(),
+        labelled.len(),
         threshold,
         built.as_secs_f64() * 1e3
     );
+    if trained_on_data {
+        println!(
+            "WARNING: {} is in the catalogue's training data: these figures are not held-out.",
+            data.display()
+        );
+    }
     println!("accuracy (every mail, best guess)   {:.3}", report.accuracy);
     println!("coverage at the threshold           {:.3}", report.coverage);
     println!("accuracy of covered mails           {:.3}", report.covered_accuracy);
@@ -227,7 +263,7 @@ pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshol
     for (truth, predicted, count) in report.confusions.iter().take(15) {
         println!("  {truth} → {predicted}: {count}");
     }
-    if show_misses {
+    if options.show_misses {
         println!("\nmisses (line: true → predicted, confidence, subject):");
         for (line, truth, predicted, confidence) in &report.misses {
             println!("  {}: {truth} → {predicted} {confidence:.2}  {:?}", line + 1, mails[*line].subject);
@@ -236,6 +272,44 @@ pub fn intent_eval(data: &Path, catalogue: Option<&std::path::PathBuf>, threshol
     println!("\nthreshold  coverage  accuracy");
     for (th, coverage, accuracy) in &report.curve {
         println!("  {th:.1}       {coverage:.3}     {accuracy:.3}");
+    }
+    Ok(())
+}
+
+/// `intent cv`: leave-one-file-out cross-validation over labelled files.
+pub fn intent_cv(data: &[std::path::PathBuf], catalogue: Option<&std::path::PathBuf>) -> Result<(), CliError> {
+    use casebridge::intent::{eval::cross_validate, ClassifierOptions};
+    if data.len() < 2 {
+        return Err("intent cv needs at least two --data files".into());
+    }
+    let (catalogue, _) = read_catalogue(catalogue)?;
+    let folds = data.iter().map(|path| read_labelled(path)).collect::<Result<Vec<_>, _>>()?;
+    for (path, fold) in data.iter().zip(&folds) {
+        if let Some(mail) = fold.iter().find(|m| !catalogue.intents.iter().any(|i| i.name == m.intent)) {
+            return Err(format!("{}: intent {:?} is not in the catalogue", path.display(), mail.intent).into());
+        }
+    }
+    let started = std::time::Instant::now();
+    let cv = cross_validate(&catalogue.intents, &folds, ClassifierOptions::default());
+    println!(
+        "intent cv: {} folds, {} mails, {} intents ({:.1} s); each fold scored by a classifier trained on the others",
+        folds.len(),
+        folds.iter().map(Vec::len).sum::<usize>(),
+        catalogue.intents.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for ((path, fold), accuracy) in data.iter().zip(&folds).zip(&cv.fold_accuracy) {
+        println!(
+            "  {:<40} {:>4} mails  accuracy {accuracy:.3}",
+            path.display().to_string(),
+            fold.len()
+        );
+    }
+    println!("accuracy (every mail, best guess)   {:.3}", cv.accuracy);
+    println!("\nthreshold  coverage  accuracy  coverage per fold");
+    for (threshold, coverage, accuracy, per_fold) in &cv.curve {
+        let folds: Vec<String> = per_fold.iter().map(|c| format!("{c:.3}")).collect();
+        println!("  {threshold:.2}      {coverage:.3}     {accuracy:.3}     {}", folds.join(" "));
     }
     Ok(())
 }

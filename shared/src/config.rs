@@ -40,6 +40,10 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     #[serde(default)]
     pub intents: Vec<IntentConfig>,
+    /// The folder of the configuration file, when it came from one: relative
+    /// paths in it (training data) are read from there.
+    #[serde(skip)]
+    pub source_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +295,11 @@ pub struct ClassifierConfig {
     /// Below this confidence the case goes to a representative.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
+    /// Labelled mail (JSONL files, one `{"subject","body","intent"}` a line;
+    /// paths relative to this file, or `s3://bucket/key`) the classifier
+    /// learns from at start-up.
+    #[serde(default)]
+    pub training: Vec<String>,
     /// Ask an LLM (OpenAI-compatible) instead; the catalogue classifier stays as fallback.
     #[serde(default)]
     pub llm: Option<crate::intent::LlmConfig>,
@@ -300,6 +309,7 @@ impl Default for ClassifierConfig {
     fn default() -> Self {
         ClassifierConfig {
             threshold: default_threshold(),
+            training: Vec::new(),
             llm: None,
         }
     }
@@ -426,7 +436,9 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::from_toml(&text)
+        let mut config = Config::from_toml(&text)?;
+        config.source_dir = path.parent().map(std::path::Path::to_path_buf);
+        Ok(config)
     }
 
     /// `CASEBRIDGE_CONFIG` (inline TOML) wins over `CASEBRIDGE_CONFIG_FILE`.
@@ -453,6 +465,11 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.classifier.threshold) {
             return invalid(format!("classifier.threshold {} is not in [0, 1]", self.classifier.threshold));
+        }
+        for location in &self.classifier.training {
+            if let Err(e) = crate::intent::training::TrainingLocation::parse(location, None) {
+                return invalid(format!("classifier.training: {e}"));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for agent in &self.agents {

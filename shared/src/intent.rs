@@ -129,6 +129,36 @@ struct IntentModel {
     keywords: Vec<Vec<String>>,
 }
 
+impl IntentModel {
+    /// How many of the intent's keyword phrases the words contain (up to 3).
+    fn keyword_hits(&self, words: &[String]) -> f32 {
+        self.keywords
+            .iter()
+            .filter(|k| words.windows(k.len()).any(|w| w == k.as_slice()))
+            .count()
+            .min(3) as f32
+    }
+}
+
+/// How the catalogue classifier is built. The defaults were chosen by
+/// leave-one-split-out cross-validation on the dev splits (docs/intent.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassifierOptions {
+    pub training: Training,
+    /// Share of the confidence from the linear model; the rest comes from
+    /// the similarity to the catalogue.
+    pub linear_weight: f32,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> ClassifierOptions {
+        ClassifierOptions {
+            training: Training::default(),
+            linear_weight: 0.85,
+        }
+    }
+}
+
 pub struct CatalogueClassifier {
     vocabulary: HashMap<String, u32>,
     idf: Vec<f32>,
@@ -137,6 +167,8 @@ pub struct CatalogueClassifier {
     /// For each term, the documents containing it and its weight there: a
     /// mail's similarity to every document is one pass over its own terms.
     postings: Vec<Vec<(u32, f32)>>,
+    linear: LinearModel,
+    linear_weight: f32,
 }
 
 /// How much the parts of a score weigh.
@@ -148,21 +180,38 @@ const TEMPERATURE: f32 = 0.06;
 
 impl CatalogueClassifier {
     pub fn new(intents: &[IntentConfig]) -> CatalogueClassifier {
+        CatalogueClassifier::with_options(intents, ClassifierOptions::default())
+    }
+
+    pub fn with_options(intents: &[IntentConfig], options: ClassifierOptions) -> CatalogueClassifier {
+        CatalogueClassifier::trained(intents, &[], options)
+    }
+
+    /// Also learns from labelled mails. Mails labelled with an intent the
+    /// catalogue lacks are skipped ([`training::parse`] refuses them earlier).
+    pub fn trained(intents: &[IntentConfig], labelled: &[TrainingMail], options: ClassifierOptions) -> CatalogueClassifier {
         // Documents: every example, the description, and the keywords together.
-        let sources: Vec<(usize, Vec<String>)> = intents
+        let mut texts: Vec<(usize, String)> = intents
             .iter()
             .enumerate()
             .flat_map(|(i, intent)| {
-                let mut docs: Vec<(usize, Vec<String>)> = intent.examples.iter().map(|e| (i, terms(e))).collect();
+                let mut docs: Vec<(usize, String)> = intent.examples.iter().map(|e| (i, e.clone())).collect();
                 if !intent.description.is_empty() {
-                    docs.push((i, terms(&intent.description)));
+                    docs.push((i, intent.description.clone()));
                 }
                 if !intent.keywords.is_empty() {
-                    docs.push((i, terms(&intent.keywords.join(" . "))));
+                    docs.push((i, intent.keywords.join(" . ")));
                 }
                 docs
             })
             .collect();
+        let catalogue_documents = texts.len();
+        texts.extend(
+            labelled
+                .iter()
+                .filter_map(|mail| Some((intents.iter().position(|i| i.name == mail.intent)?, mail.text.clone()))),
+        );
+        let sources: Vec<(usize, Vec<String>)> = texts.iter().map(|(i, text)| (*i, terms(text))).collect();
         let mut vocabulary: HashMap<String, u32> = HashMap::new();
         let mut document_frequency: Vec<u32> = Vec::new();
         for (_, doc) in &sources {
@@ -189,10 +238,13 @@ impl CatalogueClassifier {
             idf,
             intents: Vec::new(),
             documents: Vec::new(),
+            linear: LinearModel::train(&[], 0, 0, options.training),
+            linear_weight: options.linear_weight,
         };
         for (i, intent) in intents.iter().enumerate() {
             let vectors: Vec<Vector> = sources
                 .iter()
+                .take(catalogue_documents)
                 .filter(|(owner, _)| *owner == i)
                 .map(|(_, doc)| classifier.vectorize(doc.iter().map(String::as_str)))
                 .collect();
@@ -219,6 +271,18 @@ impl CatalogueClassifier {
                 keywords: intent.keywords.iter().map(|k| all_words(k)).filter(|k| !k.is_empty()).collect(),
             });
         }
+        // The linear model trains on every document, labelled mails
+        // included, and on each keyword phrase on its own.
+        let keywords = intents
+            .iter()
+            .enumerate()
+            .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, terms(k))));
+        let samples: Vec<(usize, Vector)> = sources
+            .into_iter()
+            .chain(keywords)
+            .map(|(i, doc)| (i, classifier.vectorize(doc.iter().map(String::as_str))))
+            .collect();
+        classifier.linear = LinearModel::train(&samples, classifier.intents.len(), classifier.vocabulary.len(), options.training);
         classifier
     }
 
@@ -274,24 +338,22 @@ impl CatalogueClassifier {
                 Document::Centroid(i) => whole[i] = *score,
             }
         }
+        let hits: Vec<f32> = self.intents.iter().map(|intent| intent.keyword_hits(&mail_words)).collect();
         let scores: Vec<(String, f32)> = self
             .intents
             .iter()
             .enumerate()
             .map(|(i, intent)| {
-                let keywords = intent
-                    .keywords
-                    .iter()
-                    .filter(|k| mail_words.windows(k.len()).any(|w| w == k.as_slice()))
-                    .count() as f32;
                 (
                     intent.name.clone(),
-                    CLOSEST_EXAMPLE * closest[i] + WHOLE_INTENT * whole[i] + KEYWORD * keywords.min(3.0),
+                    CLOSEST_EXAMPLE * closest[i] + WHOLE_INTENT * whole[i] + KEYWORD * hits[i],
                 )
             })
             .collect();
         let best = scores.iter().map(|(_, s)| *s).fold(0.0f32, f32::max);
-        if best <= 0.0 {
+        // No term the classifier knows (from the catalogue or training data)
+        // and no keyword: nothing to go on.
+        if best <= 0.0 && mail.is_empty() {
             return Classification {
                 ranked: Vec::new(),
                 method: "tfidf".into(),
@@ -299,18 +361,21 @@ impl CatalogueClassifier {
         }
         // Softmax over the scores, with a "none of these" option at score 0.1
         // so a mail unlike every intent gets low confidence everywhere.
-        let none = (0.1f32 - best) / TEMPERATURE;
-        let mut exps: Vec<(String, f32)> = scores.into_iter().map(|(n, s)| (n, ((s - best) / TEMPERATURE).exp())).collect();
-        let total: f32 = exps.iter().map(|(_, e)| e).sum::<f32>() + none.exp();
-        exps.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let ranked = exps
+        let none = ((0.1f32 - best) / TEMPERATURE).exp();
+        let exps: Vec<f32> = scores.iter().map(|(_, s)| ((s - best) / TEMPERATURE).exp()).collect();
+        let total: f32 = exps.iter().sum::<f32>() + none;
+        let linear = self.linear.probabilities(&mail);
+        let share = self.linear_weight;
+        let mut ranked: Vec<IntentScore> = scores
             .into_iter()
-            .map(|(intent, e)| IntentScore {
+            .zip(exps.iter().zip(&linear))
+            .map(|((intent, _), (e, l))| IntentScore {
                 intent,
-                confidence: f64::from(e / total),
+                confidence: f64::from((1.0 - share) * e / total + share * l),
             })
             .filter(|s| s.confidence > 0.001)
             .collect();
+        ranked.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.intent.cmp(&b.intent)));
         Classification {
             ranked,
             method: "tfidf".into(),
@@ -334,26 +399,44 @@ impl IntentClassifier for CatalogueClassifier {
     }
 }
 
+pub use linear::Training;
 pub use llm::{LlmClassifier, LlmConfig};
+pub use training::{TrainingError, TrainingMail};
 
 pub mod eval;
+mod linear;
 mod llm;
+pub mod training;
 
-/// The classifier the configuration asks for: the LLM (with the catalogue
-/// classifier as fallback) when `[classifier.llm]` is set, else the catalogue.
+use linear::LinearModel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifierSetupError {
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    Training(#[from] TrainingError),
+}
+
+/// The classifier the configuration asks for: the catalogue classifier,
+/// trained on `[classifier] training` when set (S3 locations need `s3`);
+/// with `[classifier.llm]`, the LLM with that classifier as its fallback.
 pub async fn from_config(
     config: &crate::config::Config,
     secrets: &dyn crate::secrets::SecretResolver,
-) -> Result<Box<dyn IntentClassifier>, crate::secrets::SecretError> {
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<Box<dyn IntentClassifier>, ClassifierSetupError> {
+    let labelled = training::load(&config.classifier.training, config.source_dir.as_deref(), s3, &config.intents).await?;
+    let catalogue = CatalogueClassifier::trained(&config.intents, &labelled, ClassifierOptions::default());
     match &config.classifier.llm {
         Some(llm) => {
             let key = match &llm.api_key {
                 Some(reference) => Some(secrets.resolve(reference).await?),
                 None => None,
             };
-            Ok(Box::new(LlmClassifier::new(llm.clone(), key, &config.intents)))
+            Ok(Box::new(LlmClassifier::new(llm.clone(), key, &config.intents, catalogue)))
         }
-        None => Ok(Box::new(CatalogueClassifier::new(&config.intents))),
+        None => Ok(Box::new(catalogue)),
     }
 }
 

@@ -65,6 +65,7 @@ fn llm(base_url: String, timeout_ms: u64) -> LlmClassifier {
         },
         Some("sk-test".into()),
         &catalogue(),
+        CatalogueClassifier::new(&catalogue()),
     )
 }
 
@@ -161,4 +162,122 @@ async fn below_the_threshold_the_case_goes_to_a_representative() {
         timeline.contains("intent_classified") && timeline.contains("(scores: refund "),
         "scores are on the timeline: {timeline}"
     );
+}
+
+/// The held-out split measures the classifier only while nothing was
+/// shaped on it: it is not training data, no catalogue example is copied
+/// from any labelled file, and no held-out mail is repeated in training.
+#[test]
+fn the_held_out_split_stays_apart_from_the_catalogue_and_the_training_data() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/intents");
+    let catalogue: casebridge::intent::eval::Catalogue =
+        toml::from_str(&std::fs::read_to_string(folder.join("catalogue.toml")).unwrap()).unwrap();
+    assert!(!catalogue.classifier.training.is_empty());
+    assert!(
+        !catalogue.classifier.training.iter().any(|t| t.contains("heldout")),
+        "{:?}",
+        catalogue.classifier.training
+    );
+    let read = |name: &str| casebridge::intent::eval::parse_jsonl(&std::fs::read_to_string(folder.join(name)).unwrap()).unwrap();
+    let held_out = read("labelled-heldout.jsonl");
+    assert!(held_out.len() >= 120);
+    let training: Vec<_> = catalogue.classifier.training.iter().flat_map(|t| read(t)).collect();
+    for mail in &held_out {
+        assert!(
+            !training.iter().any(|t| t.body == mail.body),
+            "held-out mail {:?} is training data",
+            mail.subject
+        );
+    }
+    let examples: Vec<String> = catalogue
+        .intents
+        .iter()
+        .flat_map(|i| i.examples.iter().map(|e| e.to_lowercase()))
+        .collect();
+    for mail in held_out.iter().chain(&training) {
+        let text = format!("{} {}", mail.subject, mail.body).to_lowercase();
+        if let Some(example) = examples.iter().find(|e| text.contains(e.as_str())) {
+            panic!("catalogue example {example:?} is copied from labelled mail {:?}", mail.subject);
+        }
+    }
+}
+
+/// A catalogue that knows nothing of one word; training data that does.
+fn zoo_intents() -> Vec<IntentConfig> {
+    toml_intents(
+        r#"
+        [[intents]]
+        name = "refund"
+        description = "Money back"
+        examples = ["please refund my order", "I want my money back"]
+        keywords = ["refund"]
+        [[intents]]
+        name = "order_status"
+        description = "Where is my order"
+        examples = ["where is my parcel", "tracking number please"]
+        keywords = ["tracking"]
+        "#,
+    )
+}
+
+const ZOO_TRAINING: &str = "{\"subject\":\"zebrafish\",\"body\":\"the zebrafish tank, where is it\",\"intent\":\"order_status\"}\n\
+                            {\"subject\":\"aquarium\",\"body\":\"my zebrafish aquarium still has not come\",\"intent\":\"order_status\"}\n\
+                            {\"subject\":\"money\",\"body\":\"the money for the lamp please\",\"intent\":\"refund\"}\n";
+
+async fn zoo_classification(config: &casebridge::config::Config, s3: Option<&aws_sdk_s3::Client>) -> Option<String> {
+    let classifier = casebridge::intent::from_config(config, &casebridge::secrets::Secrets::env_only(), s3)
+        .await
+        .unwrap();
+    classifier
+        .classify("Zebrafish", "any news on the zebrafish?")
+        .await
+        .best()
+        .map(|b| b.intent.clone())
+}
+
+#[tokio::test]
+async fn training_files_next_to_the_configuration_teach_the_classifier() {
+    let folder = std::env::temp_dir().join(casebridge_tests::unique("training"));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("past-cases.jsonl"), ZOO_TRAINING).unwrap();
+    let mut config = casebridge_tests::config("http://127.0.0.1:9/invoke", "fully_autonomous");
+    config.intents = zoo_intents();
+    assert_eq!(
+        zoo_classification(&config, None).await,
+        None,
+        "the catalogue alone has never seen the word"
+    );
+    config.classifier.training = vec!["past-cases.jsonl".into()];
+    config.source_dir = Some(folder.clone());
+    assert_eq!(zoo_classification(&config, None).await.as_deref(), Some("order_status"));
+    config.classifier.training = vec!["missing.jsonl".into()];
+    let error = casebridge::intent::from_config(&config, &casebridge::secrets::Secrets::env_only(), None)
+        .await
+        .err()
+        .expect("a missing training file stops start-up");
+    assert!(error.to_string().contains("missing.jsonl"), "{error}");
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+#[tokio::test]
+async fn the_inbound_function_reads_training_data_from_s3() {
+    let Some(stack) = casebridge_tests::stack().await else { return };
+    let (s3, bucket, _) = stack.bucket().await;
+    s3.put_object()
+        .bucket(&bucket)
+        .key("intents/past-cases.jsonl")
+        .body(ZOO_TRAINING.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let mut config = casebridge_tests::config("http://127.0.0.1:9/invoke", "fully_autonomous");
+    config.intents = zoo_intents();
+    config.classifier.training = vec![format!("s3://{bucket}/intents/past-cases.jsonl")];
+    assert_eq!(zoo_classification(&config, Some(&s3)).await.as_deref(), Some("order_status"));
+    config.classifier.training = vec![format!("s3://{bucket}/intents/nothing-here.jsonl")];
+    let error = casebridge::intent::from_config(&config, &casebridge::secrets::Secrets::env_only(), Some(&s3))
+        .await
+        .err()
+        .expect("a missing object stops start-up");
+    assert!(error.to_string().contains("nothing-here.jsonl"), "{error}");
 }

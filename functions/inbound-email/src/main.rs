@@ -27,12 +27,13 @@ async fn main() -> Result<(), Error> {
             .get_or_try_init(|| async {
                 let aws = casebridge::aws::sdk_config().await;
                 let secrets = casebridge::secrets::Secrets::with_secrets_manager(casebridge::aws::secrets_manager(&aws));
-                let classifier = casebridge::intent::from_config(config, &secrets)
+                let s3 = casebridge::aws::s3(&aws);
+                let classifier = casebridge::intent::from_config(config, &secrets, Some(&s3))
                     .await
                     .map_err(|e| InboundFunctionError::Setup(e.to_string()))?;
                 Ok::<_, InboundFunctionError>(InboundFunction {
                     store: DynamoStore::new(casebridge::aws::dynamodb(&aws), table.clone()),
-                    raw_mail: S3RawMail::new(casebridge::aws::s3(&aws), bucket.clone()),
+                    raw_mail: S3RawMail::new(s3, bucket.clone()),
                     classifier,
                     config: config.clone(),
                     clock: Box::new(SystemClock),

@@ -40,7 +40,7 @@ pub struct LlmClassifier {
 }
 
 impl LlmClassifier {
-    pub fn new(config: LlmConfig, api_key: Option<String>, intents: &[IntentConfig]) -> LlmClassifier {
+    pub fn new(config: LlmConfig, api_key: Option<String>, intents: &[IntentConfig], fallback: CatalogueClassifier) -> LlmClassifier {
         let catalogue: String = intents
             .iter()
             .map(|i| {
@@ -63,7 +63,7 @@ impl LlmClassifier {
             api_key,
             system_prompt,
             names: intents.iter().map(|i| i.name.clone()).collect(),
-            fallback: CatalogueClassifier::new(intents),
+            fallback,
         }
     }
 
