@@ -107,13 +107,6 @@ fn for_each_term(text: &str, mut visit: impl FnMut(&str)) {
     }
 }
 
-/// The terms of a text, collected (for building the classifier).
-fn terms(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for_each_term(text, |t| out.push(t.to_string()));
-    out
-}
-
 /// A sparse unit vector, by term id.
 type Vector = HashMap<u32, f32>;
 
@@ -211,23 +204,33 @@ impl CatalogueClassifier {
                 .iter()
                 .filter_map(|mail| Some((intents.iter().position(|i| i.name == mail.intent)?, mail.text.clone()))),
         );
-        let sources: Vec<(usize, Vec<String>)> = texts.iter().map(|(i, text)| (*i, terms(text))).collect();
+        // Each document's term counts by id, building the vocabulary on the
+        // way: a term is allocated once, when first seen.
         let mut vocabulary: HashMap<String, u32> = HashMap::new();
         let mut document_frequency: Vec<u32> = Vec::new();
-        for (_, doc) in &sources {
-            let mut seen = std::collections::HashSet::new();
-            for term in doc {
-                let next = vocabulary.len() as u32;
-                let id = *vocabulary.entry(term.clone()).or_insert(next);
-                if id as usize == document_frequency.len() {
-                    document_frequency.push(0);
+        let counted: Vec<(usize, HashMap<u32, f32>)> = texts
+            .iter()
+            .map(|(i, text)| {
+                let mut counts: HashMap<u32, f32> = HashMap::new();
+                for_each_term(text, |term| {
+                    let id = match vocabulary.get(term) {
+                        Some(id) => *id,
+                        None => {
+                            let id = vocabulary.len() as u32;
+                            vocabulary.insert(term.to_string(), id);
+                            document_frequency.push(0);
+                            id
+                        }
+                    };
+                    *counts.entry(id).or_insert(0.0) += 1.0;
+                });
+                for id in counts.keys() {
+                    document_frequency[*id as usize] += 1;
                 }
-                if seen.insert(id) {
-                    document_frequency[id as usize] += 1;
-                }
-            }
-        }
-        let n = sources.len().max(1) as f32;
+                (*i, counts)
+            })
+            .collect();
+        let n = counted.len().max(1) as f32;
         let idf: Vec<f32> = document_frequency
             .iter()
             .map(|df| ((1.0 + n) / (1.0 + *df as f32)).ln() + 1.0)
@@ -241,22 +244,23 @@ impl CatalogueClassifier {
             linear: LinearModel::train(&[], 0, 0, options.training),
             linear_weight: options.linear_weight,
         };
+        let vectors: Vec<(usize, Vector)> = counted.into_iter().map(|(i, counts)| (i, classifier.weigh(counts))).collect();
+        // Catalogue documents are scored by similarity; labelled mails only train.
         for (i, intent) in intents.iter().enumerate() {
-            let vectors: Vec<Vector> = sources
+            let examples: Vec<&Vector> = vectors[..catalogue_documents]
                 .iter()
-                .take(catalogue_documents)
                 .filter(|(owner, _)| *owner == i)
-                .map(|(_, doc)| classifier.vectorize(doc.iter().map(String::as_str)))
+                .map(|(_, v)| v)
                 .collect();
             let mut centroid: Vector = HashMap::new();
-            for v in &vectors {
-                for (k, w) in v {
+            for v in &examples {
+                for (k, w) in *v {
                     *centroid.entry(*k).or_insert(0.0) += w;
                 }
             }
             normalize(&mut centroid);
-            for (document, vector) in vectors
-                .iter()
+            for (document, vector) in examples
+                .into_iter()
                 .map(|v| (Document::Example(i), v))
                 .chain(std::iter::once((Document::Centroid(i), &centroid)))
             {
@@ -273,25 +277,19 @@ impl CatalogueClassifier {
         }
         // The linear model trains on every document, labelled mails
         // included, and on each keyword phrase on its own.
-        let keywords = intents
+        let keywords: Vec<(usize, Vector)> = intents
             .iter()
             .enumerate()
-            .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, terms(k))));
-        let samples: Vec<(usize, Vector)> = sources
-            .into_iter()
-            .chain(keywords)
-            .map(|(i, doc)| (i, classifier.vectorize(doc.iter().map(String::as_str))))
+            .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, k)))
+            .map(|(i, keyword)| {
+                let mut counts: HashMap<u32, f32> = HashMap::new();
+                for_each_term(keyword, |term| classifier.count(term, &mut counts));
+                (i, classifier.weigh(counts))
+            })
             .collect();
+        let samples: Vec<(usize, Vector)> = vectors.into_iter().chain(keywords).collect();
         classifier.linear = LinearModel::train(&samples, classifier.intents.len(), classifier.vocabulary.len(), options.training);
         classifier
-    }
-
-    fn vectorize<'t>(&self, terms: impl Iterator<Item = &'t str>) -> Vector {
-        let mut counts: HashMap<u32, f32> = HashMap::new();
-        for term in terms {
-            self.count(term, &mut counts);
-        }
-        self.weigh(counts)
     }
 
     fn count(&self, term: &str, counts: &mut HashMap<u32, f32>) {

@@ -51,6 +51,11 @@ impl LinearModel {
         if samples.is_empty() || classes == 0 {
             return model;
         }
+        // Slices, not hash maps: every step walks the sample's features twice.
+        let samples: Vec<(usize, Vec<(u32, f32)>)> = samples
+            .iter()
+            .map(|(label, x)| (*label, x.iter().map(|(f, v)| (*f, *v)).collect()))
+            .collect();
         let mut order: Vec<usize> = (0..samples.len()).collect();
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut probabilities = vec![0.0f32; classes];
@@ -62,17 +67,21 @@ impl LinearModel {
             let rate = training.learning_rate / (1.0 + epoch as f32 * 0.1);
             for &s in &order {
                 let (label, x) = &samples[s];
-                model.probabilities_into(x, &mut probabilities);
+                model.probabilities_into(x.iter().copied(), &mut probabilities);
                 model.scale *= 1.0 - rate * training.l2;
                 if model.scale < 1e-3 {
                     model.fold_scale();
                 }
+                // The gradient of cross-entropy: predicted minus wanted.
+                probabilities[*label] -= 1.0;
+                for (bias, gradient) in model.bias.iter_mut().zip(&probabilities) {
+                    *bias -= rate * gradient;
+                }
                 let step = rate / model.scale;
-                for (class, p) in probabilities.iter().enumerate() {
-                    let gradient = p - if class == *label { 1.0 } else { 0.0 };
-                    model.bias[class] -= rate * gradient;
-                    for (feature, value) in x {
-                        model.weights[*feature as usize * classes + class] -= step * gradient * value;
+                for (feature, value) in x {
+                    let row = *feature as usize * classes;
+                    for (weight, gradient) in model.weights[row..row + classes].iter_mut().zip(&probabilities) {
+                        *weight -= step * gradient * value;
                     }
                 }
             }
@@ -91,14 +100,14 @@ impl LinearModel {
     /// Class probabilities (they sum to 1) for a feature vector.
     pub(super) fn probabilities(&self, x: &Vector) -> Vec<f32> {
         let mut out = vec![0.0; self.classes];
-        self.probabilities_into(x, &mut out);
+        self.probabilities_into(x.iter().map(|(f, v)| (*f, *v)), &mut out);
         out
     }
 
-    fn probabilities_into(&self, x: &Vector, out: &mut [f32]) {
+    fn probabilities_into(&self, x: impl Iterator<Item = (u32, f32)>, out: &mut [f32]) {
         out.copy_from_slice(&self.bias);
         for (feature, value) in x {
-            let row = *feature as usize * self.classes;
+            let row = feature as usize * self.classes;
             if let Some(weights) = self.weights.get(row..row + self.classes) {
                 for (o, w) in out.iter_mut().zip(weights) {
                     *o += self.scale * w * value;
