@@ -138,9 +138,15 @@ impl IntentModel {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassifierOptions {
     pub training: Training,
-    /// Share of the confidence from the linear model; the rest comes from
-    /// the similarity to the catalogue.
+    /// Share of the confidence from the linear model once it has enough
+    /// labelled mail; the rest comes from the similarity to the catalogue.
     pub linear_weight: f32,
+    /// Labelled mails per intent at which the linear model gets its full
+    /// share. With fewer it gets proportionally less, and with none it is
+    /// not trained: a catalogue's few phrases are too little to learn
+    /// from (a two-intent catalogue taught it that "arrived" means a late
+    /// parcel even in "arrived broken, I want a refund").
+    pub labelled_per_intent_for_full_weight: f32,
 }
 
 impl Default for ClassifierOptions {
@@ -148,6 +154,7 @@ impl Default for ClassifierOptions {
         ClassifierOptions {
             training: Training::default(),
             linear_weight: 0.85,
+            labelled_per_intent_for_full_weight: 20.0,
         }
     }
 }
@@ -242,8 +249,11 @@ impl CatalogueClassifier {
             intents: Vec::new(),
             documents: Vec::new(),
             linear: LinearModel::train(&[], 0, 0, options.training),
-            linear_weight: options.linear_weight,
+            linear_weight: 0.0,
         };
+        let labelled_mails = counted.len() - catalogue_documents;
+        let full_weight_at = options.labelled_per_intent_for_full_weight * intents.len() as f32;
+        classifier.linear_weight = options.linear_weight * (labelled_mails as f32 / full_weight_at.max(1.0)).min(1.0);
         let vectors: Vec<(usize, Vector)> = counted.into_iter().map(|(i, counts)| (i, classifier.weigh(counts))).collect();
         // Catalogue documents are scored by similarity; labelled mails only train.
         for (i, intent) in intents.iter().enumerate() {
@@ -277,18 +287,20 @@ impl CatalogueClassifier {
         }
         // The linear model trains on every document, labelled mails
         // included, and on each keyword phrase on its own.
-        let keywords: Vec<(usize, Vector)> = intents
-            .iter()
-            .enumerate()
-            .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, k)))
-            .map(|(i, keyword)| {
-                let mut counts: HashMap<u32, f32> = HashMap::new();
-                for_each_term(keyword, |term| classifier.count(term, &mut counts));
-                (i, classifier.weigh(counts))
-            })
-            .collect();
-        let samples: Vec<(usize, Vector)> = vectors.into_iter().chain(keywords).collect();
-        classifier.linear = LinearModel::train(&samples, classifier.intents.len(), classifier.vocabulary.len(), options.training);
+        if classifier.linear_weight > 0.0 {
+            let keywords: Vec<(usize, Vector)> = intents
+                .iter()
+                .enumerate()
+                .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, k)))
+                .map(|(i, keyword)| {
+                    let mut counts: HashMap<u32, f32> = HashMap::new();
+                    for_each_term(keyword, |term| classifier.count(term, &mut counts));
+                    (i, classifier.weigh(counts))
+                })
+                .collect();
+            let samples: Vec<(usize, Vector)> = vectors.into_iter().chain(keywords).collect();
+            classifier.linear = LinearModel::train(&samples, classifier.intents.len(), classifier.vocabulary.len(), options.training);
+        }
         classifier
     }
 
@@ -362,8 +374,12 @@ impl CatalogueClassifier {
         let none = ((0.1f32 - best) / TEMPERATURE).exp();
         let exps: Vec<f32> = scores.iter().map(|(_, s)| ((s - best) / TEMPERATURE).exp()).collect();
         let total: f32 = exps.iter().sum::<f32>() + none;
-        let linear = self.linear.probabilities(&mail);
         let share = self.linear_weight;
+        let linear = if share > 0.0 {
+            self.linear.probabilities(&mail)
+        } else {
+            vec![0.0; scores.len()]
+        };
         let mut ranked: Vec<IntentScore> = scores
             .into_iter()
             .zip(exps.iter().zip(&linear))
@@ -479,6 +495,40 @@ mod tests {
             "order_status"
         );
         assert_eq!(c.classify_now("", "my parcell hasnt arived").best().unwrap().intent, "order_status");
+    }
+
+    #[test]
+    fn the_linear_model_speaks_in_proportion_to_the_labelled_mail_it_learned_from() {
+        let intents = intents();
+        // Catalogue only: similarity and keywords decide, and "arrived"
+        // (an order_status word) does not outweigh "refund".
+        let mail = (
+            "My blender arrived broken",
+            "It arrived with a cracked jug. I would like a refund, please.",
+        );
+        let catalogue_only = CatalogueClassifier::new(&intents);
+        assert_eq!(catalogue_only.linear_weight, 0.0);
+        assert_eq!(catalogue_only.classify_now(mail.0, mail.1).best().unwrap().intent, "refund");
+        // Forty labelled mails (20 per intent: full weight) teach it a word
+        // the catalogue never had.
+        let labelled: Vec<TrainingMail> = (0..40)
+            .map(|i| TrainingMail {
+                intent: if i % 2 == 0 { "order_status" } else { "refund" }.into(),
+                text: if i % 2 == 0 {
+                    format!("the gizmo {i} is late")
+                } else {
+                    format!("money for order {i} please")
+                },
+            })
+            .collect();
+        let trained = CatalogueClassifier::trained(&intents, &labelled, ClassifierOptions::default());
+        assert!((trained.linear_weight - 0.85).abs() < 1e-6);
+        let best = trained.classify_now("Gizmo", "any news about the gizmo?").best().cloned().unwrap();
+        assert_eq!(best.intent, "order_status");
+        assert!(best.confidence > 0.5, "{best:?}");
+        // Four mails: a tenth of the share.
+        let few = CatalogueClassifier::trained(&intents, &labelled[..4], ClassifierOptions::default());
+        assert!((few.linear_weight - 0.085).abs() < 1e-6);
     }
 
     #[test]

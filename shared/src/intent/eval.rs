@@ -240,7 +240,12 @@ mod tests {
         // third mail's label contradicts its words: it is missed, and when it
         // is training data it teaches "refund" → tracking, so the first is too.
         let folds: Vec<Vec<LabelledMail>> = mails.iter().map(|m| vec![m.clone()]).collect();
-        let cv = cross_validate(&intents, &folds, crate::intent::ClassifierOptions::default());
+        let options = crate::intent::ClassifierOptions {
+            // Full weight for the linear model from one mail per intent.
+            labelled_per_intent_for_full_weight: 1.0,
+            ..Default::default()
+        };
+        let cv = cross_validate(&intents, &folds, options);
         assert_eq!(cv.fold_accuracy, vec![0.0, 1.0, 0.0]);
         assert!((cv.accuracy - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(cv.curve.len(), 20);
