@@ -124,7 +124,9 @@ async fn serve_then_operator_verbs_on_the_embedded_store() {
     let case = casebridge::ids::CaseId::find_in_subject(&subject)
         .expect("case reference in the subject")
         .to_string();
-    assert!(dir.join("inbox/done/refund.eml").exists(), "ingested mail is moved aside");
+    // The reply is written while the mail is processed; the mail is moved aside after.
+    wait_until("ingested mail moved aside", || dir.join("inbox/done/refund.eml").exists()).await;
+    assert!(!dir.join("inbox/refund.eml").exists(), "and is no longer in the inbox");
 
     let escalations = http
         .get(format!("{api}/escalations"))
