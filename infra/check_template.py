@@ -31,6 +31,12 @@ def main(path: str) -> int:
     globals_fn = template.get("Globals", {}).get("Function", {})
     check(globals_fn.get("Runtime") == "provided.al2023", "runtime provided.al2023")
     check(globals_fn.get("Architectures") == ["arm64"], "arm64")
+    # Configuration: a file from the configuration layer, never inline (4 KB of environment in all).
+    variables = globals_fn.get("Environment", {}).get("Variables", {})
+    check(variables.get("CASEBRIDGE_CONFIG_FILE") == "/opt/casebridge.toml" and "CASEBRIDGE_CONFIG" not in variables, "configuration from /opt/casebridge.toml")
+    check(globals_fn.get("Layers") == [{"Ref": "ConfigLayer"}], "every function has the configuration layer")
+    layer = resources.get("ConfigLayer", {})
+    check(layer.get("Type") == "AWS::Serverless::LayerVersion" and layer.get("Properties", {}).get("ContentUri") == "infra/config/", "configuration layer from infra/config/")
     binaries = {"InboundEmailFunction": "inbound-email", "AgentInvocationFunction": "agent-invocation", "OutcomeActionsFunction": "outcome-actions", "HttpApiFunction": "http-api"}
     for name, binary in binaries.items():
         meta = functions.get(name, {}).get("Metadata", {})

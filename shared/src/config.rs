@@ -443,8 +443,11 @@ impl Config {
 
     /// `CASEBRIDGE_CONFIG` (inline TOML) wins over `CASEBRIDGE_CONFIG_FILE`.
     pub fn from_env() -> Result<Config, ConfigError> {
+        // Set but blank counts as unset.
         if let Ok(text) = std::env::var(CONFIG_ENV) {
-            return Config::from_toml(&text);
+            if !text.trim().is_empty() {
+                return Config::from_toml(&text);
+            }
         }
         match std::env::var(CONFIG_FILE_ENV) {
             Ok(path) => Config::from_file(std::path::Path::new(&path)),
@@ -545,6 +548,17 @@ name = "refund"
 keywords = ["refund"]
 agent = "refunds"
 "#;
+
+    #[test]
+    fn the_shipped_configurations_load_and_know_their_folder() {
+        // The demo's, and the one deployed as the functions' configuration layer.
+        for file in ["../examples/demo.toml", "../infra/config/casebridge.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(config.source_dir.as_deref(), path.parent(), "{file}");
+            assert!(!config.intents.is_empty(), "{file}");
+        }
+    }
 
     #[test]
     fn loads_and_validates() {
