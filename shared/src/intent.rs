@@ -30,7 +30,9 @@ pub struct IntentScore {
 pub struct Classification {
     /// Best first; empty when nothing matched at all.
     pub ranked: Vec<IntentScore>,
-    /// How it was classified, e.g. `tfidf`, `llm:gpt-4o-mini`, `tfidf (llm failed: …)`.
+    /// How it was classified, e.g. `tfidf` (catalogue similarity),
+    /// `tfidf+linear` (with the model trained on labelled mail),
+    /// `llm:gpt-4o-mini`, `tfidf+linear (llm failed: …)`.
     pub method: String,
 }
 
@@ -320,6 +322,15 @@ impl CatalogueClassifier {
         vector
     }
 
+    /// What the timeline calls this classifier.
+    pub fn method(&self) -> &'static str {
+        if self.linear_weight > 0.0 {
+            "tfidf+linear"
+        } else {
+            "tfidf"
+        }
+    }
+
     /// Synchronous scoring, for benchmarks and the evaluation command.
     pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
         let text = format!("{subject}\n{new_text}");
@@ -330,7 +341,7 @@ impl CatalogueClassifier {
         if mail.is_empty() && mail_words.is_empty() {
             return Classification {
                 ranked: Vec::new(),
-                method: "tfidf".into(),
+                method: self.method().into(),
             };
         }
         // Cosine similarity to every document at once, through the postings.
@@ -366,7 +377,7 @@ impl CatalogueClassifier {
         if best <= 0.0 && mail.is_empty() {
             return Classification {
                 ranked: Vec::new(),
-                method: "tfidf".into(),
+                method: self.method().into(),
             };
         }
         // Softmax over the scores, with a "none of these" option at score 0.1
@@ -392,7 +403,7 @@ impl CatalogueClassifier {
         ranked.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.intent.cmp(&b.intent)));
         Classification {
             ranked,
-            method: "tfidf".into(),
+            method: self.method().into(),
         }
     }
 }
@@ -523,6 +534,7 @@ mod tests {
             .collect();
         let trained = CatalogueClassifier::trained(&intents, &labelled, ClassifierOptions::default());
         assert!((trained.linear_weight - 0.85).abs() < 1e-6);
+        assert_eq!((catalogue_only.method(), trained.method()), ("tfidf", "tfidf+linear"));
         let best = trained.classify_now("Gizmo", "any news about the gizmo?").best().cloned().unwrap();
         assert_eq!(best.intent, "order_status");
         assert!(best.confidence > 0.5, "{best:?}");

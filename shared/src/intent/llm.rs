@@ -135,7 +135,7 @@ impl IntentClassifier for LlmClassifier {
                 Err(reason) => {
                     tracing::warn!(%reason, "LLM classification failed; using the catalogue classifier");
                     let mut fallback = self.fallback.classify_now(subject, new_text);
-                    fallback.method = format!("tfidf (llm failed: {reason})");
+                    fallback.method = format!("{} (llm failed: {reason})", fallback.method);
                     fallback
                 }
             }
