@@ -7,6 +7,8 @@
 //! text) is scored against each intent by its similarity to the intent's
 //! closest example and to the intent as a whole, plus the keyword phrases it
 //! contains; the scores become confidences in [0, 1] that sum to at most 1.
+//! Given labelled past cases ([`training`]), a logistic regression over the
+//! same terms ([`linear`]) is trained too and takes most of the confidence.
 //!
 //! [`LlmClassifier`] asks an OpenAI-compatible chat-completions endpoint
 //! instead, and falls back to the catalogue classifier (and says so) when
@@ -169,7 +171,8 @@ pub struct CatalogueClassifier {
     /// For each term, the documents containing it and its weight there: a
     /// mail's similarity to every document is one pass over its own terms.
     postings: Vec<Vec<(u32, f32)>>,
-    linear: LinearModel,
+    /// Trained only when there is labelled mail (`linear_weight` > 0).
+    linear: Option<LinearModel>,
     linear_weight: f32,
 }
 
@@ -182,11 +185,7 @@ const TEMPERATURE: f32 = 0.06;
 
 impl CatalogueClassifier {
     pub fn new(intents: &[IntentConfig]) -> CatalogueClassifier {
-        CatalogueClassifier::with_options(intents, ClassifierOptions::default())
-    }
-
-    pub fn with_options(intents: &[IntentConfig], options: ClassifierOptions) -> CatalogueClassifier {
-        CatalogueClassifier::trained(intents, &[], options)
+        CatalogueClassifier::trained(intents, &[], ClassifierOptions::default())
     }
 
     /// Also learns from labelled mails. Mails labelled with an intent the
@@ -250,7 +249,7 @@ impl CatalogueClassifier {
             idf,
             intents: Vec::new(),
             documents: Vec::new(),
-            linear: LinearModel::train(&[], 0, 0, options.training),
+            linear: None,
             linear_weight: 0.0,
         };
         let labelled_mails = counted.len() - catalogue_documents;
@@ -301,7 +300,12 @@ impl CatalogueClassifier {
                 })
                 .collect();
             let samples: Vec<(usize, Vector)> = vectors.into_iter().chain(keywords).collect();
-            classifier.linear = LinearModel::train(&samples, classifier.intents.len(), classifier.vocabulary.len(), options.training);
+            classifier.linear = Some(LinearModel::train(
+                &samples,
+                classifier.intents.len(),
+                classifier.vocabulary.len(),
+                options.training,
+            ));
         }
         classifier
     }
@@ -338,12 +342,6 @@ impl CatalogueClassifier {
         for_each_term(&text, |term| self.count(term, &mut counts));
         let mail = self.weigh(counts);
         let mail_words = all_words(&text);
-        if mail.is_empty() && mail_words.is_empty() {
-            return Classification {
-                ranked: Vec::new(),
-                method: self.method().into(),
-            };
-        }
         // Cosine similarity to every document at once, through the postings.
         let mut similarity = vec![0.0f32; self.documents.len()];
         for (term, weight) in &mail {
@@ -386,10 +384,9 @@ impl CatalogueClassifier {
         let exps: Vec<f32> = scores.iter().map(|(_, s)| ((s - best) / TEMPERATURE).exp()).collect();
         let total: f32 = exps.iter().sum::<f32>() + none;
         let share = self.linear_weight;
-        let linear = if share > 0.0 {
-            self.linear.probabilities(&mail)
-        } else {
-            vec![0.0; scores.len()]
+        let linear = match &self.linear {
+            Some(model) => model.probabilities(&mail),
+            None => vec![0.0; scores.len()],
         };
         let mut ranked: Vec<IntentScore> = scores
             .into_iter()
