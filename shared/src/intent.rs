@@ -8,7 +8,7 @@
 //! closest example and to the intent as a whole, plus the keyword phrases it
 //! contains; the scores become confidences in [0, 1] that sum to at most 1.
 //! Given labelled past cases ([`training`]), a logistic regression over the
-//! same terms ([`linear`]) is trained too and takes most of the confidence.
+//! same terms (`linear.rs`) is trained too and takes most of the confidence.
 //!
 //! [`LlmClassifier`] asks an OpenAI-compatible chat-completions endpoint
 //! instead, and falls back to the catalogue classifier (and says so) when
