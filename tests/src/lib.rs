@@ -19,6 +19,9 @@ use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
 use serde_json::{json, Value};
 
+pub mod meter;
+pub use meter::{Meter, Usage};
+
 pub struct Stack {
     pub aws: aws_config::SdkConfig,
     pub moto_url: String,
@@ -57,6 +60,15 @@ impl Stack {
         let store = DynamoStore::new(casebridge::aws::dynamodb(&self.aws), unique("cases"));
         store.create_table().await.expect("create table on moto");
         store
+    }
+
+    /// A store over `store`'s table whose every DynamoDB request is priced by
+    /// the returned meter (see [`meter`]). `store` itself stays unmetered, for
+    /// the test's own look-ups.
+    pub fn metered(&self, store: &DynamoStore) -> (DynamoStore, Meter) {
+        let meter = Meter::new(casebridge::aws::dynamodb(&self.aws));
+        let metered = DynamoStore::new(meter.client(&self.aws), store.table());
+        (metered, meter)
     }
 
     /// A fresh bucket for one test, with an S3RawMail reader over it.
