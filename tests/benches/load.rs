@@ -36,7 +36,8 @@ const BATCH_SIZE: usize = 10;
 const MAX_RECORD_RETRIES: usize = 10;
 const DELIVERY_CONCURRENCY: usize = 8;
 
-type MeteredStore = Metered<DynamoStore>;
+/// The functions' store: every DynamoDB request it makes is priced by the run's meter.
+type MeteredStore = DynamoStore;
 
 /// A stub agent: 90% of calls answer Resolved; the rest fail, cycling through
 /// every failure the agent client handles. Tracks, per turn, whether a good
@@ -139,7 +140,9 @@ struct Delivery {
 
 struct Run {
     stack: Stack,
-    store: MeteredStore,
+    /// The table without the meter, for the invariant checks.
+    plain: DynamoStore,
+    meter: Meter,
     inbound: Arc<InboundFunction<MeteredStore, S3RawMail>>,
     agent: AgentFunction<MeteredStore, casebridge::agent_client::HttpAgentClient>,
     outcome: OutcomeFunction<MeteredStore, casebridge::mail::ses::SesMailer>,
@@ -299,9 +302,10 @@ async fn main() {
     }
     let ses_proxy = spawn_ses_proxy(&stack.ses_url).await;
     ses_proxy.throttle_one_in(25);
-    let store = Metered::new(stack.table().await);
+    let plain = stack.table().await;
+    let (store, meter) = stack.metered(&plain);
     let (s3, bucket, raw_mail) = stack.bucket().await;
-    let tap = stack.tap(&store.inner).await;
+    let tap = stack.tap(&plain).await;
     let mut run = Run {
         inbound: Arc::new(inbound_function(store.clone(), raw_mail, &config)),
         agent: AgentFunction {
@@ -316,7 +320,8 @@ async fn main() {
             config: config.clone(),
             clock: clock(),
         },
-        store,
+        plain,
+        meter,
         s3,
         bucket,
         tap,
@@ -389,7 +394,7 @@ async fn main() {
     let elapsed = started.elapsed();
 
     // Figures.
-    let usage = run.store.usage();
+    let usage = run.meter.usage();
     let ses_requests = ses_proxy.requests();
     let per_mail = |x: f64| x / mails as f64;
     println!("mails {mails}, deliveries {total_deliveries}, cases {cases}");
@@ -404,12 +409,16 @@ async fn main() {
     println!("outcome function per batch of ≤{BATCH_SIZE}: {}", run.outcome_latency.summary());
     println!("stream reads (the harness's, as Lambda's poller): {}", run.stream_read.summary());
     println!(
-        "DynamoDB per mail: {:.1} store calls ({:.1} transactions, {:.1} reads, {:.1} queries); {:.1} write units, {:.1} read units (DynamoDB's pricing rules on the item sizes written and read)",
-        per_mail((usage.transactions + usage.reads + usage.queries) as f64),
+        "DynamoDB per mail: {:.1} requests ({:.1} transactions of which {:.2} cancelled, {:.1} other writes, {:.1} reads, {:.1} query pages); {:.1} write units ({:.1} of them to indexes, {:.1} for cancelled transactions), {:.1} read units (DynamoDB's pricing rules, metered on the SDK's requests)",
+        per_mail((usage.transactions + usage.writes + usage.reads + usage.queries) as f64),
         per_mail(usage.transactions as f64),
+        per_mail(usage.cancelled as f64),
+        per_mail(usage.writes as f64),
         per_mail(usage.reads as f64),
         per_mail(usage.queries as f64),
         per_mail(usage.write_units),
+        per_mail(usage.index_write_units),
+        per_mail(usage.cancelled_write_units),
         per_mail(usage.read_units)
     );
     println!(
@@ -428,7 +437,10 @@ async fn main() {
 
     // Invariants.
     let mut broken: Vec<String> = Vec::new();
-    let store = &run.store.inner;
+    if usage.unmetered > 0 {
+        broken.push(format!("{} DynamoDB requests the meter could not price", usage.unmetered));
+    }
+    let store = &run.plain;
     let mut lost = 0;
     let mut case_ids = HashSet::new();
     for id in &distinct_ids {
