@@ -37,17 +37,22 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         std::fs::create_dir_all(parent)?;
     }
     let mut config = Config::from_toml(DEMO_CONFIG)?;
-    // casebridge and the agent authenticate each other with a bearer token made for this run.
-    let token_env = "CASEBRIDGE_DEMO_AGENT_TOKEN";
+    // casebridge and the agent sign every request to each other (HMAC v2)
+    // with a key made for this run.
+    let key_env = "CASEBRIDGE_DEMO_AGENT_KEY";
+    let key = format!("{}{}", crate::local::random_token(), crate::local::random_token());
     for agent in &mut config.agents {
-        agent.auth = AgentAuth::Bearer {
-            token: SecretRef {
-                env: Some(token_env.into()),
+        agent.auth = AgentAuth::Hmac {
+            secret: SecretRef {
+                env: Some(key_env.into()),
                 secret_arn: None,
             },
+            scheme: casebridge::config::HmacScheme::V2,
+            key_id: "demo".into(),
+            previous: None,
         };
     }
-    let secrets: Arc<dyn SecretResolver> = Arc::new(FixedSecrets(HashMap::from([(token_env.to_string(), token.clone())])));
+    let secrets: Arc<dyn SecretResolver> = Arc::new(FixedSecrets(HashMap::from([(key_env.to_string(), key.clone())])));
 
     // casebridge's HTTP API, on its own store handle (SQLite file, WAL).
     let api_state = Arc::new(casebridge_http_api::ApiState {
@@ -56,13 +61,16 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         config: config.clone(),
         secrets: secrets.clone(),
         clock: Arc::new(casebridge::pipeline::SystemClock),
-        representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token.clone()),
+        representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token),
     });
     let api_addr = casebridge_http_api::spawn_local(loopback, api_state).await?;
     let settings = refund_agent::AgentSettings {
         casebridge_api: format!("http://{api_addr}"),
         agent_name: "refund-agent".into(),
-        token: Some(token),
+        auth: refund_agent::AgentSecret::Hmac {
+            key_id: "demo".into(),
+            secret: key,
+        },
     };
     let agent_addr = refund_agent::spawn(loopback, settings).await?;
     for agent in &mut config.agents {

@@ -51,6 +51,7 @@ impl LocalPipeline {
         mailer: AnyMailer,
         secrets: Arc<dyn SecretResolver>,
     ) -> Result<LocalPipeline, CliError> {
+        casebridge::agent_auth::check_env_secrets(&config, secrets.as_ref()).await?;
         Ok(LocalPipeline {
             classifier: casebridge::intent::from_config(&config, secrets.as_ref(), None).await?,
             agents: HttpAgentClient::new(secrets)?,

@@ -163,7 +163,20 @@ pub async fn serve(
     let AnyStore::Sqlite(_) = &pipeline.store else {
         return Err("serve runs on the embedded store (--store sqlite:PATH)".into());
     };
-    let token = token.unwrap_or_else(crate::local::random_token);
+    // A token given by flag or environment is the operator's secret: it is
+    // never printed. Only one casebridge made up is shown, so it can be used.
+    let (token, generated) = match token {
+        Some(token) if token.len() < casebridge::agent_auth::MIN_BEARER_BYTES => {
+            return Err(format!(
+                "the representative token is {} bytes; at least {} are required",
+                token.len(),
+                casebridge::agent_auth::MIN_BEARER_BYTES
+            )
+            .into())
+        }
+        Some(token) => (token, false),
+        None => (crate::local::random_token(), true),
+    };
     let api_state = Arc::new(casebridge_http_api::ApiState {
         store: casebridge::store::sqlite::SqliteStore::open(db_path)?,
         mailer: casebridge::mail::outbox::OutboxMailer::new(outbox)?,
@@ -174,7 +187,11 @@ pub async fn serve(
     });
     let bound = casebridge_http_api::spawn_local(listen, api_state).await?;
     std::fs::create_dir_all(inbox.join("done"))?;
-    println!("casebridge API on http://{bound} (representative token: {token})");
+    if generated {
+        println!("casebridge API on http://{bound} (representative token: {token})");
+    } else {
+        println!("casebridge API on http://{bound} (representative token: the one given)");
+    }
     println!("drop .eml files into {}/ to ingest them; Ctrl-C stops", inbox.display());
     loop {
         for entry in std::fs::read_dir(inbox)?.flatten() {

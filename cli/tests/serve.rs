@@ -62,7 +62,7 @@ async fn serve_then_operator_verbs_on_the_embedded_store() {
     let settings = refund_agent::AgentSettings {
         casebridge_api: api.clone(),
         agent_name: "refund-agent".into(),
-        token: None,
+        auth: refund_agent::AgentSecret::None,
     };
     let agent = refund_agent::spawn("127.0.0.1:0".parse().unwrap(), settings).await.unwrap();
     let config = dir.join("casebridge.toml");
@@ -87,17 +87,15 @@ async fn serve_then_operator_verbs_on_the_embedded_store() {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
-        .args([
-            "--inbox",
-            &dir.join("inbox").display().to_string(),
-            "--representative-token",
-            "rep-secret",
-        ])
-        .stdout(Stdio::null())
+        .args(["--inbox", &dir.join("inbox").display().to_string()])
+        // From the environment, as an operator would give it: never printed.
+        .env("CASEBRIDGE_REPRESENTATIVE_TOKEN", REP_TOKEN)
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start serve");
-    let _serve = Serve(child);
+    let mut serve = Serve(child);
+    let printed = read_in_background(serve.0.stdout.take());
     let http = reqwest::Client::new();
     let start = Instant::now();
     loop {
@@ -128,12 +126,7 @@ async fn serve_then_operator_verbs_on_the_embedded_store() {
     wait_until("ingested mail moved aside", || dir.join("inbox/done/refund.eml").exists()).await;
     assert!(!dir.join("inbox/refund.eml").exists(), "and is no longer in the inbox");
 
-    let escalations = http
-        .get(format!("{api}/escalations"))
-        .bearer_auth("rep-secret")
-        .send()
-        .await
-        .unwrap();
+    let escalations = http.get(format!("{api}/escalations")).bearer_auth(REP_TOKEN).send().await.unwrap();
     assert_eq!(escalations.status().as_u16(), 200);
     assert!(escalations.json::<serde_json::Value>().await.unwrap()["cases"]
         .as_array()
@@ -156,6 +149,74 @@ async fn serve_then_operator_verbs_on_the_embedded_store() {
     assert!(!ok && text.contains("does not exist"), "{text}");
     let (ok, text) = cli(&dir, &config, &["reprocess", &case, "--from", "sideways"]);
     assert!(!ok && text.contains("unknown step"), "{text}");
+    drop(serve);
+    let printed = printed.join().unwrap_or_default();
+    assert!(printed.contains("casebridge API on"), "{printed}");
+    assert!(!printed.contains(REP_TOKEN), "the operator's token was printed: {printed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const REP_TOKEN: &str = "rep-secret-0123456789";
+
+fn read_in_background(stdout: Option<std::process::ChildStdout>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut stdout) = stdout {
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        }
+        text
+    })
+}
+
+#[test]
+fn serve_refuses_a_short_representative_token() {
+    let dir = std::env::temp_dir().join(format!("casebridge-short-token-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .arg("--store")
+        .arg(format!("sqlite:{}", dir.join("cases.db").display()))
+        .args(["--outbox"])
+        .arg(dir.join("outbox"))
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--representative-token", "short"])
+        .output()
+        .expect("run casebridge");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && text.contains("at least 16"), "{text}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("short"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_agent_secret_stops_the_cli() {
+    let dir = std::env::temp_dir().join(format!("casebridge-empty-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml")).unwrap();
+    let config = dir.join("casebridge.toml");
+    let with_auth = demo.replacen(
+        "mode = \"sync\"\n",
+        "mode = \"sync\"\n[agents.auth]\ntype = \"bearer\"\ntoken = { env = \"CB_TEST_EMPTY_TOKEN\" }\n",
+        1,
+    );
+    assert_ne!(with_auth, demo, "the agent got its auth");
+    std::fs::write(&config, with_auth).unwrap();
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mail/refund-request.eml");
+    let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .arg("--store")
+        .arg(format!("sqlite:{}", dir.join("cases.db").display()))
+        .arg("--outbox")
+        .arg(dir.join("outbox"))
+        .arg("--config")
+        .arg(&config)
+        .arg("ingest")
+        .arg(&mail)
+        .env("CB_TEST_EMPTY_TOKEN", "")
+        .output()
+        .expect("run casebridge");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("refund-agent") && text.contains("CB_TEST_EMPTY_TOKEN"), "{text}");
+    assert!(!dir.join("outbox").exists() || outbox_files(&dir).is_empty(), "nothing was sent");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

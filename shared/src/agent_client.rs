@@ -11,8 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::agent_auth::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::config::{AgentAuth, AgentConfig, AgentMode};
+use crate::agent_auth::{
+    credentials, sign_v1, sign_v2, AgentCredentials, Direction, RequestFacts, KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use crate::config::{AgentConfig, AgentMode, HmacScheme};
 use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
 use crate::secrets::SecretResolver;
 
@@ -24,6 +26,10 @@ pub enum AgentCallError {
     Transport(String),
     #[error("agent answered HTTP {0}")]
     Status(u16),
+    /// Following a redirect would hand the signed request (and its
+    /// Idempotency-Key) to whoever the Location names, and mail their answer.
+    #[error("agent answered a redirect (HTTP {0}); redirects are never followed: configure the agent's final URL")]
+    Redirect(u16),
     #[error("agent answer is invalid: {0}")]
     Invalid(#[from] AgentResponseError),
     #[error("agent is misconfigured: {0}")]
@@ -37,7 +43,9 @@ impl AgentCallError {
         match self {
             AgentCallError::Timeout(_) | AgentCallError::Transport(_) => true,
             AgentCallError::Status(code) => *code == 429 || *code >= 500,
-            AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => false,
+            AgentCallError::Redirect(_) | AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => {
+                false
+            }
         }
     }
 }
@@ -82,6 +90,8 @@ impl HttpAgentClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
+            // A redirect is an agent error, never followed (see AgentCallError::Redirect).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AgentCallError::Config(e.to_string()))?;
         Ok(HttpAgentClient {
@@ -102,7 +112,7 @@ impl HttpAgentClient {
         agent: &AgentConfig,
         body: &[u8],
         turn_id: Option<&str>,
-        secret: Option<&str>,
+        credentials: &AgentCredentials,
     ) -> (Result<AgentReply, AgentCallError>, Option<Duration>) {
         let mut call = self
             .http
@@ -113,16 +123,36 @@ impl HttpAgentClient {
         if let Some(turn) = turn_id {
             call = call.header("Idempotency-Key", turn);
         }
-        match (&agent.auth, secret) {
-            (AgentAuth::Bearer { .. }, Some(token)) => call = call.bearer_auth(token),
-            (AgentAuth::Hmac { .. }, Some(key)) => {
+        match credentials {
+            AgentCredentials::None => {}
+            AgentCredentials::Bearer(token) => call = call.bearer_auth(&token.0),
+            AgentCredentials::Hmac { scheme, keys } => {
+                let Some(key) = keys.first() else {
+                    return (Err(AgentCallError::Config("no HMAC key".into())), None);
+                };
                 // Signed per attempt: a retry after minutes still falls in the agent's window.
                 let timestamp = Utc::now().timestamp();
+                let signature = match scheme {
+                    HmacScheme::V1 => sign_v1(&key.secret, timestamp, body),
+                    HmacScheme::V2 => {
+                        let Some(path_and_query) = request_target(&agent.url) else {
+                            return (Err(AgentCallError::Config("the agent's url has no path".into())), None);
+                        };
+                        let facts = RequestFacts {
+                            direction: Direction::ToAgent,
+                            agent: &agent.name,
+                            method: "POST",
+                            path_and_query: &path_and_query,
+                            body,
+                        };
+                        sign_v2(&key.secret, &facts, timestamp)
+                    }
+                };
                 call = call
+                    .header(KEY_ID_HEADER, &key.id)
                     .header(TIMESTAMP_HEADER, timestamp.to_string())
-                    .header(SIGNATURE_HEADER, sign(key.as_bytes(), timestamp, body));
+                    .header(SIGNATURE_HEADER, signature);
             }
-            _ => {}
         }
         let response = match call.send().await {
             Ok(r) => r,
@@ -135,6 +165,9 @@ impl HttpAgentClient {
                 AgentMode::Async => (Ok(AgentReply::Accepted), None),
                 AgentMode::Sync => (Err(AgentCallError::UnexpectedAccepted), None),
             };
+        }
+        if status.is_redirection() {
+            return (Err(AgentCallError::Redirect(status.as_u16())), None);
         }
         if !status.is_success() {
             let retry_after = response
@@ -160,6 +193,16 @@ impl HttpAgentClient {
         let spread = backoff.as_millis() as u64 / 2 + 1;
         backoff + Duration::from_millis(u64::from(Utc::now().timestamp_subsec_nanos() / 1000) % spread)
     }
+}
+
+/// The request target as it goes on the wire (path, and `?query`), which a
+/// v2 signature binds.
+pub fn request_target(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    })
 }
 
 /// reqwest errors name the URL; an agent URL may carry a key in its query.
@@ -193,17 +236,14 @@ async fn read_bounded(mut response: reqwest::Response, timeout_ms: u64) -> Resul
 
 impl AgentClient for HttpAgentClient {
     async fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> AgentCallOutcome {
-        let secret = match agent.auth.secret() {
-            Some(reference) => match self.secrets.resolve(reference).await {
-                Ok(value) => Some(value),
-                Err(e) => {
-                    return AgentCallOutcome {
-                        result: Err(AgentCallError::Config(e.to_string())),
-                        attempts: 0,
-                    }
+        let credentials = match credentials(self.secrets.as_ref(), agent).await {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                return AgentCallOutcome {
+                    result: Err(AgentCallError::Config(e.to_string())),
+                    attempts: 0,
                 }
-            },
-            None => None,
+            }
         };
         let body = match serde_json::to_vec(request) {
             Ok(body) => body,
@@ -218,7 +258,7 @@ impl AgentClient for HttpAgentClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), secret.as_deref()).await;
+            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), &credentials).await;
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
                     let wait = retry_after

@@ -88,26 +88,19 @@ impl MailConfig {
             .unwrap_or_else(|| self.from_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("casebridge.invalid"))
     }
 
+    /// Whether mail from `address` is casebridge's own: the from address, the
+    /// queue's, or a configured one, compared in normal form and without a
+    /// plus-tag on either side (`escalations+x@…` is still the queue).
     pub fn is_own_address(&self, address: &str) -> bool {
-        let bare = strip_plus(address);
-        address.eq_ignore_ascii_case(&self.from_address)
-            || bare.eq_ignore_ascii_case(&self.from_address)
-            || address.eq_ignore_ascii_case(&self.queue_address)
-            || self
-                .own_addresses
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(address) || a.eq_ignore_ascii_case(&bare))
-    }
-}
-
-/// `support+tag@example.com` → `support@example.com`.
-pub fn strip_plus(address: &str) -> String {
-    match address.split_once('@') {
-        Some((local, domain)) => {
-            let base = local.split_once('+').map(|(b, _)| b).unwrap_or(local);
-            format!("{base}@{domain}")
-        }
-        None => address.to_string(),
+        let Some(address) = crate::address::normalize(address) else {
+            return false;
+        };
+        let base = crate::address::without_tag(&address);
+        std::iter::once(&self.from_address)
+            .chain(std::iter::once(&self.queue_address))
+            .chain(&self.own_addresses)
+            .filter_map(|own| crate::address::normalize(own))
+            .any(|own| crate::address::without_tag(&own) == base)
     }
 }
 
@@ -376,19 +369,53 @@ pub enum AgentAuth {
     /// No authentication (local development only).
     #[default]
     None,
-    /// `Authorization: Bearer <token>`.
+    /// `Authorization: Bearer <token>` both ways (at least 16 bytes).
     Bearer { token: SecretRef },
-    /// `X-Casebridge-Timestamp` and `X-Casebridge-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
-    Hmac { secret: SecretRef },
+    /// HMAC-SHA256 signatures (`crate::agent_auth`; secrets of at least 32 bytes).
+    Hmac {
+        /// The current key: signs casebridge's requests and verifies the agent's.
+        secret: SecretRef,
+        /// `v2` (default) signs method, path, direction and a body digest;
+        /// `v1` is the body-only scheme, for agents not yet migrated.
+        #[serde(default)]
+        scheme: HmacScheme,
+        /// Sent in `X-Casebridge-Key-Id`, so the agent knows which key signed.
+        #[serde(default = "default_key_id")]
+        key_id: String,
+        /// During a rotation: the key being retired, still accepted from the agent.
+        #[serde(default)]
+        previous: Option<PreviousKey>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HmacScheme {
+    V1,
+    #[default]
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    pub key_id: String,
+    pub secret: SecretRef,
+}
+
+fn default_key_id() -> String {
+    "1".into()
 }
 
 impl AgentAuth {
-    pub fn secret(&self) -> Option<&SecretRef> {
-        match self {
-            AgentAuth::None => None,
-            AgentAuth::Bearer { token } => Some(token),
-            AgentAuth::Hmac { secret } => Some(secret),
-        }
+    /// Every secret the agent's authentication reads.
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretRef> {
+        let (first, second) = match self {
+            AgentAuth::None => (None, None),
+            AgentAuth::Bearer { token } => (Some(token), None),
+            AgentAuth::Hmac { secret, previous, .. } => (Some(secret), previous.as_ref().map(|p| &p.secret)),
+        };
+        first.into_iter().chain(second)
     }
 }
 
@@ -457,11 +484,16 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if !self.mail.from_address.contains('@') {
-            return invalid(format!("mail.from_address {:?} is not an address", self.mail.from_address));
-        }
-        if !self.mail.queue_address.contains('@') {
-            return invalid(format!("mail.queue_address {:?} is not an address", self.mail.queue_address));
+        for (key, address) in [
+            ("from_address", &self.mail.from_address),
+            ("queue_address", &self.mail.queue_address),
+        ]
+        .into_iter()
+        .chain(self.mail.own_addresses.iter().map(|a| ("own_addresses", a)))
+        {
+            if crate::address::normalize(address).is_none() {
+                return invalid(format!("mail.{key}: {address:?} is not an address"));
+            }
         }
         if crate::ids::CaseId::parse(&format!("{}-0000000000", self.mail.case_prefix)).is_none() {
             return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
@@ -482,9 +514,24 @@ impl Config {
             if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
                 return invalid(format!("agent {:?} has url {:?}, which is not http(s)", agent.name, agent.url));
             }
-            if let Some(secret) = agent.auth.secret() {
+            for secret in agent.auth.secrets() {
                 if secret.env.is_some() == secret.secret_arn.is_some() {
                     return invalid(format!("agent {:?}: its secret needs exactly one of env or secret_arn", agent.name));
+                }
+            }
+            if let AgentAuth::Hmac { key_id, previous, .. } = &agent.auth {
+                let key_ids = std::iter::once(key_id).chain(previous.as_ref().map(|p| &p.key_id));
+                if key_ids
+                    .clone()
+                    .any(|id| id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()))
+                {
+                    return invalid(format!(
+                        "agent {:?}: a key_id must be 1 to 64 printable ASCII characters",
+                        agent.name
+                    ));
+                }
+                if previous.as_ref().is_some_and(|p| &p.key_id == key_id) {
+                    return invalid(format!("agent {:?}: the previous key needs a key_id of its own", agent.name));
                 }
             }
             if agent.max_attempts == 0 || agent.timeout_ms == 0 || agent.async_answer_within_secs == 0 {
@@ -566,6 +613,11 @@ agent = "refunds"
         assert_eq!(config.workflow.mode, WorkflowMode::FullyAutonomous);
         assert_eq!(config.mail.message_id_domain(), "example.com");
         assert!(config.mail.is_own_address("Support+cb-x@example.com"));
+        // The queue's address with a tag is still casebridge's own.
+        assert!(config.mail.is_own_address("escalations+x@example.com"));
+        assert!(config.mail.is_own_address("Escalations@Example.COM"));
+        assert!(!config.mail.is_own_address("ann@customer.example"));
+        assert!(!config.mail.is_own_address("@example.com"));
     }
 
     #[test]

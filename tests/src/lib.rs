@@ -310,7 +310,7 @@ pub async fn spawn_refund_agent(api: SocketAddr) -> String {
     let settings = refund_agent::AgentSettings {
         casebridge_api: format!("http://{api}"),
         agent_name: "refund-agent".into(),
-        token: None,
+        auth: refund_agent::AgentSecret::None,
     };
     let addr = refund_agent::spawn("127.0.0.1:0".parse().unwrap(), settings).await.expect("agent");
     format!("http://{addr}/invoke")
@@ -406,27 +406,45 @@ impl ScriptedAgent {
     }
 }
 
-/// Verifies casebridge's HMAC signature the way an agent would, with its own
-/// code (not casebridge's): HMAC-SHA256 over "<timestamp>.<body>", 5-minute window.
-pub fn agent_side_signature_ok(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+/// Verifies casebridge's v2 HMAC signature the way an agent would, with its
+/// own code (not casebridge's), from docs/agents.md: HMAC-SHA256 over
+/// "casebridge-v2", the direction, the agent, the method, the path with query,
+/// the timestamp and the body's SHA-256, one a line; 5-minute window.
+pub fn agent_side_signature_ok(secret: &str, request: &SignedAtAgent<'_>) -> bool {
     use hmac::Mac;
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    use sha2::Digest;
+    let get = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(timestamp), Some(signature)) = (get("x-casebridge-timestamp"), get("x-casebridge-signature")) else {
         return false;
     };
     let Ok(ts) = timestamp.parse::<i64>() else {
         return false;
     };
-    if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
+    if chrono::Utc::now().timestamp().checked_sub(ts).is_none_or(|skew| skew.abs() > 300) {
         return false;
     }
     let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
         return false;
     };
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
+    let digest: String = sha2::Sha256::digest(request.body).iter().map(|b| format!("{b:02x}")).collect();
+    mac.update(
+        format!(
+            "casebridge-v2\nto-agent\n{}\n{}\n{}\n{timestamp}\n{digest}",
+            request.agent, request.method, request.path_and_query
+        )
+        .as_bytes(),
+    );
     let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    signature == format!("v1={expected}")
+    signature == format!("v2={expected}")
+}
+
+/// What an agent received, for [`agent_side_signature_ok`].
+pub struct SignedAtAgent<'a> {
+    pub agent: &'a str,
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub headers: &'a axum::http::HeaderMap,
+    pub body: &'a [u8],
 }
 
 /// An agent on loopback that plays `script` call by call (the last entry
@@ -435,14 +453,22 @@ pub async fn spawn_scripted_agent(script: Vec<Behaviour>, hmac_secret: Option<&s
     let calls: Arc<std::sync::Mutex<Vec<ReceivedCall>>> = Arc::default();
     let recorded = calls.clone();
     let secret = hmac_secret.map(str::to_string);
-    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+    let handler = move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
         let recorded = recorded.clone();
         let script = script.clone();
         let secret = secret.clone();
         async move {
             use axum::response::IntoResponse;
             if let Some(secret) = &secret {
-                if !agent_side_signature_ok(secret, &headers, &body) {
+                let request = SignedAtAgent {
+                    // The name the test configuration (examples/demo.toml) gives the agent.
+                    agent: "refund-agent",
+                    method: method.as_str(),
+                    path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+                    headers: &headers,
+                    body: &body,
+                };
+                if !agent_side_signature_ok(secret, &request) {
                     return (axum::http::StatusCode::UNAUTHORIZED, "bad signature").into_response();
                 }
             }

@@ -18,7 +18,7 @@ use casebridge_tests::*;
 use serde_json::{json, Value};
 
 const HMAC_ENV: &str = "REFUND_AGENT_HMAC";
-const RIGHT_SECRET: &str = "the-right-secret";
+const RIGHT_SECRET: &str = "the-right-secret-of-32-bytes-min";
 
 fn secrets(value: &str) -> Arc<casebridge::secrets::FixedSecrets> {
     Arc::new(casebridge::secrets::FixedSecrets(HashMap::from([(
@@ -42,12 +42,19 @@ async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut c
 }
 
 fn hmac(agent: &mut casebridge::config::AgentConfig) {
-    agent.auth = AgentAuth::Hmac {
-        secret: SecretRef {
-            env: Some(HMAC_ENV.into()),
-            secret_arn: None,
-        },
-    };
+    agent.auth = hmac_auth(SecretRef {
+        env: Some(HMAC_ENV.into()),
+        secret_arn: None,
+    });
+}
+
+fn hmac_auth(secret: SecretRef) -> AgentAuth {
+    AgentAuth::Hmac {
+        secret,
+        scheme: casebridge::config::HmacScheme::V2,
+        key_id: "k1".into(),
+        previous: None,
+    }
 }
 
 fn failure(turn: &AgentTurn) -> String {
@@ -202,7 +209,10 @@ async fn hmac_signature_is_really_checked_by_the_agent() {
     assert_eq!(agent.calls().len(), 1);
 
     // Wrong secret, and no signature at all: refused (401, not retried) and escalated.
-    for (secret, tune) in [("a-wrong-secret", hmac as fn(&mut _)), (RIGHT_SECRET, |_: &mut _| {})] {
+    for (secret, tune) in [
+        ("a-wrong-secret-also-32-bytes-long", hmac as fn(&mut _)),
+        (RIGHT_SECRET, |_: &mut _| {}),
+    ] {
         let Some(stack) = casebridge_tests::stack().await else {
             return;
         };
@@ -220,7 +230,7 @@ async fn hmac_signature_is_really_checked_by_the_agent() {
 async fn bearer_token_is_sent() {
     let Some(stack) = stack().await else { return };
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
-    let mut h = harness(stack, &agent.url, "tok-123", |a| {
+    let mut h = harness(stack, &agent.url, "tok-123-0123456789", |a| {
         a.auth = AgentAuth::Bearer {
             token: SecretRef {
                 env: Some(HMAC_ENV.into()),
@@ -235,16 +245,23 @@ async fn bearer_token_is_sent() {
 }
 
 async fn post_callback(api: std::net::SocketAddr, turn_id: &str, body: &Value, secret: &str) -> (u16, Value) {
+    use casebridge::agent_auth::{sign_v2, Direction, RequestFacts};
     let body = body.to_string();
     let timestamp = chrono::Utc::now().timestamp();
+    let path = format!("/turns/{turn_id}/answer");
+    let facts = RequestFacts {
+        direction: Direction::ToCasebridge,
+        agent: "refund-agent",
+        method: "POST",
+        path_and_query: &path,
+        body: body.as_bytes(),
+    };
     let response = reqwest::Client::new()
-        .post(format!("http://{api}/turns/{turn_id}/answer"))
+        .post(format!("http://{api}{path}"))
         .header("x-casebridge-agent", "refund-agent")
+        .header("x-casebridge-key-id", "k1")
         .header("x-casebridge-timestamp", timestamp.to_string())
-        .header(
-            "x-casebridge-signature",
-            casebridge::agent_auth::sign(secret.as_bytes(), timestamp, body.as_bytes()),
-        )
+        .header("x-casebridge-signature", sign_v2(secret.as_bytes(), &facts, timestamp))
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -422,12 +439,10 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
     let arn = created.arn.unwrap();
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
     let mut h = harness(stack, &agent.url, "unused", |a| {
-        a.auth = AgentAuth::Hmac {
-            secret: SecretRef {
-                env: None,
-                secret_arn: Some(arn.clone()),
-            },
-        }
+        a.auth = hmac_auth(SecretRef {
+            env: None,
+            secret_arn: Some(arn.clone()),
+        })
     })
     .await;
     h.agent.agents = HttpAgentClient::new(Arc::new(casebridge::secrets::Secrets::with_secrets_manager(client))).unwrap();

@@ -90,8 +90,8 @@ fn agents_config(url: &str) -> Config {
 
 fn secrets() -> Arc<FixedSecrets> {
     Arc::new(FixedSecrets(HashMap::from([
-        ("REFUND_TOKEN".into(), "refund-secret".into()),
-        ("OTHER_TOKEN".into(), "other-secret".into()),
+        ("REFUND_TOKEN".into(), "refund-secret-0123456789".into()),
+        ("OTHER_TOKEN".into(), "other-secret-0123456789".into()),
     ])))
 }
 
@@ -158,7 +158,10 @@ async fn every_route_and_every_refusal_through_api_gateway_events() {
     let context_path = format!("/cases/{case}/context");
 
     // Agents: context.
-    let refund = [("x-casebridge-agent", "refund-agent"), ("authorization", "Bearer refund-secret")];
+    let refund = [
+        ("x-casebridge-agent", "refund-agent"),
+        ("authorization", "Bearer refund-secret-0123456789"),
+    ];
     let (status, body) = call(&app, event("GET", &context_path, &refund, None, None)).await;
     assert_eq!(status, 200, "{body}");
     assert_documented(&doc, "GET", "/cases/{caseId}/context", 200, &body);
@@ -171,17 +174,26 @@ async fn every_route_and_every_refusal_through_api_gateway_events() {
         (vec![], 401, "no agent named"),
         (vec![("x-casebridge-agent", "refund-agent")], 401, "no token"),
         (
-            vec![("x-casebridge-agent", "refund-agent"), ("authorization", "Bearer other-secret")],
+            vec![
+                ("x-casebridge-agent", "refund-agent"),
+                ("authorization", "Bearer other-secret-0123456789"),
+            ],
             401,
             "another agent's token",
         ),
         (
-            vec![("x-casebridge-agent", "nobody"), ("authorization", "Bearer refund-secret")],
+            vec![
+                ("x-casebridge-agent", "nobody"),
+                ("authorization", "Bearer refund-secret-0123456789"),
+            ],
             401,
             "unknown agent",
         ),
         (
-            vec![("x-casebridge-agent", "other-agent"), ("authorization", "Bearer other-secret")],
+            vec![
+                ("x-casebridge-agent", "other-agent"),
+                ("authorization", "Bearer other-secret-0123456789"),
+            ],
             403,
             "case not routed to it",
         ),

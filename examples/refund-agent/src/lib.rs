@@ -24,8 +24,31 @@ pub struct AgentSettings {
     pub casebridge_api: String,
     /// The agent's name in casebridge's configuration (sent as `X-Casebridge-Agent`).
     pub agent_name: String,
-    /// The agent's bearer token: casebridge sends it to the agent, the agent sends it to the API.
-    pub token: Option<String>,
+    /// How casebridge and the agent prove themselves to each other.
+    pub auth: AgentSecret,
+}
+
+/// The agent's side of the `[agents.auth]` casebridge is configured with.
+#[derive(Clone)]
+pub enum AgentSecret {
+    /// Local development only.
+    None,
+    /// One token both ways: casebridge sends it to the agent, the agent to the API.
+    Bearer(String),
+    /// HMAC v2: casebridge signs its calls, the agent signs its context reads;
+    /// each side refuses what the other did not sign for that very request.
+    Hmac { key_id: String, secret: String },
+}
+
+impl std::fmt::Debug for AgentSecret {
+    // Never print a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AgentSecret::None => "None",
+            AgentSecret::Bearer(_) => "Bearer(..)",
+            AgentSecret::Hmac { .. } => "Hmac(..)",
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,29 +117,76 @@ pub fn answer_for(context: &Value) -> Value {
     }
 }
 
-async fn invoke(
-    State(state): State<Arc<AgentState>>,
-    headers: axum::http::HeaderMap,
-    Json(invocation): Json<Invocation>,
-) -> Result<Json<Value>, (StatusCode, String)> {
-    if let Some(token) = &state.settings.token {
-        let presented = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if presented != token {
-            return Err((StatusCode::UNAUTHORIZED, "not casebridge".into()));
+/// Whether the request comes from casebridge.
+fn from_casebridge(settings: &AgentSettings, method: &str, uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use casebridge::agent_auth::{verify, Direction, HmacKey, PresentedSignature, RequestFacts};
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match &settings.auth {
+        AgentSecret::None => true,
+        AgentSecret::Bearer(token) => {
+            let presented = header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+            casebridge::agent_auth::same_secret(presented.as_bytes(), token.as_bytes())
+        }
+        AgentSecret::Hmac { key_id, secret } => {
+            let keys = [HmacKey {
+                id: key_id.clone(),
+                secret: secret.as_bytes().to_vec(),
+            }];
+            let facts = RequestFacts {
+                direction: Direction::ToAgent,
+                agent: &settings.agent_name,
+                method,
+                path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+                body,
+            };
+            let presented = PresentedSignature {
+                timestamp: header("x-casebridge-timestamp"),
+                signature: header("x-casebridge-signature"),
+                key_id: header("x-casebridge-key-id"),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            verify(casebridge::config::HmacScheme::V2, &keys, presented, &facts, now).is_ok()
         }
     }
-    let url = format!(
-        "{}/cases/{}/context",
-        state.settings.casebridge_api.trim_end_matches('/'),
-        invocation.case_id
-    );
-    let mut request = state.http.get(&url).header("x-casebridge-agent", &state.settings.agent_name);
-    if let Some(token) = &state.settings.token {
-        request = request.bearer_auth(token);
+}
+
+async fn invoke(
+    State(state): State<Arc<AgentState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    if !from_casebridge(&state.settings, method.as_str(), &uri, &headers, &body) {
+        return Err((StatusCode::UNAUTHORIZED, "not casebridge".into()));
+    }
+    let invocation: Invocation = serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("not an invocation: {e}")))?;
+    let api = state.settings.casebridge_api.trim_end_matches('/');
+    let path = format!("/cases/{}/context", invocation.case_id);
+    let mut request = state
+        .http
+        .get(format!("{api}{path}"))
+        .header("x-casebridge-agent", &state.settings.agent_name);
+    match &state.settings.auth {
+        AgentSecret::None => {}
+        AgentSecret::Bearer(token) => request = request.bearer_auth(token),
+        AgentSecret::Hmac { key_id, secret } => {
+            use casebridge::agent_auth::{sign_v2, Direction, RequestFacts};
+            let timestamp = chrono::Utc::now().timestamp();
+            let facts = RequestFacts {
+                direction: Direction::ToCasebridge,
+                agent: &state.settings.agent_name,
+                method: "GET",
+                path_and_query: &path,
+                body: b"",
+            };
+            request = request
+                .header("x-casebridge-key-id", key_id)
+                .header("x-casebridge-timestamp", timestamp.to_string())
+                .header("x-casebridge-signature", sign_v2(secret.as_bytes(), &facts, timestamp));
+        }
     }
     let response = request
         .send()

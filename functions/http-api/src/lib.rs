@@ -2,11 +2,13 @@
 //! (API Gateway HTTP API), and on a loopback port by the CLI. The contract is
 //! `docs/openapi.json`; a test checks the two agree.
 //!
-//! Agents name themselves in `X-Casebridge-Agent` and authenticate as
-//! casebridge authenticates to them (bearer token, or HMAC over the body —
-//! the empty body for GET); an agent reads only cases routed to it.
-//! Representatives: in AWS, API Gateway's JWT authorizer checks the token and
-//! the name comes from its claims; locally, a static bearer token.
+//! Authentication is two axum extractors, so a handler cannot forget it:
+//! [`AuthenticatedAgent`] (the agent names itself in `X-Casebridge-Agent` and
+//! proves it with its bearer token or an HMAC signature, v2 binding method,
+//! path, direction and body — see `casebridge::agent_auth`) and
+//! [`Representative`] (in AWS, API Gateway's JWT authorizer has checked the
+//! token and the name comes from its claims; locally, a static bearer token).
+//! An agent reads only cases routed to it.
 //!
 //! Errors are JSON `{"code": "...", "message": "..."}` with a stable code; a
 //! refused request changes nothing.
@@ -14,13 +16,17 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use casebridge::agent_auth::{same_secret, verify, AGENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use casebridge::config::{AgentAuth, Config};
+use casebridge::agent_auth::{
+    credentials, same_secret, verify, AgentCredentials, CredentialError, Direction, PresentedSignature, RequestFacts, AGENT_HEADER,
+    KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use casebridge::config::Config;
 use casebridge::context::case_context;
 use casebridge::ids::CaseId;
 use casebridge::mail::MailSender;
@@ -142,81 +148,128 @@ pub fn public_draft_id(key: &str) -> String {
     key.trim_start_matches("DRAFT#").replacen('#', ".", 1)
 }
 
-/// Checks that the request comes from the agent it names; returns that name.
-async fn authenticate_agent<S, M>(state: &ApiState<S, M>, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
-    let name = header(headers, AGENT_HEADER).ok_or_else(|| ApiError::unauthorized("name the agent in X-Casebridge-Agent"))?;
-    let agent = state.config.agent(name).ok_or_else(|| ApiError::unauthorized("unknown agent"))?;
-    let secret = match agent.auth.secret() {
-        Some(reference) => Some(state.secrets.resolve(reference).await.map_err(|e| {
-            tracing::error!(agent = %agent.name, error = %e, "agent secret unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "secret_unavailable",
-                "the agent's secret could not be read",
-            )
-        })?),
-        None => None,
-    };
-    match (&agent.auth, secret) {
-        (AgentAuth::None, _) => {}
-        (AgentAuth::Bearer { .. }, Some(token)) => {
-            let presented = header(headers, "authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
-                return Err(ApiError::unauthorized("the bearer token is not valid"));
-            }
-        }
-        (AgentAuth::Hmac { .. }, Some(key)) => {
-            let now = state.clock.now().timestamp();
-            verify(
-                key.as_bytes(),
-                header(headers, TIMESTAMP_HEADER),
-                header(headers, SIGNATURE_HEADER),
-                body,
-                now,
-            )
-            .map_err(|e| ApiError::unauthorized(format!("signature refused: {e}")))?;
-        }
-        _ => return Err(ApiError::unauthorized("the agent's credentials are not configured")),
-    }
-    Ok(agent.name.clone())
+fn bearer(headers: &HeaderMap) -> &str {
+    header(headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim()
 }
 
-/// The representative making the request, or 401.
-fn authenticate_representative<S, M>(
-    state: &ApiState<S, M>,
-    headers: &HeaderMap,
-    context: Option<&lambda_http::request::RequestContext>,
-) -> Result<String, ApiError> {
-    match &state.representatives {
-        RepresentativeAuth::StaticToken(token) => {
-            let presented = header(headers, "authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if token.is_empty() || !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
-                return Err(ApiError::unauthorized("a valid representative token is required"));
+/// The request body, read up to [`MAX_BODY`].
+pub struct LimitedBody(pub Bytes);
+
+impl LimitedBody {
+    async fn read(body: axum::body::Body) -> Result<Bytes, ApiError> {
+        axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large"))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for LimitedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
+        LimitedBody::read(request.into_body()).await.map(LimitedBody)
+    }
+}
+
+/// An agent that proved it is the agent it names, with the body it signed.
+pub struct AuthenticatedAgent {
+    pub name: String,
+    pub body: Bytes,
+}
+
+impl<S: Store + 'static, M: MailSender + 'static> FromRequest<Arc<ApiState<S, M>>> for AuthenticatedAgent {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &Arc<ApiState<S, M>>) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let body = LimitedBody::read(body).await?;
+        let headers = &parts.headers;
+        let name = header(headers, AGENT_HEADER).ok_or_else(|| ApiError::unauthorized("name the agent in X-Casebridge-Agent"))?;
+        let agent = state.config.agent(name).ok_or_else(|| ApiError::unauthorized("unknown agent"))?;
+        let credentials = credentials(state.secrets.as_ref(), agent).await.map_err(|e| {
+            // The reason is for operators, not for the caller.
+            tracing::error!(error = %e, "agent credentials unavailable");
+            match e {
+                CredentialError::TooShort { .. } => ApiError::unauthorized("the agent's credentials are not configured"),
+                CredentialError::Unavailable { .. } => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "secret_unavailable",
+                    "the agent's secret could not be read",
+                ),
             }
-            Ok(header(headers, REPRESENTATIVE_HEADER)
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or("representative")
-                .chars()
-                .take(100)
-                .collect())
-        }
-        RepresentativeAuth::ApiGatewayJwt => {
-            let claims = match context {
-                Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
-                    ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
+        })?;
+        match credentials {
+            AgentCredentials::None => {}
+            AgentCredentials::Bearer(token) => {
+                if !same_secret(bearer(headers).as_bytes(), token.0.as_bytes()) {
+                    return Err(ApiError::unauthorized("the bearer token is not valid"));
                 }
-                _ => None,
-            };
-            let claims = claims.ok_or_else(|| ApiError::unauthorized("no verified token (the JWT authorizer did not run)"))?;
-            claims
-                .get("email")
-                .or_else(|| claims.get("sub"))
-                .cloned()
-                .ok_or_else(|| ApiError::unauthorized("the token names nobody"))
+            }
+            AgentCredentials::Hmac { scheme, keys } => {
+                let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let facts = RequestFacts {
+                    direction: Direction::ToCasebridge,
+                    agent: &agent.name,
+                    method: parts.method.as_str(),
+                    path_and_query,
+                    body: &body,
+                };
+                let presented = PresentedSignature {
+                    timestamp: header(headers, TIMESTAMP_HEADER),
+                    signature: header(headers, SIGNATURE_HEADER),
+                    key_id: header(headers, KEY_ID_HEADER),
+                };
+                verify(scheme, &keys, presented, &facts, state.clock.now().timestamp())
+                    .map_err(|e| ApiError::unauthorized(format!("signature refused: {e}")))?;
+            }
+        }
+        Ok(AuthenticatedAgent {
+            name: agent.name.clone(),
+            body,
+        })
+    }
+}
+
+/// The representative making the request, by name; 401 otherwise.
+pub struct Representative(pub String);
+
+impl<S: Send + Sync, M: Send + Sync> FromRequestParts<Arc<ApiState<S, M>>> for Representative {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState<S, M>>) -> Result<Self, ApiError> {
+        let headers = &parts.headers;
+        match &state.representatives {
+            RepresentativeAuth::StaticToken(token) => {
+                if !same_secret(bearer(headers).as_bytes(), token.as_bytes()) {
+                    return Err(ApiError::unauthorized("a valid representative token is required"));
+                }
+                Ok(Representative(
+                    header(headers, REPRESENTATIVE_HEADER)
+                        .filter(|n| !n.trim().is_empty())
+                        .unwrap_or("representative")
+                        .chars()
+                        .take(100)
+                        .collect(),
+                ))
+            }
+            RepresentativeAuth::ApiGatewayJwt => {
+                let claims = match parts.extensions.get::<lambda_http::request::RequestContext>() {
+                    Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
+                        ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
+                    }
+                    _ => None,
+                };
+                let claims = claims.ok_or_else(|| ApiError::unauthorized("no verified token (the JWT authorizer did not run)"))?;
+                claims
+                    .get("email")
+                    .or_else(|| claims.get("sub"))
+                    .cloned()
+                    .map(Representative)
+                    .ok_or_else(|| ApiError::unauthorized("the token names nobody"))
+            }
         }
     }
 }
@@ -225,10 +278,9 @@ type Shared<S, M> = State<Arc<ApiState<S, M>>>;
 
 async fn context<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
-    headers: HeaderMap,
     Path(case_id): Path<String>,
+    AuthenticatedAgent { name: agent, .. }: AuthenticatedAgent,
 ) -> Result<Response, ApiError> {
-    let agent = authenticate_agent(&state, &headers, b"").await?;
     let id = parse_case(&case_id)?;
     let (case, context) = case_context(&state.store, &id).await.map_err(ApiError::store)?;
     if case.agent.as_deref() != Some(agent.as_str()) {
@@ -243,18 +295,9 @@ async fn context<S: Store + 'static, M: MailSender + 'static>(
 
 async fn callback<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
-    headers: HeaderMap,
     Path(turn_id): Path<String>,
-    body: Bytes,
+    AuthenticatedAgent { name: agent, body }: AuthenticatedAgent,
 ) -> Result<Response, ApiError> {
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the answer is too large",
-        ));
-    }
-    let agent = authenticate_agent(&state, &headers, &body).await?;
     let (case_id, turn_key) =
         parse_public_turn_id(&turn_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_turn", "not a turn id"))?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
@@ -283,20 +326,6 @@ async fn callback<S: Store + 'static, M: MailSender + 'static>(
     }
 }
 
-/// Splits a request into what representative handlers need.
-async fn representative_request<S, M>(state: &ApiState<S, M>, request: axum::extract::Request) -> Result<(String, Bytes), ApiError> {
-    let (parts, body) = request.into_parts();
-    let who = authenticate_representative(
-        state,
-        &parts.headers,
-        parts.extensions.get::<lambda_http::request::RequestContext>(),
-    )?;
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large"))?;
-    Ok((who, body))
-}
-
 fn action_response(outcome: ActionOutcome) -> Result<Response, ApiError> {
     match outcome {
         ActionOutcome::Done { detail } => Ok(Json(json!({"status": "done", "detail": detail})).into_response()),
@@ -306,9 +335,8 @@ fn action_response(outcome: ActionOutcome) -> Result<Response, ApiError> {
 
 async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
-    request: axum::extract::Request,
+    _: Representative,
 ) -> Result<Response, ApiError> {
-    representative_request(&state, request).await?;
     let queue = state.store.list_queue(Queue::Drafts, 500).await.map_err(ApiError::from)?;
     let mut drafts = Vec::new();
     for item in queue {
@@ -337,9 +365,9 @@ async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
 async fn send_draft_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path((case_id, draft_id)): Path<(String, String)>,
-    request: axum::extract::Request,
+    Representative(who): Representative,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let (who, body) = representative_request(&state, request).await?;
     let case_id = parse_case(&case_id)?;
     let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
     let edited = if body.iter().all(u8::is_ascii_whitespace) {
@@ -379,9 +407,8 @@ async fn send_draft_route<S: Store + 'static, M: MailSender + 'static>(
 async fn discard_draft_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path((case_id, draft_id)): Path<(String, String)>,
-    request: axum::extract::Request,
+    Representative(who): Representative,
 ) -> Result<Response, ApiError> {
-    let (who, _) = representative_request(&state, request).await?;
     let case_id = parse_case(&case_id)?;
     let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
@@ -394,9 +421,8 @@ async fn discard_draft_route<S: Store + 'static, M: MailSender + 'static>(
 
 async fn escalations<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
-    request: axum::extract::Request,
+    _: Representative,
 ) -> Result<Response, ApiError> {
-    representative_request(&state, request).await?;
     let queue = state.store.list_queue(Queue::Escalated, 500).await.map_err(ApiError::from)?;
     let mut cases = Vec::new();
     for item in queue {
@@ -424,15 +450,14 @@ enum CaseAction {
 async fn case_action<S: Store + 'static, M: MailSender + 'static>(
     state: &ApiState<S, M>,
     case_id: &str,
-    request: axum::extract::Request,
+    who: &str,
     action: CaseAction,
 ) -> Result<Response, ApiError> {
-    let (who, _) = representative_request(state, request).await?;
     let case_id = parse_case(case_id)?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
     let outcome = match action {
-        CaseAction::TakeOver => take_over(env, &state.store, &case_id, &who).await,
-        CaseAction::HandBack => hand_back(env, &state.store, &case_id, &who).await,
+        CaseAction::TakeOver => take_over(env, &state.store, &case_id, who).await,
+        CaseAction::HandBack => hand_back(env, &state.store, &case_id, who).await,
     };
     action_response(outcome.map_err(ApiError::store)?)
 }
@@ -440,25 +465,24 @@ async fn case_action<S: Store + 'static, M: MailSender + 'static>(
 async fn take_over_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path(case_id): Path<String>,
-    request: axum::extract::Request,
+    Representative(who): Representative,
 ) -> Result<Response, ApiError> {
-    case_action(&state, &case_id, request, CaseAction::TakeOver).await
+    case_action(&state, &case_id, &who, CaseAction::TakeOver).await
 }
 
 async fn hand_back_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path(case_id): Path<String>,
-    request: axum::extract::Request,
+    Representative(who): Representative,
 ) -> Result<Response, ApiError> {
-    case_action(&state, &case_id, request, CaseAction::HandBack).await
+    case_action(&state, &case_id, &who, CaseAction::HandBack).await
 }
 
 async fn timeline<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path(case_id): Path<String>,
-    request: axum::extract::Request,
+    _: Representative,
 ) -> Result<Response, ApiError> {
-    representative_request(&state, request).await?;
     let case_id = parse_case(&case_id)?;
     let case = state.store.get_case(&case_id).await.map_err(ApiError::from)?;
     let case = case.ok_or_else(|| ApiError::store(PipelineError::CaseNotFound(case_id.clone())))?;

@@ -15,6 +15,9 @@ async fn main() -> Result<(), Error> {
     casebridge::telemetry::init_lambda();
     // Configuration is checked at init, so a broken deployment fails there.
     let config = Config::from_env()?;
+    // An agent secret that is unset, empty or short stops the deployment here,
+    // rather than turning authentication off on the first request.
+    casebridge::agent_auth::check_env_secrets(&config, &casebridge::secrets::Secrets::env_only()).await?;
     let table = required_env("TABLE_NAME")?;
     let bucket = required_env("MAIL_BUCKET")?;
     let key_prefix = std::env::var("MAIL_PREFIX").unwrap_or_default();
