@@ -146,13 +146,22 @@ pub struct Resolution {
 }
 
 impl Case {
+    /// Compared in normal form (`crate::address`); what is not an address is
+    /// nobody's.
     pub fn is_participant(&self, address: &str) -> bool {
-        self.participants.iter().any(|p| p.eq_ignore_ascii_case(address))
+        let Some(address) = crate::address::normalize(address) else {
+            return false;
+        };
+        self.participants
+            .iter()
+            .any(|p| crate::address::normalize(p).is_some_and(|p| p == address))
     }
 
     pub fn add_participant(&mut self, address: &str) {
-        if !address.is_empty() && !self.is_participant(address) {
-            self.participants.push(address.to_ascii_lowercase());
+        if let Some(address) = crate::address::normalize(address) {
+            if !self.is_participant(&address) {
+                self.participants.push(address);
+            }
         }
     }
 
@@ -637,5 +646,30 @@ impl Record {
             Record::Outbound(r) => Some(r),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::CaseId;
+
+    #[test]
+    fn participants_are_compared_in_normal_form() {
+        let mut case = crate::testing::sample_case(&CaseId::generate("CB"));
+        case.participants.clear();
+        case.add_participant("\"john smith\"@BigCorp.example");
+        case.add_participant("@bigcorp.example");
+        assert_eq!(
+            case.participants,
+            ["\"john smith\"@bigcorp.example"],
+            "no address without a local part"
+        );
+        assert!(case.is_participant("\"John Smith\"@bigcorp.example"));
+        assert!(!case.is_participant("\"mallory\"@bigcorp.example"));
+        assert!(!case.is_participant("mallory@bigcorp.example"));
+        assert!(!case.is_participant("@bigcorp.example"));
+        case.add_participant("Ann@Customer.Test");
+        case.add_participant("\"ann\"@customer.test");
+        assert_eq!(case.participants.len(), 2, "one mailbox, however it is written");
     }
 }

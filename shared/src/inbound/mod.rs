@@ -6,7 +6,7 @@ mod new_text;
 
 pub use new_text::extract_new_text;
 
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -121,15 +121,24 @@ fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
         .collect()
 }
 
-fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    address
-        .map(|a| {
-            a.iter()
-                .filter_map(|addr| addr.address.as_deref())
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default()
+/// The mailboxes of every `name` header, read strictly from the raw header
+/// (`crate::address`): mail-parser's own reading turns a quoted local part
+/// into a display name and keeps obsolete routes. Raw bytes that are not
+/// UTF-8 (8-bit display names) are read lossily; addresses are ASCII.
+fn mailboxes(message: &mail_parser::Message<'_>, name: &HeaderName<'_>) -> Vec<crate::address::Mailbox> {
+    let Some(root) = message.parts.first() else {
+        return Vec::new();
+    };
+    root.headers
+        .iter()
+        .filter(|h| h.name == *name)
+        .filter_map(|h| message.raw_message.get(h.offset_start as usize..h.offset_end as usize))
+        .flat_map(|raw| crate::address::parse_address_list(&String::from_utf8_lossy(raw)))
+        .collect()
+}
+
+fn addresses(message: &mail_parser::Message<'_>, name: HeaderName<'_>) -> Vec<String> {
+    mailboxes(message, &name).into_iter().map(|m| m.address).collect()
 }
 
 /// mail-parser, with its panics turned into "unparseable": some hostile
@@ -165,9 +174,14 @@ fn parse_within_limits(raw: &[u8], max_bytes: usize) -> Result<mail_parser::Mess
 pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundError> {
     let message = parse_within_limits(raw, max_bytes)?;
 
-    let sender = message.from().and_then(|a| a.first());
-    let from = sender.and_then(|a| a.address.as_deref()).map(|s| s.trim().to_ascii_lowercase());
-    let from_name = sender.and_then(|a| a.name.as_deref()).map(|s| sanitize_header_text(s, 200));
+    let sender = mailboxes(&message, &HeaderName::From).into_iter().next();
+    let from = sender.as_ref().map(|m| m.address.clone());
+    // The decoded display name is mail-parser's (RFC 2047), but only where the
+    // strict reading saw one: `"john smith"@x` has none.
+    let from_name = sender
+        .filter(|m| m.has_display_name)
+        .and_then(|_| message.from().and_then(|a| a.first()).and_then(|a| a.name.as_deref()))
+        .map(|s| sanitize_header_text(s, 200));
     let subject = sanitize_header_text(message.subject().unwrap_or(""), MAX_SUBJECT_CHARS);
     // A text part that never reached its closing boundary is not "the body" to
     // mail-parser; it is still what the customer wrote.
@@ -226,8 +240,8 @@ pub fn parse_mail(raw: &[u8], max_bytes: usize) -> Result<ParsedMail, InboundErr
         message_id_derived,
         from,
         from_name,
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
+        to: addresses(&message, HeaderName::To),
+        cc: addresses(&message, HeaderName::Cc),
         subject,
         in_reply_to: ids_of(message.in_reply_to()),
         references: ids_of(message.references()),
@@ -299,7 +313,7 @@ pub fn link_candidates(mail: &ParsedMail, config: &Config) -> LinkCandidates {
         message_ids: mail.referenced_ids().flat_map(|id| message_id_lookup_keys(id)).collect(),
         subject: CaseId::find_in_subject(&mail.subject),
         plus_address: mail.recipients().find_map(|r| {
-            (crate::config::strip_plus(r).eq_ignore_ascii_case(&config.mail.from_address))
+            crate::address::same_base_mailbox(r, &config.mail.from_address)
                 .then(|| CaseId::from_plus_address(r))
                 .flatten()
         }),
@@ -433,6 +447,32 @@ mod tests {
         assert_eq!(mail.references, vec!["a@x", "out1@example.com"]);
         assert_eq!(mail.new_text, "I want a refund.");
         assert_eq!(screen(&mail, &Verdicts::default(), &config()), Disposition::Accepted);
+    }
+
+    #[test]
+    fn addresses_are_read_strictly_from_the_raw_headers() {
+        let from = |header: &str| parse_mail(PLAIN.replace("From: Ann Customer <ann@customer.test>", header).as_bytes(), 1 << 20).unwrap();
+        // A quoted local part is an address, not a display name.
+        let quoted = from("From: \"john smith\"@bigcorp.example");
+        assert_eq!(quoted.from.as_deref(), Some("\"john smith\"@bigcorp.example"));
+        assert_eq!(quoted.from_name, None);
+        // An obsolete route is dropped, the mailbox after it kept.
+        let routed = from("From: <@evil.example:m7@customer.example>");
+        assert_eq!(routed.from.as_deref(), Some("m7@customer.example"));
+        // No local part: no sender, and the mail is not answered.
+        let empty = from("From: <@customer.example>");
+        assert_eq!(empty.from, None);
+        assert!(matches!(screen(&empty, &Verdicts::default(), &config()), Disposition::Ignored(r) if r.contains("no sender")));
+        let many = PLAIN.replace(
+            "To: support@example.com",
+            "To: \"a b\"@x.example, <@r.example:c@x.example>, @x.example\r\nCc: Dee <D@X.Example>",
+        );
+        let many = parse_mail(many.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(many.to, ["\"a b\"@x.example", "c@x.example"]);
+        assert_eq!(many.cc, ["d@x.example"]);
+        // The queue's address with a plus-tag is casebridge's own: never answered.
+        let queue = from("From: Queue <queue+x@example.com>");
+        assert!(matches!(screen(&queue, &Verdicts::default(), &config()), Disposition::Ignored(r) if r.contains("own")));
     }
 
     #[test]

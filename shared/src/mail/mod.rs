@@ -68,7 +68,15 @@ pub struct Composition<'a> {
 
 /// Builds the MIME: text and HTML parts, threading headers, and the RFC 3834
 /// marker (`Auto-Submitted: auto-replied`) so other robots do not answer it.
+/// Never to an address without a local part or domain (what a lenient parser
+/// once made of `"john smith"@x`): such a mail is refused here, by name.
 pub fn compose(c: &Composition<'_>) -> Result<Vec<u8>, MailError> {
+    if c.to.is_empty() {
+        return Err(MailError::Compose("the mail has no recipient".into()));
+    }
+    if let Some(bad) = c.to.iter().find(|to| crate::address::normalize(to).is_none()) {
+        return Err(MailError::Compose(format!("{bad:?} is not a mail address")));
+    }
     let from = match c.from_name {
         Some(name) => mail_builder::headers::address::Address::new_address(Some(name), c.from_address),
         None => mail_builder::headers::address::Address::new_address(None::<&str>, c.from_address),
@@ -177,6 +185,37 @@ mod tests {
         let html = text_to_html("Hi <b>you</b>\n\n- one\n- two");
         assert!(html.contains("Hi &lt;b&gt;you&lt;/b&gt;"));
         assert!(html.contains("<ul><li>one</li><li>two</li></ul>"));
+    }
+
+    #[test]
+    fn never_to_an_address_without_a_local_part() {
+        let compose_to = |to: &[&str]| {
+            let to: Vec<String> = to.iter().map(|s| s.to_string()).collect();
+            compose(&Composition {
+                from_address: "support@example.com",
+                from_name: None,
+                reply_to: None,
+                to: &to,
+                subject: "Re: x",
+                body: "x",
+                message_id: "out1@example.com",
+                in_reply_to: None,
+                references: &[],
+                date: Utc::now(),
+            })
+        };
+        for bad in [
+            &["@customer.example"][..],
+            &["ann"][..],
+            &[][..],
+            &["ann@customer.test", "<@customer.example>"][..],
+        ] {
+            assert!(matches!(compose_to(bad), Err(MailError::Compose(_))), "{bad:?}");
+        }
+        // A quoted local part goes out quoted, inside the angle brackets.
+        let raw = compose_to(&["\"john smith\"@bigcorp.example"]).expect("composed");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("<\"john smith\"@bigcorp.example>"), "{text}");
     }
 
     #[test]
