@@ -15,6 +15,9 @@ MOTO_VERSION=5.2.5
 FLASK_VERSION=3.1.3
 FLASK_CORS_VERSION=6.0.2
 SES_LOCAL_VERSION=2.10.2
+# For the TypeScript verifier of agent signatures (examples/verifiers), compiled by the tests.
+TYPESCRIPT_VERSION=5.9.3
+TYPES_NODE_VERSION=20.19.8
 
 install() {
   mkdir -p "$STATE"
@@ -24,9 +27,11 @@ install() {
       "moto[dynamodb,s3,server]==$MOTO_VERSION" "flask==$FLASK_VERSION" "flask-cors==$FLASK_CORS_VERSION"
     echo "$MOTO_VERSION" > "$STATE/venv/.moto-version"
   fi
-  if [ ! -x "$STATE/node/node_modules/.bin/aws-ses-v2-local" ]; then
+  if [ ! -x "$STATE/node/node_modules/.bin/aws-ses-v2-local" ] || [ ! -x "$STATE/node/node_modules/.bin/tsc" ] \
+    || ! grep -q "\"$TYPESCRIPT_VERSION\"" "$STATE/node/node_modules/typescript/package.json" 2>/dev/null; then
     mkdir -p "$STATE/node"
-    (cd "$STATE/node" && npm install --silent --no-audit --no-fund --prefix . "aws-ses-v2-local@$SES_LOCAL_VERSION" >/dev/null)
+    (cd "$STATE/node" && npm install --silent --no-audit --no-fund --prefix . "aws-ses-v2-local@$SES_LOCAL_VERSION" \
+      "typescript@$TYPESCRIPT_VERSION" "@types/node@$TYPES_NODE_VERSION" >/dev/null)
   fi
 }
 
@@ -77,6 +82,7 @@ export AWS_ENDPOINT_URL_SESV2=http://127.0.0.1:$SES_PORT
 export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$MOTO_PORT
 export CASEBRIDGE_SES_LOCAL_URL=http://127.0.0.1:$SES_PORT
 export CASEBRIDGE_MOTO_URL=http://127.0.0.1:$MOTO_PORT
+export CASEBRIDGE_TSC=$STATE/node/node_modules/.bin/tsc
 VARS
 }
 

@@ -123,9 +123,12 @@ async fn a_signed_context_read_opens_no_other_case() {
     assert_eq!(status, 401);
 }
 
+/// What an agent received: headers and body, call by call.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 /// An agent that records what casebridge sent it.
-async fn recording_agent(answer: Value) -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
-    let seen: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+async fn recording_agent(answer: Value) -> (String, Received) {
+    let seen: Received = Arc::default();
     let recorded = seen.clone();
     let app = axum::Router::new().route(
         "/invoke",
@@ -333,4 +336,154 @@ async fn an_agent_still_on_v1_keeps_working_and_may_move_to_v2() {
     let api = self::api(&hmac_config(&url, HmacScheme::V2), SECRET).await;
     let (status, answer) = send(api, "POST", &path, &v1, b"{}").await;
     assert_eq!(status, 401, "{answer}");
+}
+
+/// The verifiers docs/agents.md shows, run as an agent would run them.
+enum Verifier {
+    Python,
+    TypeScript { js: std::path::PathBuf },
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+impl Verifier {
+    fn available() -> Vec<Verifier> {
+        let mut found = vec![Verifier::Python];
+        match std::env::var("CASEBRIDGE_TSC") {
+            Ok(tsc) => {
+                let out = std::env::temp_dir().join(casebridge_tests::unique("verifiers"));
+                let status = std::process::Command::new(&tsc)
+                    .arg("-p")
+                    .arg(repo("examples/verifiers/tsconfig.json"))
+                    .arg("--outDir")
+                    .arg(&out)
+                    .status()
+                    .expect("run tsc");
+                assert!(status.success(), "the TypeScript verifier does not compile");
+                found.push(Verifier::TypeScript { js: out.join("driver.js") });
+            }
+            Err(_) if std::env::var_os("CASEBRIDGE_REQUIRE_STACK").is_some() => {
+                panic!("CASEBRIDGE_TSC is not set (infra/local-stack.sh env sets it)")
+            }
+            Err(_) => eprintln!("skipping the TypeScript verifier: CASEBRIDGE_TSC is not set"),
+        }
+        found
+    }
+
+    fn run(&self, command: &str, case: &Value) -> std::process::Output {
+        let file = std::env::temp_dir().join(format!("{}.json", casebridge_tests::unique("signed")));
+        std::fs::write(&file, case.to_string()).expect("write case");
+        let output = match self {
+            Verifier::Python => std::process::Command::new("python3")
+                .arg(repo("examples/verifiers/casebridge_v2.py"))
+                .args([command, &file.display().to_string()])
+                .output(),
+            Verifier::TypeScript { js } => std::process::Command::new("node")
+                .arg(js)
+                .args([command, &file.display().to_string()])
+                .output(),
+        }
+        .expect("run verifier");
+        let _ = std::fs::remove_file(&file);
+        output
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Verifier::Python => "python",
+            Verifier::TypeScript { .. } => "typescript",
+        }
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                text.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_verifiers_accept_casebridges_signatures_and_sign_for_it() {
+    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
+    let config = hmac_config(&format!("{url}?tenant=7"), HmacScheme::V2);
+    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
+    let case = CaseId::generate(&config.mail.case_prefix);
+    assert!(client.call(&config.agents[0], &request(&case), None).await.result.is_ok());
+    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), json!(value.to_str().unwrap_or(""))))
+        .collect();
+    let recorded = json!({
+        "key_id": "k1", "secret": SECRET, "agent": "refund-agent", "method": "POST",
+        "path_and_query": "/invoke?tenant=7", "headers": headers, "body_base64": base64(&body),
+    });
+    let api = api(&config, SECRET).await;
+    for verifier in Verifier::available() {
+        let name = verifier.name();
+        assert!(
+            verifier.run("verify", &recorded).status.success(),
+            "{name} refused casebridge's signature"
+        );
+        let mut tampered = recorded.clone();
+        tampered["body_base64"] = json!(base64(br#"{"caseId":"CB-0000000000"}"#));
+        assert!(!verifier.run("verify", &tampered).status.success(), "{name} took a changed body");
+        let mut other_path = recorded.clone();
+        other_path["path_and_query"] = json!("/invoke");
+        assert!(!verifier.run("verify", &other_path).status.success(), "{name} took another path");
+
+        // The agent's side: headers it signs for a context read are accepted by casebridge.
+        let path = format!("/cases/{case}/context");
+        let read = json!({"key_id": "k1", "secret": SECRET, "agent": "refund-agent", "method": "GET",
+            "path_and_query": path, "headers": {}, "body_base64": ""});
+        let output = verifier.run("sign", &read);
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let signed: serde_json::Map<String, Value> = serde_json::from_slice(&output.stdout).expect("headers as JSON");
+        let signed: Vec<(&str, String)> = signed
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("").to_string()))
+            .collect();
+        let (status, answer) = send(api, "GET", &path, &signed, b"").await;
+        assert_eq!((status, answer["code"].as_str()), (404, Some("case_not_found")), "{name}: {answer}");
+    }
+}
+
+#[test]
+fn the_agent_guide_shows_the_verifiers_it_tests() {
+    let guide = std::fs::read_to_string(repo("docs/agents.md")).expect("docs/agents.md");
+    let python = std::fs::read_to_string(repo("examples/verifiers/casebridge_v2.py")).expect("python verifier");
+    let library = python.split("\n\nif __name__").next().unwrap_or_default();
+    assert!(
+        guide.contains(library),
+        "docs/agents.md shows another Python verifier than the tested one"
+    );
+    let typescript = std::fs::read_to_string(repo("examples/verifiers/casebridge_v2.ts")).expect("typescript verifier");
+    assert!(
+        guide.contains(&typescript),
+        "docs/agents.md shows another TypeScript verifier than the tested one"
+    );
+    for vector in [
+        "v2=ba4df9d2b980748a460bbec1b618f5a14979e52411c72d9aea1ee1c7df2bcb31",
+        "v2=85f71b7fc8e9cf52fe188ab712ec5e1dd37e6e69c7a846a8a08ada18389e043c",
+    ] {
+        assert!(guide.contains(vector), "{vector}");
+    }
+    let openapi: Value = serde_json::from_str(&std::fs::read_to_string(repo("docs/openapi.json")).expect("openapi")).expect("json");
+    let schemes = &openapi["components"]["securitySchemes"];
+    assert!(schemes["agentHmac"]["description"].as_str().unwrap_or("").contains("casebridge-v2"));
+    assert_eq!(schemes["agentKeyId"]["name"], "X-Casebridge-Key-Id");
+    let request = std::fs::read_to_string(repo("shared/schemas/agent-request.schema.json")).expect("schema");
+    assert!(request.contains("v2=") && request.contains("X-Casebridge-Key-Id"));
 }
