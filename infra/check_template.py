@@ -45,13 +45,18 @@ def main(path: str) -> int:
 
     # Stream triggers: filters, partial batch responses, bisect, bounded retries, DLQ.
     dlq = "StreamDeadLetterQueue"
-    expected_filters = {
-        "AgentInvocationFunction": [{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["WorkItem"]}}}}],
-        "OutcomeActionsFunction": [
-            {"dynamodb": {"NewImage": {"record_type": {"S": ["Turn"]}, "status": {"S": ["answered"]}}}},
-            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["Outbound"]}, "origin": {"S": [{"prefix": "MSG#"}]}}}},
-        ],
-    }
+    # What each function's stream filters and schedules must be comes from the
+    # trigger table (shared/src/triggers.rs), written to infra/triggers.json by its test.
+    import os
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "triggers.json")) as f:
+        triggers = json.load(f)
+    expected_filters = {}
+    for trigger in triggers["on_change"]:
+        expected_filters.setdefault(trigger["function"], []).append(trigger["pattern"])
+    expected_actions = {}
+    for schedule in triggers["on_schedule"]:
+        if schedule["function"]:
+            expected_actions.setdefault(schedule["function"], []).append((schedule["action"], schedule["every_secs"]))
     for name, expected in expected_filters.items():
         events = functions[name]["Properties"].get("Events", {})
         streams = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
@@ -65,9 +70,11 @@ def main(path: str) -> int:
             check(isinstance(stream.get("MaximumRetryAttempts"), int) and stream["MaximumRetryAttempts"] <= 10, f"{name}: bounded retries")
             destination = stream.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
             check(destination == {"Fn::GetAtt": [dlq, "Arn"]}, f"{name}: on-failure destination is the dead-letter queue")
-        schedules = [e["Properties"].get("Input") for e in events.values() if e["Type"] == "ScheduleV2"]
-        action = {"AgentInvocationFunction": "sweep", "OutcomeActionsFunction": "follow_up"}[name]
-        check(any(json.loads(i or "{}").get("action") == action for i in schedules), f"{name}: scheduled {action}")
+        schedules = [e["Properties"] for e in events.values() if e["Type"] == "ScheduleV2"]
+        for action, every in expected_actions.get(name, []):
+            rate = f"rate({every // 60} minute{'s' if every // 60 != 1 else ''})"
+            found = [s for s in schedules if json.loads(s.get("Input") or "{}").get("action") == action]
+            check(len(found) == 1 and found[0].get("ScheduleExpression") == rate, f"{name}: scheduled {action} at {rate}")
 
     # SES: store in S3 first, then invoke the inbound function asynchronously.
     rules = of_type("AWS::SES::ReceiptRule")

@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod store;
 pub mod stream;
 pub mod telemetry;
+pub mod triggers;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

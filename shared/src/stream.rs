@@ -15,6 +15,7 @@ use serde_dynamo::AttributeValue;
 
 use crate::ids::CaseId;
 use crate::pipeline::PipelineError;
+use crate::triggers::{on_change, Change, ChangeKind, Function, Step};
 
 /// The casebridge record a stream record is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,25 +32,24 @@ pub struct RecordRef {
 }
 
 impl RecordRef {
-    /// A new work item: the agent function's trigger.
-    pub fn is_new_work_item(&self) -> bool {
-        self.record_type == "WorkItem" && self.event_name == "INSERT"
+    /// The change, as the trigger table reads it.
+    pub fn change(&self) -> Option<Change<'_>> {
+        Some(Change {
+            kind: ChangeKind::parse(&self.event_name)?,
+            record_type: &self.record_type,
+            status: self.status.as_deref(),
+            origin: self.origin.as_deref(),
+        })
     }
 
-    /// A turn whose answer waits to be carried out: the outcome function's trigger.
-    pub fn is_answered_turn(&self) -> bool {
-        self.record_type == "Turn" && self.status.as_deref() == Some("answered") && self.event_name != "REMOVE"
+    /// The step this record runs (`crate::triggers`), if any.
+    pub fn step(&self) -> Option<Step> {
+        self.change().as_ref().and_then(on_change).map(|t| t.step)
     }
 
-    /// A queue notice the inbound step wrote (a new case held for
-    /// representatives): the outcome function sends it.
-    pub fn is_inbound_notice(&self) -> bool {
-        self.record_type == "Outbound" && self.event_name == "INSERT" && self.origin.as_deref().is_some_and(|o| o.starts_with("MSG#"))
-    }
-
-    /// Everything the outcome function acts on.
-    pub fn is_outcome_work(&self) -> bool {
-        self.is_answered_turn() || self.is_inbound_notice()
+    /// Whether `function` runs this record's step.
+    pub fn is_for(&self, function: Function) -> bool {
+        self.change().as_ref().and_then(on_change).is_some_and(|t| t.function == function)
     }
 }
 
@@ -79,20 +79,23 @@ fn item_identifier(record: &EventRecord) -> Option<String> {
     record.change.sequence_number.clone()
 }
 
-/// Runs `work` on every selected record, in order, and returns the batch
-/// item failures for Lambda.
-pub async fn process_batch<F, Fut>(event: Event, select: fn(&RecordRef) -> bool, work: F) -> DynamoDbEventResponse
+/// Runs `work` on every record the trigger table gives `function`, with its
+/// step, in order, and returns the batch item failures for Lambda.
+pub async fn process_batch<F, Fut>(event: Event, function: Function, work: F) -> DynamoDbEventResponse
 where
-    F: Fn(RecordRef) -> Fut,
+    F: Fn(RecordRef, Step) -> Fut,
     Fut: Future<Output = Result<(), PipelineError>>,
 {
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
-        let Some(target) = record_ref(record).filter(select) else {
+        let Some((target, step)) = record_ref(record)
+            .filter(|r| r.is_for(function))
+            .and_then(|r| r.step().map(|step| (r, step)))
+        else {
             continue;
         };
         let label = format!("{}/{}", target.case_id, target.key);
-        match work(target).await {
+        match work(target, step).await {
             Ok(()) => {}
             Err(e) if e.is_retryable() => {
                 tracing::error!(record = %label, error = %e, "stream record failed; reporting it for retry");

@@ -17,7 +17,8 @@ use casebridge::config::Config;
 use casebridge::pipeline::agent::{run_turn, sweep_overdue};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::store::Store;
-use casebridge::stream::{process_batch, RecordRef};
+use casebridge::stream::process_batch;
+use casebridge::triggers::{on_schedule, Function, Step};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -62,8 +63,11 @@ impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// `{"action": "sweep"}` (the trigger table's schedule), or an EventBridge
+/// scheduled event.
 fn is_sweep_request(event: &Value) -> bool {
-    event.get("action").and_then(Value::as_str) == Some("sweep")
+    let action = event.get("action").and_then(Value::as_str).and_then(on_schedule);
+    action.is_some_and(|s| s.step == Step::SweepOverdue)
         || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
@@ -94,7 +98,8 @@ impl<S: Store, A: AgentClient> AgentFunction<S, A> {
             clock: self.clock.as_ref(),
             deadline,
         };
-        process_batch(event, RecordRef::is_new_work_item, |target| async move {
+        process_batch(event, Function::AgentInvocationFunction, |target, _step| async move {
+            // The table gives this function one step: the agent turn.
             run_turn(env, &self.store, &self.agents, &target.case_id, &target.key)
                 .await
                 .map(|_| ())

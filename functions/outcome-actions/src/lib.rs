@@ -17,7 +17,8 @@ use casebridge::mail::MailSender;
 use casebridge::pipeline::outcome::{carry_out, flush_origin, run_follow_ups};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::store::Store;
-use casebridge::stream::{process_batch, RecordRef};
+use casebridge::stream::process_batch;
+use casebridge::triggers::{on_schedule, Function, Step};
 use serde_json::{json, Value};
 
 /// Follow-ups handled per scheduled run; the schedule runs often, so a backlog drains.
@@ -71,7 +72,8 @@ impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
             let outcome = casebridge::pipeline::representative::reprocess_outcome(env, &self.store, &self.mailer, &case).await?;
             return Ok(casebridge::direct::outcome_json(&outcome));
         }
-        let scheduled = event.get("action").and_then(Value::as_str) == Some("follow_up")
+        let action = event.get("action").and_then(Value::as_str).and_then(on_schedule);
+        let scheduled = action.is_some_and(|s| s.step == Step::FollowUps)
             || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
         if scheduled {
             return Ok(json!({ "followUps": self.follow_ups().await? }));
@@ -81,12 +83,12 @@ impl<S: Store, M: MailSender> OutcomeFunction<S, M> {
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
         let env = StepEnv::new(&self.config, self.clock.as_ref());
-        process_batch(event, RecordRef::is_outcome_work, |target| async move {
-            match target.origin.as_deref().filter(|_| target.is_inbound_notice()) {
-                Some(origin) => flush_origin(env, &self.store, &self.mailer, &target.case_id, origin)
+        process_batch(event, Function::OutcomeActionsFunction, |target, step| async move {
+            match (step, target.origin.as_deref()) {
+                (Step::SendNotice, Some(origin)) => flush_origin(env, &self.store, &self.mailer, &target.case_id, origin)
                     .await
                     .map(|_| ()),
-                None => carry_out(env, &self.store, &self.mailer, &target.case_id, &target.key)
+                _ => carry_out(env, &self.store, &self.mailer, &target.case_id, &target.key)
                     .await
                     .map(|_| ()),
             }
