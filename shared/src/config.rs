@@ -159,12 +159,42 @@ pub struct FollowUpConfig {
     pub interval_hours: u32,
     /// Hours after the last reminder before the case closes on its own.
     pub close_after_hours: u32,
+    /// For trying follow-ups on one machine: seconds that replace
+    /// `interval_hours` (and `close_after_hours`), so a reminder shows within a minute.
+    #[serde(default)]
+    pub interval_secs: Option<u32>,
+    #[serde(default)]
+    pub close_after_secs: Option<u32>,
     /// Reminder text; `{name}` is the customer's name.
     #[serde(default = "default_reminder")]
     pub reminder_text: String,
     /// A reply that only says thanks closes the case (resolution confirmed).
     #[serde(default)]
     pub close_on_thanks: bool,
+}
+
+impl FollowUpConfig {
+    pub fn interval(&self) -> chrono::Duration {
+        self.interval_secs.map_or_else(
+            || chrono::Duration::hours(i64::from(self.interval_hours)),
+            |s| chrono::Duration::seconds(i64::from(s)),
+        )
+    }
+
+    pub fn close_after(&self) -> chrono::Duration {
+        self.close_after_secs.map_or_else(
+            || chrono::Duration::hours(i64::from(self.close_after_hours)),
+            |s| chrono::Duration::seconds(i64::from(s)),
+        )
+    }
+
+    /// For the timeline: "24 h", or "20 s" when given in seconds.
+    pub fn describe_interval(&self) -> String {
+        match self.interval_secs {
+            Some(s) => format!("{s} s"),
+            None => format!("{} h", self.interval_hours),
+        }
+    }
 }
 
 fn default_reminder() -> String {

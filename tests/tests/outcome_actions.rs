@@ -64,6 +64,8 @@ fn with_follow_up(close_on_thanks: bool) -> impl FnOnce(&mut Config) {
             reminders: 2,
             interval_hours: 24,
             close_after_hours: 24,
+            interval_secs: None,
+            close_after_secs: None,
             reminder_text: "Did our answer help?".into(),
             close_on_thanks,
         })

@@ -237,12 +237,13 @@ async fn apply_plan<S: Store>(
 
 fn schedule_follow_up(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, timeline: &mut Timeline, id: String, now: DateTime<Utc>) {
     let Some(policy) = &workflow_of(env, case).follow_up else { return };
-    let due_at = now + Duration::hours(i64::from(policy.interval_hours));
+    let due_at = now + policy.interval();
     timeline.add(
         "follow_up_scheduled",
         format!(
-            "{} reminder(s) every {} h while the customer is silent, then closure",
-            policy.reminders, policy.interval_hours
+            "{} reminder(s) every {} while the customer is silent, then closure",
+            policy.reminders,
+            policy.describe_interval()
         ),
     );
     case.follow_up = Some(id.clone());
@@ -729,11 +730,11 @@ async fn follow_up_once<S: Store>(
                     follow_up.reminders_sent += 1;
                     let n = follow_up.reminders_sent;
                     let wait = if n == policy.reminders {
-                        policy.close_after_hours
+                        policy.close_after()
                     } else {
-                        policy.interval_hours
+                        policy.interval()
                     };
-                    follow_up.due_at = Some(now + Duration::hours(i64::from(wait)));
+                    follow_up.due_at = Some(now + wait);
                     let reminder_id = format!("OUT#{}#reminder{n}", key.trim_start_matches("FUP#"));
                     let reminder = customer_mail(
                         env,
