@@ -241,7 +241,7 @@ async fn bearer_token_is_sent() {
     .await;
     let case = h.new_case().await;
     h.one_turn(&case).await;
-    assert_eq!(agent.calls()[0].authorization.as_deref(), Some("Bearer tok-123"));
+    assert_eq!(agent.calls()[0].authorization.as_deref(), Some("Bearer tok-123-0123456789"));
 }
 
 async fn post_callback(api: std::net::SocketAddr, turn_id: &str, body: &Value, secret: &str) -> (u16, Value) {
