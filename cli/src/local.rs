@@ -11,11 +11,10 @@ use casebridge::context::timeline_lines;
 use casebridge::ids::CaseId;
 use casebridge::inbound::Verdicts;
 use casebridge::intent::IntentClassifier;
-use casebridge::model::{Record, RecordKind, TurnStatus};
-use casebridge::pipeline::agent::{run_turn, turn_key_for, TurnOutcome};
+use casebridge::pipeline::agent::TurnOutcome;
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
-use casebridge::pipeline::outcome::{carry_out, flush_origin, OutcomeReport};
-use casebridge::pipeline::{StepEnv, SystemClock};
+use casebridge::pipeline::outcome::OutcomeReport;
+use casebridge::pipeline::{PipelineError, StepEnv, SystemClock};
 use casebridge::secrets::SecretResolver;
 use casebridge::store::Store;
 
@@ -61,8 +60,8 @@ impl LocalPipeline {
         })
     }
 
-    /// Ingests one raw mail and runs every turn it causes.
-    pub async fn process(&self, raw: &[u8], delivery_id: &str) -> Result<Run, CliError> {
+    /// Stores one raw mail; returns what it caused to be stored.
+    pub async fn ingest(&self, raw: &[u8], delivery_id: &str) -> Result<IngestOutcome, PipelineError> {
         let clock = SystemClock;
         let env = StepEnv::new(&self.config, &clock);
         let delivery = InboundDelivery {
@@ -72,86 +71,34 @@ impl LocalPipeline {
             verdicts: Verdicts::default(),
             attachment_locations: Vec::new(),
         };
-        let outcome = ingest(env, &self.store, self.classifier.as_ref(), delivery).await?;
-        // A new case held for representatives carries a queue notice: send it, as the stream would.
-        if let IngestOutcome::Stored {
-            case_id,
-            mail_id,
-            new_case: true,
-            work_item: None,
-            ..
-        } = &outcome
-        {
-            flush_origin(env, &self.store, &self.mailer, case_id, mail_id).await?;
-        }
-        let mut turns = Vec::new();
-        if let IngestOutcome::Stored {
-            case_id,
-            work_item: Some(work),
-            ..
-        } = &outcome
-        {
-            let mut next = Some(work.clone());
-            while let Some(work_item) = next.take() {
-                let (turn, report) = self.turn(case_id, &work_item).await?;
-                next = report.as_ref().and_then(|r| r.next_work_item.clone());
-                turns.push((turn, report));
+        ingest(env, &self.store, self.classifier.as_ref(), delivery).await
+    }
+
+    /// Ingests one raw mail and runs every step it causes, by the trigger
+    /// table, to the end.
+    pub async fn process(&self, raw: &[u8], delivery_id: &str) -> Result<Run, CliError> {
+        let outcome = self.ingest(raw, delivery_id).await?;
+        let mut queue: std::collections::VecDeque<_> = LocalPipeline::jobs_after_ingest(&outcome).into();
+        let mut turns: Vec<(TurnOutcome, Option<OutcomeReport>)> = Vec::new();
+        while let Some(job) = queue.pop_front() {
+            let ran = self.run_job_traced(&job).await?;
+            if let Some(turn) = ran.turn {
+                turns.push((turn, None));
             }
+            if let (Some(report), Some(last)) = (ran.report, turns.last_mut()) {
+                last.1 = Some(report);
+            }
+            queue.extend(ran.next);
         }
         Ok(Run { ingest: outcome, turns })
     }
 
-    async fn turn(&self, case_id: &CaseId, work_item: &str) -> Result<(TurnOutcome, Option<OutcomeReport>), CliError> {
-        let clock = SystemClock;
-        let env = StepEnv::new(&self.config, &clock);
-        let turn = run_turn(env, &self.store, &self.agents, case_id, work_item).await?;
-        let report = match &turn {
-            TurnOutcome::Answered { turn, .. } => Some(carry_out(env, &self.store, &self.mailer, case_id, turn).await?),
-            _ => None,
-        };
-        Ok((turn, report))
-    }
-
-    /// Does what the stream would trigger: work items without a turn get
-    /// their turn, answered turns are carried out. Repeats until nothing is
-    /// left; returns the number of steps run. Scans the cases, so it is for
-    /// the embedded store only.
+    /// Runs what a stopped process left half done (see
+    /// [`LocalPipeline::recovery_jobs`]) to the end; returns the steps run.
+    /// Scans the cases, so it is for the embedded store only.
     pub async fn drain(&self) -> Result<usize, CliError> {
-        let clock = SystemClock;
-        let env = StepEnv::new(&self.config, &clock);
-        let mut steps = 0;
-        loop {
-            let mut ran = 0;
-            for case_id in self.store.list_case_ids(usize::MAX >> 1).await? {
-                let turns: Vec<_> = self
-                    .store
-                    .list_records(&case_id, RecordKind::Turn)
-                    .await?
-                    .into_iter()
-                    .filter_map(Record::into_turn)
-                    .collect();
-                for work in self
-                    .store
-                    .list_records(&case_id, RecordKind::WorkItem)
-                    .await?
-                    .into_iter()
-                    .filter_map(Record::into_work_item)
-                {
-                    if !turns.iter().any(|t| t.id == turn_key_for(&work.id)) {
-                        self.turn(&case_id, &work.id).await?;
-                        ran += 1;
-                    }
-                }
-                for turn in turns.iter().filter(|t| t.status == TurnStatus::Answered) {
-                    carry_out(env, &self.store, &self.mailer, &case_id, &turn.id).await?;
-                    ran += 1;
-                }
-            }
-            if ran == 0 {
-                return Ok(steps);
-            }
-            steps += ran;
-        }
+        let jobs = self.recovery_jobs().await?;
+        Ok(self.run_to_completion(jobs).await?)
     }
 }
 
@@ -173,6 +120,21 @@ pub async fn ingest_file(pipeline: &LocalPipeline, file: &Path) -> Result<(), Cl
         }
         IngestOutcome::Duplicate { message_id } => println!("duplicate of an earlier mail ({message_id}); nothing done"),
         IngestOutcome::Rejected { reason } => println!("rejected: {reason}"),
+    }
+    Ok(())
+}
+
+pub async fn list_cases<S: Store>(store: &S, limit: usize) -> Result<(), CliError> {
+    for id in store.list_case_ids(limit).await? {
+        if let Some(case) = store.get_case(&id).await? {
+            println!(
+                "{}  {}  {}  {}",
+                case.id,
+                case.status,
+                case.intent.as_deref().unwrap_or("-"),
+                casebridge::inbound::sanitize_header_text(&case.subject, 80)
+            );
+        }
     }
     Ok(())
 }
