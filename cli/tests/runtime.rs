@@ -308,3 +308,36 @@ fn settled(db: &Path) -> Option<(usize, usize)> {
     let unsettled = statuses.iter().filter(|s| matches!(**s, "new" | "agent_working")).count();
     Some((statuses.len(), unsettled))
 }
+
+/// `run-schedules` once, as cron would run it: an overdue async turn is swept.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_schedules_once_sweeps_an_overdue_turn() {
+    let url = silent_async_agent().await;
+    let trial = Trial::new("run-schedules", |demo| {
+        pointing_at(&url)(demo).replace("mode = \"sync\"", "mode = \"async\"\nasync_answer_within_secs = 1")
+    });
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+            .arg("--store")
+            .arg(format!("sqlite:{}", trial.dir.join("cases.db").display()))
+            .arg("--outbox")
+            .arg(trial.dir.join("outbox"))
+            .arg("--config")
+            .arg(&trial.config)
+            .args(args)
+            .output()
+            .expect("run casebridge");
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let file = trial.dir.join("m.eml");
+    std::fs::write(&file, mail(7, "Refund for order 7, please.")).unwrap();
+    let (ok, text) = cli(&["ingest", &file.display().to_string()]);
+    assert!(ok, "{text}");
+    let (_, listed) = cli(&["case", "list"]);
+    assert!(listed.contains("agent_working"), "{listed}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (ok, text) = cli(&["run-schedules"]);
+    assert!(ok && text.contains("sweep: 1 step(s)"), "{text}");
+    let (_, listed) = cli(&["case", "list"]);
+    assert!(listed.contains("escalated"), "{listed}");
+}
