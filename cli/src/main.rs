@@ -7,6 +7,7 @@
 
 mod backends;
 mod demo;
+mod inbox;
 mod local;
 mod ops;
 
