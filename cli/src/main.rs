@@ -7,6 +7,7 @@
 
 mod backends;
 mod demo;
+mod doctor;
 mod inbox;
 mod local;
 mod ops;
@@ -81,6 +82,13 @@ enum Command {
         /// Representatives' bearer token (generated and printed when absent).
         #[arg(long, env = "CASEBRIDGE_REPRESENTATIVE_TOKEN")]
         representative_token: Option<String>,
+    },
+    /// Check the configuration and the store and say what to fix: one line per
+    /// check (ok, WARN, FAIL); the exit code is non-zero when any check fails.
+    Doctor {
+        /// Also check this inbox folder (as `serve --inbox` would use it).
+        #[arg(long)]
+        inbox: Option<PathBuf>,
     },
 }
 
@@ -174,6 +182,15 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             IntentCommand::Cv { data, catalogue } => ops::intent_cv(data, catalogue.as_ref().or(cli.config.as_ref())),
         };
     }
+    if let Command::Doctor { inbox } = &cli.command {
+        let options = doctor::Options {
+            store: &cli.store,
+            outbox: &cli.outbox,
+            config: cli.config.as_deref(),
+            inbox: inbox.as_deref(),
+        };
+        return doctor::run(options).await;
+    }
     let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
     let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());
     let config = || -> Result<casebridge::config::Config, local::CliError> {
@@ -193,7 +210,7 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         .await
     };
     match cli.command {
-        Command::Demo { .. } | Command::Intent { .. } => Ok(()),
+        Command::Demo { .. } | Command::Intent { .. } | Command::Doctor { .. } => Ok(()),
         Command::InitTable => match &store {
             backends::AnyStore::Dynamo(dynamo) => {
                 dynamo.create_table().await?;

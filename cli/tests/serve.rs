@@ -233,6 +233,7 @@ fn every_verb_has_help() {
         vec!["reprocess"],
         vec!["replay-failed"],
         vec!["serve"],
+        vec!["doctor"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
             .args(&verb)
