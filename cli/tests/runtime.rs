@@ -39,14 +39,22 @@ impl Trial {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn start(&self) -> Serve {
-        let child = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+    /// `casebridge` on this trial's store, outbox and configuration.
+    fn casebridge(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+        command
             .arg("--store")
             .arg(format!("sqlite:{}", self.dir.join("cases.db").display()))
             .arg("--outbox")
             .arg(self.dir.join("outbox"))
             .arg("--config")
-            .arg(&self.config)
+            .arg(&self.config);
+        command
+    }
+
+    fn start(&self) -> Serve {
+        let child = self
+            .casebridge()
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--schedules-every", "1"])
             .arg("--inbox")
             .arg(self.dir.join("inbox"))
@@ -61,7 +69,10 @@ impl Trial {
     async fn up(&self) {
         let http = reqwest::Client::new();
         wait_for("serve to come up", 20, || async {
-            http.get(format!("{}/health", self.api())).send().await.is_ok_and(|r| r.status().is_success())
+            http.get(format!("{}/health", self.api()))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
     }
@@ -178,7 +189,10 @@ async fn a_mail_provider_briefly_down_stops_nothing_and_the_mail_goes_out_once()
     std::fs::remove_dir_all(&outbox).unwrap();
     std::fs::write(&outbox, "not a folder").unwrap();
     trial.drop_mail("a.eml", &mail(2, "I want a refund for order 2."));
-    wait_for("the mail to be stored", 20, || async { trial.dir.join("inbox/done/a.eml").exists() }).await;
+    wait_for("the mail to be stored", 20, || async {
+        trial.dir.join("inbox/done/a.eml").exists()
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let health = reqwest::get(format!("{}/health", trial.api())).await;
     assert!(health.is_ok_and(|r| r.status().is_success()), "serve is still running");
@@ -263,7 +277,12 @@ async fn kill_minus_nine_while_mail_flows_then_every_case_settles() {
     trial.port = port;
     let mails = 12;
     // Kills at moments spread over the run, from the clock (no RNG dependency).
-    let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis());
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis(),
+    );
     for round in 0..4 {
         let mut serve = trial.start();
         trial.up().await;
@@ -279,7 +298,9 @@ async fn kill_minus_nine_while_mail_flows_then_every_case_settles() {
     trial.up().await;
     let db = trial.dir.join("cases.db");
     wait_for("every mail stored and every case settled", 150, || async {
-        let done = (0..mails).filter(|i| trial.dir.join(format!("inbox/done/m{i}.eml")).exists()).count();
+        let done = (0..mails)
+            .filter(|i| trial.dir.join(format!("inbox/done/m{i}.eml")).exists())
+            .count();
         done == mails && settled(&db).is_some_and(|(cases, unsettled)| cases == mails && unsettled == 0)
     })
     .await;
@@ -287,7 +308,11 @@ async fn kill_minus_nine_while_mail_flows_then_every_case_settles() {
     let ids: Vec<String> = trial
         .outbox()
         .iter()
-        .filter_map(|m| m.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).map(str::to_string))
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .map(str::to_string)
+        })
         .collect();
     let unique: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "a mail was sent twice: {ids:?}");
@@ -317,16 +342,7 @@ async fn run_schedules_once_sweeps_an_overdue_turn() {
         pointing_at(&url)(demo).replace("mode = \"sync\"", "mode = \"async\"\nasync_answer_within_secs = 1")
     });
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
-            .arg("--store")
-            .arg(format!("sqlite:{}", trial.dir.join("cases.db").display()))
-            .arg("--outbox")
-            .arg(trial.dir.join("outbox"))
-            .arg("--config")
-            .arg(&trial.config)
-            .args(args)
-            .output()
-            .expect("run casebridge");
+        let output = trial.casebridge().args(args).output().expect("run casebridge");
         (output.status.success(), String::from_utf8_lossy(&output.stdout).to_string())
     };
     let file = trial.dir.join("m.eml");

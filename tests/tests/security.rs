@@ -149,6 +149,18 @@ async fn recording_agent(answer: Value) -> (String, Received) {
     (format!("http://{addr}/invoke"), seen)
 }
 
+/// One call casebridge makes to an agent at `/invoke` + `suffix`, as the agent received it.
+async fn one_signed_call(suffix: &str, scheme: HmacScheme) -> (Config, CaseId, HeaderMap, Vec<u8>) {
+    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
+    let config = hmac_config(&format!("{url}{suffix}"), scheme);
+    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
+    let case = CaseId::generate(&config.mail.case_prefix);
+    let outcome = client.call(&config.agents[0], &request(&case), None).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    (config, case, headers, body)
+}
+
 fn request(case: &CaseId) -> AgentRequest {
     AgentRequest {
         case_id: case.to_string(),
@@ -160,13 +172,7 @@ fn request(case: &CaseId) -> AgentRequest {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn casebridges_own_signed_request_does_not_pass_as_the_agents() {
-    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
-    let config = hmac_config(&url, HmacScheme::V2);
-    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
-    let case = CaseId::generate(&config.mail.case_prefix);
-    let outcome = client.call(&config.agents[0], &request(&case), None).await;
-    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
-    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    let (config, case, headers, body) = one_signed_call("", HmacScheme::V2).await;
     assert!(headers["x-casebridge-signature"].to_str().unwrap_or("").starts_with("v2="));
     assert_eq!(headers["x-casebridge-key-id"], "k1");
 
@@ -182,12 +188,7 @@ async fn casebridges_own_signed_request_does_not_pass_as_the_agents() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_verifies_casebridges_signature_with_its_own_code() {
-    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
-    let config = hmac_config(&format!("{url}?tenant=7"), HmacScheme::V2);
-    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
-    let case = CaseId::generate(&config.mail.case_prefix);
-    assert!(client.call(&config.agents[0], &request(&case), None).await.result.is_ok());
-    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    let (_, _, headers, body) = one_signed_call("?tenant=7", HmacScheme::V2).await;
     let path = "/invoke?tenant=7";
     let verified = |path: &str, secret: &str, body: &[u8]| {
         casebridge_tests::agent_side_signature_ok(
@@ -308,12 +309,7 @@ async fn hostile_timestamps_are_refused_not_a_crash() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_still_on_v1_keeps_working_and_may_move_to_v2() {
-    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
-    let config = hmac_config(&url, HmacScheme::V1);
-    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
-    let case = CaseId::generate(&config.mail.case_prefix);
-    assert!(client.call(&config.agents[0], &request(&case), None).await.result.is_ok());
-    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    let (config, case, headers, body) = one_signed_call("", HmacScheme::V1).await;
     let timestamp: i64 = headers["x-casebridge-timestamp"].to_str().unwrap_or("").parse().unwrap_or(0);
     assert_eq!(
         headers["x-casebridge-signature"].to_str().unwrap_or(""),
@@ -333,7 +329,7 @@ async fn an_agent_still_on_v1_keeps_working_and_may_move_to_v2() {
     let (status, _) = send(api, "POST", &path, &agent_signed("POST", &path, b"{}", SECRET), b"{}").await;
     assert_eq!(status, 404, "and so does a v2 one, so the agent can move first");
     // Once the agent is on v2, v1 no longer passes.
-    let api = self::api(&hmac_config(&url, HmacScheme::V2), SECRET).await;
+    let api = self::api(&hmac_config(&config.agents[0].url, HmacScheme::V2), SECRET).await;
     let (status, answer) = send(api, "POST", &path, &v1, b"{}").await;
     assert_eq!(status, 401, "{answer}");
 }
@@ -416,12 +412,7 @@ fn base64(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documented_verifiers_accept_casebridges_signatures_and_sign_for_it() {
-    let (url, seen) = recording_agent(json!({"responseType": "NoAction"})).await;
-    let config = hmac_config(&format!("{url}?tenant=7"), HmacScheme::V2);
-    let client = HttpAgentClient::new(secrets(SECRET)).expect("client");
-    let case = CaseId::generate(&config.mail.case_prefix);
-    assert!(client.call(&config.agents[0], &request(&case), None).await.result.is_ok());
-    let (headers, body) = seen.lock().expect("lock").pop().expect("one call");
+    let (config, case, headers, body) = one_signed_call("?tenant=7", HmacScheme::V2).await;
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(name, value)| (name.as_str().to_string(), json!(value.to_str().unwrap_or(""))))
