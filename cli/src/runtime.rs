@@ -135,8 +135,12 @@ impl LocalPipeline {
             }
             Step::CarryOut => {
                 let report = carry_out(env, &self.store, &self.mailer, case_id, &job.key).await?;
-                ran.next
-                    .extend(report.next_work_item.as_ref().and_then(|work| Job::for_change(case_id, work, NEW_WORK_ITEM)));
+                ran.next.extend(
+                    report
+                        .next_work_item
+                        .as_ref()
+                        .and_then(|work| Job::for_change(case_id, work, NEW_WORK_ITEM)),
+                );
                 ran.report = Some(report);
             }
             Step::SendNotice | Step::RetryMail => {
@@ -382,7 +386,10 @@ mod tests {
         }
         queue.retry_later(many);
         assert!(queue.pop_due(Instant::now() + Duration::from_secs(59)).is_none());
-        assert!(queue.pop_due(Instant::now() + Duration::from_secs(61)).is_some(), "capped at a minute");
+        assert!(
+            queue.pop_due(Instant::now() + Duration::from_secs(61)).is_some(),
+            "capped at a minute"
+        );
     }
 
     #[test]
@@ -405,7 +412,10 @@ mod tests {
             disposition: casebridge::model::Disposition::Accepted,
         };
         let jobs = LocalPipeline::jobs_after_ingest(&held);
-        assert_eq!(jobs.iter().map(|j| (j.step, j.key.as_str())).collect::<Vec<_>>(), [(Step::SendNotice, "MSG#abc")]);
+        assert_eq!(
+            jobs.iter().map(|j| (j.step, j.key.as_str())).collect::<Vec<_>>(),
+            [(Step::SendNotice, "MSG#abc")]
+        );
         let work = IngestOutcome::Stored {
             case_id,
             mail_id: "MSG#abc".into(),
@@ -414,6 +424,9 @@ mod tests {
             disposition: casebridge::model::Disposition::Accepted,
         };
         let jobs = LocalPipeline::jobs_after_ingest(&work);
-        assert_eq!(jobs.iter().map(|j| (j.step, j.key.as_str())).collect::<Vec<_>>(), [(Step::AgentTurn, "WORK#0000000002")]);
+        assert_eq!(
+            jobs.iter().map(|j| (j.step, j.key.as_str())).collect::<Vec<_>>(),
+            [(Step::AgentTurn, "WORK#0000000002")]
+        );
     }
 }

@@ -209,8 +209,15 @@ mod tests {
         assert_eq!(step(change(Modify, "Turn", Some("answered"), None)), Some(Step::CarryOut));
         assert_eq!(step(change(Modify, "Turn", Some("in_flight"), None)), None);
         assert_eq!(step(change(Remove, "Turn", Some("answered"), None)), None);
-        assert_eq!(step(change(Insert, "Outbound", Some("pending"), Some("MSG#abc"))), Some(Step::SendNotice));
-        assert_eq!(step(change(Insert, "Outbound", Some("pending"), Some("TURN#0000000001"))), None, "sent by carry-out");
+        assert_eq!(
+            step(change(Insert, "Outbound", Some("pending"), Some("MSG#abc"))),
+            Some(Step::SendNotice)
+        );
+        assert_eq!(
+            step(change(Insert, "Outbound", Some("pending"), Some("TURN#0000000001"))),
+            None,
+            "sent by carry-out"
+        );
         assert_eq!(step(change(Insert, "Case", None, None)), None);
     }
 

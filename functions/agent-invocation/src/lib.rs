@@ -67,8 +67,7 @@ impl From<AgentFunctionError> for lambda_runtime::Diagnostic {
 /// scheduled event.
 fn is_sweep_request(event: &Value) -> bool {
     let action = event.get("action").and_then(Value::as_str).and_then(on_schedule);
-    action.is_some_and(|s| s.step == Step::SweepOverdue)
-        || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+    action.is_some_and(|s| s.step == Step::SweepOverdue) || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
 impl<S: Store, A: AgentClient> AgentFunction<S, A> {
