@@ -7,6 +7,7 @@
 
 mod backends;
 mod demo;
+mod intent_tools;
 mod doctor;
 mod inbox;
 mod local;
@@ -94,14 +95,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum IntentCommand {
-    /// Measure the catalogue classifier on labelled mail (JSONL: {"subject","body","intent"} a line).
+    /// Measure the catalogue classifier on labelled mail (JSONL: {"subject","body","intent"} a line,
+    /// optionally "second"; the intent may be out_of_scope).
     Eval {
         #[arg(long)]
         data: PathBuf,
+        /// Mail that is not a support request (every label out_of_scope): how much of it is held.
+        #[arg(long)]
+        out_of_scope: Option<PathBuf>,
         /// Catalogue ([[intents]] and optional [classifier]); default: the --config file's intents.
         #[arg(long)]
         catalogue: Option<PathBuf>,
-        /// Confidence threshold; default: the catalogue's [classifier] threshold.
+        /// Confidence threshold; default: the catalogue's (threshold or route_at_precision).
         #[arg(long)]
         threshold: Option<f64>,
         /// Also list every mail whose best guess was wrong.
@@ -110,6 +115,9 @@ enum IntentCommand {
         /// Ignore the catalogue's [classifier] training data (the catalogue alone).
         #[arg(long)]
         without_training: bool,
+        /// Ignore the catalogue's [classifier.calibration] (raw scores).
+        #[arg(long)]
+        uncalibrated: bool,
     },
     /// Cross-validate on labelled files: each file in turn is scored by a
     /// classifier trained on the catalogue and the other files.
@@ -119,6 +127,19 @@ enum IntentCommand {
         data: Vec<PathBuf>,
         #[arg(long)]
         catalogue: Option<PathBuf>,
+        /// Confidence threshold; default: the catalogue's.
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Fit a calibration on the cross-validated scores (isotonic steps of at least N mails),
+        /// report with it, and print it as a [classifier.calibration] section.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "40")]
+        calibrate: Option<usize>,
+        /// Ignore the catalogue's [classifier.calibration].
+        #[arg(long)]
+        uncalibrated: bool,
+        /// Change a classifier option for this run (key=value), e.g. stem=true.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -167,19 +188,37 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         return match command {
             IntentCommand::Eval {
                 data,
+                out_of_scope,
                 catalogue,
                 threshold,
                 misses,
                 without_training,
+                uncalibrated,
             } => {
-                let options = ops::EvalOptions {
+                let options = intent_tools::EvalOptions {
                     threshold: *threshold,
                     show_misses: *misses,
                     without_training: *without_training,
+                    uncalibrated: *uncalibrated,
                 };
-                ops::intent_eval(data, catalogue.as_ref().or(cli.config.as_ref()), options).await
+                intent_tools::eval(data, out_of_scope.as_deref(), catalogue.as_ref().or(cli.config.as_ref()), options).await
             }
-            IntentCommand::Cv { data, catalogue } => ops::intent_cv(data, catalogue.as_ref().or(cli.config.as_ref())),
+            IntentCommand::Cv {
+                data,
+                catalogue,
+                threshold,
+                calibrate,
+                uncalibrated,
+                set,
+            } => {
+                let options = intent_tools::CvOptions {
+                    threshold: *threshold,
+                    calibrate: *calibrate,
+                    uncalibrated: *uncalibrated,
+                    set: set.clone(),
+                };
+                intent_tools::cv(data, catalogue.as_ref().or(cli.config.as_ref()), options)
+            }
         };
     }
     if let Command::Doctor { inbox } = &cli.command {

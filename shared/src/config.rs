@@ -312,29 +312,92 @@ fn default_max_mail_bytes() -> usize {
     10 * 1024 * 1024
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
-    /// Below this confidence the case goes to a representative.
-    #[serde(default = "default_threshold")]
-    pub threshold: f64,
+    /// Below this confidence the case goes to a representative (default
+    /// 0.3). Not together with `route_at_precision`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Instead of a threshold, the precision routing should have: the
+    /// threshold is the lowest at which the calibration's cross-validated
+    /// precision is at least this (needs `[classifier.calibration]`).
+    #[serde(default)]
+    pub route_at_precision: Option<f64>,
     /// Labelled mail (JSONL files, one `{"subject","body","intent"}` a line;
     /// paths relative to this file, or `s3://bucket/key`) the classifier
     /// learns from at start-up.
     #[serde(default)]
     pub training: Vec<String>,
+    /// Maps the classifier's scores to probabilities; written by `intent cv --calibrate`.
+    #[serde(default)]
+    pub calibration: Option<crate::intent::Calibration>,
+    /// Examples of mail that is not a support request, and what to do with it.
+    #[serde(default)]
+    pub out_of_scope: crate::intent::OutOfScopeConfig,
     /// Ask an LLM (OpenAI-compatible) instead; the catalogue classifier stays as fallback.
     #[serde(default)]
     pub llm: Option<crate::intent::LlmConfig>,
+    /// Ask a model on Amazon Bedrock instead (the function's IAM role); the
+    /// catalogue classifier stays as fallback.
+    #[serde(default)]
+    pub bedrock: Option<crate::intent::BedrockConfig>,
 }
 
-impl Default for ClassifierConfig {
-    fn default() -> Self {
-        ClassifierConfig {
-            threshold: default_threshold(),
-            training: Vec::new(),
-            llm: None,
+impl ClassifierConfig {
+    /// The confidence a best guess needs to go to an agent: `threshold`, or
+    /// the one the calibration gives for `route_at_precision` (validated to
+    /// exist), or 0.3.
+    pub fn routing_threshold(&self) -> f64 {
+        match (self.threshold, self.route_at_precision, &self.calibration) {
+            (Some(threshold), _, _) => threshold,
+            (None, Some(precision), Some(calibration)) => calibration.threshold_for_precision(precision).unwrap_or(1.0),
+            _ => default_threshold(),
         }
+    }
+
+    fn validate(&self, intents: &[IntentConfig]) -> Result<(), String> {
+        if let Some(threshold) = self.threshold {
+            if !(0.0..=1.0).contains(&threshold) {
+                return Err(format!("classifier.threshold {threshold} is not in [0, 1]"));
+            }
+        }
+        if let Some(calibration) = &self.calibration {
+            calibration.validate().map_err(|e| format!("classifier.calibration: {e}"))?;
+        }
+        if let Some(precision) = self.route_at_precision {
+            if self.threshold.is_some() {
+                return Err("classifier: set threshold or route_at_precision, not both".into());
+            }
+            if !(precision > 0.0 && precision <= 1.0) {
+                return Err(format!("classifier.route_at_precision {precision} is not in (0, 1]"));
+            }
+            let calibration = self
+                .calibration
+                .as_ref()
+                .ok_or("classifier.route_at_precision needs [classifier.calibration] (intent cv --calibrate)")?;
+            calibration
+                .threshold_for_precision(precision)
+                .map_err(|e| format!("classifier.route_at_precision: {e}"))?;
+        }
+        for location in &self.training {
+            if let Err(e) = crate::intent::training::TrainingLocation::parse(location, None) {
+                return Err(format!("classifier.training: {e}"));
+            }
+        }
+        if self.llm.is_some() && self.bedrock.is_some() {
+            return Err("classifier: set llm or bedrock, not both".into());
+        }
+        if let Some(bedrock) = &self.bedrock {
+            bedrock.validate()?;
+        }
+        if let Some(intent) = intents.iter().find(|i| i.name == crate::intent::OUT_OF_SCOPE) {
+            return Err(format!(
+                "intent {:?} is reserved for mail that is not a support request ([classifier.out_of_scope])",
+                intent.name
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -528,13 +591,8 @@ impl Config {
         if crate::ids::CaseId::parse(&format!("{}-0000000000", self.mail.case_prefix)).is_none() {
             return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
         }
-        if !(0.0..=1.0).contains(&self.classifier.threshold) {
-            return invalid(format!("classifier.threshold {} is not in [0, 1]", self.classifier.threshold));
-        }
-        for location in &self.classifier.training {
-            if let Err(e) = crate::intent::training::TrainingLocation::parse(location, None) {
-                return invalid(format!("classifier.training: {e}"));
-            }
+        if let Err(message) = self.classifier.validate(&self.intents) {
+            return invalid(message);
         }
         let mut seen = std::collections::HashSet::new();
         for agent in &self.agents {
@@ -661,5 +719,45 @@ agent = "refunds"
         assert!(matches!(Config::from_toml("[mail"), Err(ConfigError::Parse(_))));
         let typo = BASE.replace("from_address", "from_adress");
         assert!(matches!(Config::from_toml(&typo), Err(ConfigError::Parse(_))));
+    }
+
+    #[test]
+    fn the_classifier_routes_at_a_threshold_or_at_a_precision_but_not_both() {
+        let classifier = |section: &str| Config::from_toml(&format!("{BASE}\n[classifier]\n{section}\n"));
+        let invalid = |section: &str, needle: &str| match classifier(section) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains(needle), "{section}: {m}"),
+            other => panic!("{section}: {other:?}"),
+        };
+        assert_eq!(Config::from_toml(BASE).unwrap().classifier.routing_threshold(), 0.3);
+        assert_eq!(classifier("threshold = 0.45").unwrap().classifier.routing_threshold(), 0.45);
+        let calibration = "[classifier.calibration]\ntemperature = 1.5\nthresholds = [0.5, 0.6, 0.7]\nprecision = [0.93, 0.95, 0.97]\ncoverage = [0.9, 0.85, 0.8]";
+        let at_precision = classifier(&format!("route_at_precision = 0.95\n{calibration}")).unwrap();
+        assert_eq!(at_precision.classifier.routing_threshold(), 0.6);
+        invalid(&format!("threshold = 0.5\nroute_at_precision = 0.95\n{calibration}"), "not both");
+        invalid("route_at_precision = 0.95", "needs [classifier.calibration]");
+        invalid(&format!("route_at_precision = 0.99\n{calibration}"), "no threshold");
+        invalid("route_at_precision = 1.5", "not in (0, 1]");
+        invalid("threshold = 2", "not in [0, 1]");
+        invalid("[classifier.calibration]\ntemperature = 0", "temperature");
+        invalid(
+            "[classifier.llm]\nbase_url = \"http://x\"\nmodel = \"m\"\n[classifier.bedrock]\nmodel_id = \"m\"",
+            "not both",
+        );
+        invalid("[classifier.bedrock]\nmodel_id = \"m\"\nmax_tokens = 0", "max_tokens");
+        let bedrock =
+            classifier("[classifier.bedrock]\nmodel_id = \"anthropic.claude-3-haiku-20240307-v1:0\"\nregion = \"eu-central-1\"").unwrap();
+        assert_eq!(bedrock.classifier.bedrock.map(|b| (b.timeout_ms, b.max_tokens)), Some((5_000, 100)));
+        let out_of_scope =
+            classifier("[classifier.out_of_scope]\nexamples = [\"I am applying for the job\"]\naction = \"record\"").unwrap();
+        assert_eq!(out_of_scope.classifier.out_of_scope.action, crate::intent::OutOfScopeAction::Record);
+        let reserved = format!("{BASE}\n[[intents]]\nname = \"out_of_scope\"\nkeywords = [\"x\"]\n");
+        assert!(matches!(Config::from_toml(&reserved), Err(ConfigError::Invalid(m)) if m.contains("reserved")));
+        for unknown in [
+            "treshold = 0.5",
+            "[classifier.out_of_scope]\nexampels = []",
+            "[classifier.bedrock]\nmodel = \"m\"",
+        ] {
+            assert!(matches!(classifier(unknown), Err(ConfigError::Parse(_))), "{unknown}");
+        }
     }
 }

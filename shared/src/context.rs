@@ -20,6 +20,9 @@ pub struct CaseContext {
     pub intent_confidence: Option<f64>,
     /// The classifier's top scores, best first.
     pub intent_scores: Vec<crate::intent::IntentScore>,
+    /// A second request in the first mail (another intent than the one the
+    /// case was routed by), for the agent to answer too or hand over.
+    pub second_intent: Option<crate::intent::IntentScore>,
     pub thread: Vec<ContextMail>,
     pub turns: Vec<ContextTurn>,
 }
@@ -137,6 +140,7 @@ pub async fn case_context<S: Store>(store: &S, id: &CaseId) -> Result<(Case, Cas
         intent: case.intent.clone(),
         intent_confidence: case.intent_confidence,
         intent_scores: case.intent_scores.clone(),
+        second_intent: case.intent_scores.iter().find(|s| s.second_request).cloned(),
         thread,
         turns,
     };

@@ -9,11 +9,17 @@
 //! contains; the scores become confidences in [0, 1] that sum to at most 1.
 //! Given labelled past cases ([`training`]), a logistic regression over the
 //! same terms (`linear.rs`) is trained too and takes most of the confidence.
+//! Mail that is not a support request at all is one more class,
+//! [`OUT_OF_SCOPE`], learned from `[classifier.out_of_scope]` examples and
+//! labelled mail. A [`Calibration`] fitted on cross-validation turns the
+//! scores into estimates of the probability that the label is right.
 //!
-//! [`LlmClassifier`] asks an OpenAI-compatible chat-completions endpoint
-//! instead, and falls back to the catalogue classifier (and says so) when
-//! the call fails or the answer is not a valid label.
+//! [`LlmClassifier`] asks an OpenAI-compatible chat-completions endpoint,
+//! and [`BedrockClassifier`] the Amazon Bedrock Converse API, instead; both
+//! fall back to the catalogue classifier (and say so) when the call fails
+//! or the answer is not a valid label.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,25 +28,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::IntentConfig;
 
+/// The label of mail that is not a support request (job applications,
+/// sales pitches, newsletters, …). Reserved: no intent may be called so.
+pub const OUT_OF_SCOPE: &str = "out_of_scope";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntentScore {
     pub intent: String,
     pub confidence: f64,
+    /// The mail also asks for this, besides the intent it is routed by.
+    /// Kept with the case's scores (so the agent's context shows it);
+    /// absent from JSON when false, as in cases stored before it existed.
+    #[serde(default, rename = "secondRequest", skip_serializing_if = "std::ops::Not::not")]
+    pub second_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
     /// Best first; empty when nothing matched at all.
     pub ranked: Vec<IntentScore>,
+    /// A second request in the same mail (another intent), when one stands
+    /// out above the classifier's second-intent threshold. Routing keeps
+    /// the best; this is recorded for the agent and representatives.
+    #[serde(default)]
+    pub second: Option<IntentScore>,
     /// How it was classified, e.g. `tfidf` (catalogue similarity),
     /// `tfidf+linear` (with the model trained on labelled mail),
-    /// `llm:gpt-4o-mini`, `tfidf+linear (llm failed: …)`.
+    /// `llm:gpt-4o-mini`, `bedrock:…`, `tfidf+linear (llm failed: …)`.
     pub method: String,
 }
 
 impl Classification {
     pub fn best(&self) -> Option<&IntentScore> {
         self.ranked.first()
+    }
+
+    /// The best guess is that this is not a support request.
+    pub fn is_out_of_scope(&self) -> bool {
+        self.best().is_some_and(|b| b.intent == OUT_OF_SCOPE)
+    }
+
+    /// The scores kept on the case: the top three, and the second request
+    /// (marked) when there is one, so the agent's context can show it.
+    pub fn case_scores(&self) -> Vec<IntentScore> {
+        let mut scores: Vec<IntentScore> = self.ranked.iter().take(3).cloned().collect();
+        if let Some(second) = &self.second {
+            scores.retain(|s| s.intent != second.intent);
+            let at = scores.len().min(1);
+            scores.insert(
+                at,
+                IntentScore {
+                    second_request: true,
+                    ..second.clone()
+                },
+            );
+        }
+        scores
     }
 }
 
@@ -49,6 +92,52 @@ pub type ClassifyFuture<'a> = Pin<Box<dyn Future<Output = Classification> + Send
 pub trait IntentClassifier: Send + Sync {
     /// Classifies the new text of a mail and its subject.
     fn classify<'a>(&'a self, subject: &'a str, new_text: &'a str) -> ClassifyFuture<'a>;
+}
+
+/// What happens to mail the classifier takes for not a support request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutOfScopeAction {
+    /// A representative gets the case (with the reason), as for low confidence.
+    #[default]
+    Hold,
+    /// The case is recorded and closed without an answer or a queue notice,
+    /// when the confidence is at least the routing threshold (below it, the
+    /// mail is held: a real request must not vanish unseen).
+    Record,
+}
+
+/// `[classifier.out_of_scope]`: examples of mail that is not a support
+/// request, in the catalogue's languages, and what to do with such mail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfScopeConfig {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub action: OutOfScopeAction,
+}
+
+/// The classes the catalogue classifier learns: the catalogue's intents
+/// and, when the configuration gives out-of-scope examples or labelled
+/// mail is labelled so, [`OUT_OF_SCOPE`].
+pub fn classes(intents: &[IntentConfig], out_of_scope: &OutOfScopeConfig, labelled: &[TrainingMail]) -> Vec<IntentConfig> {
+    let mut classes = intents.to_vec();
+    if !out_of_scope.examples.is_empty() || !out_of_scope.keywords.is_empty() || labelled.iter().any(|m| m.intent == OUT_OF_SCOPE) {
+        classes.push(IntentConfig {
+            name: OUT_OF_SCOPE.into(),
+            description: out_of_scope.description.clone(),
+            examples: out_of_scope.examples.clone(),
+            keywords: out_of_scope.keywords.clone(),
+            agent: None,
+            workflow: None,
+        });
+    }
+    classes
 }
 
 const STOPWORDS: &[&str] = &[
@@ -68,32 +157,103 @@ fn all_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The words that carry meaning: no stopwords, no bare numbers.
-fn words(text: &str) -> Vec<String> {
-    all_words(text)
-        .into_iter()
-        .filter(|t| !STOPWORDS.contains(&t.as_str()) && !t.chars().all(|c| c.is_ascii_digit()))
-        .collect()
+fn meaningful(word: &str) -> bool {
+    !STOPWORDS.contains(&word) && !word.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Words that turn the next few words around: "not cancel", "kein Abo".
+const NEGATIONS: &[&str] = &[
+    "not", "no", "never", "don't", "dont", "didn't", "doesn't", "isn't", "wasn't", "haven't", "hasn't", "won't", "nothing", "nicht",
+    "kein", "keine", "keinen", "nie", "nunca", "nada", "ni", "pas", "jamais", "aucun", "aucune", "sans", "sin", "ohne", "without",
+];
+/// How many meaningful words after a negation it covers.
+const NEGATION_REACH: usize = 2;
+
+/// Light suffix stripping for the catalogue's languages (English, German,
+/// Spanish, French): "cancelled", "cancelling" and "cancellation" meet at
+/// "cancel". Crude on purpose: the character n-grams carry the rest.
+fn stem(word: &str) -> &str {
+    const SUFFIXES: &[&str] = &[
+        "ations", "ation", "ungen", "ciones", "ción", "ments", "ment", "ings", "ing", "ed", "es", "en", "er", "ung", "s", "e",
+    ];
+    let length = word.chars().count();
+    for suffix in SUFFIXES {
+        if length >= suffix.chars().count() + 4 {
+            if let Some(stripped) = word.strip_suffix(suffix) {
+                return stripped.trim_end_matches("ll");
+            }
+        }
+    }
+    word
+}
+
+/// Which terms a text becomes. The defaults were chosen by
+/// cross-validation on the dev files (docs/intent.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Features {
+    /// Word features (`w:` and bigrams) on light stems.
+    pub stem: bool,
+    /// The meaningful words after a negation also count as `!word`.
+    pub negation: bool,
+    /// Subject words also count on their own (`s:word`): a subject says
+    /// in a few words what the mail is about, or misleads.
+    pub subject_terms: bool,
+    /// Character n-grams inside words, from `char_min` to `char_max` long.
+    pub char_min: usize,
+    pub char_max: usize,
+}
+
+impl Default for Features {
+    fn default() -> Features {
+        Features {
+            stem: false,
+            negation: false,
+            subject_terms: false,
+            char_min: 3,
+            char_max: 5,
+        }
+    }
 }
 
 /// Calls `visit` with every term of a text: word bigrams, words (as `w:…`)
-/// and character 3–5-grams of each word with its boundaries (`<word>`). One
+/// and character n-grams of each word with its boundaries (`<word>`). One
 /// buffer is reused, so scoring a mail allocates per word, not per term.
-fn for_each_term(text: &str, mut visit: impl FnMut(&str)) {
-    let words = words(text);
+fn for_each_term(text: &str, features: Features, mut visit: impl FnMut(&str)) {
+    let mut words: Vec<String> = Vec::new();
+    let mut negated: Vec<String> = Vec::new();
+    let mut reach = 0;
+    for word in all_words(text) {
+        if features.negation && NEGATIONS.contains(&word.as_str()) {
+            reach = NEGATION_REACH;
+            continue;
+        }
+        if !meaningful(&word) {
+            continue;
+        }
+        if reach > 0 {
+            reach -= 1;
+            negated.push(format!("!{}", if features.stem { stem(&word) } else { &word }));
+        }
+        words.push(word);
+    }
     let mut buffer = String::with_capacity(64);
-    for pair in words.windows(2) {
+    let term_word = |word: &str| if features.stem { stem(word).to_string() } else { word.to_string() };
+    let stems: Vec<String> = words.iter().map(|w| term_word(w)).collect();
+    for pair in stems.windows(2) {
         buffer.clear();
         buffer.push_str(&pair[0]);
         buffer.push(' ');
         buffer.push_str(&pair[1]);
         visit(&buffer);
     }
+    for term in &negated {
+        visit(term);
+    }
     let mut boundaries: Vec<usize> = Vec::with_capacity(32);
-    for word in &words {
+    for (word, stemmed) in words.iter().zip(&stems) {
         buffer.clear();
         buffer.push_str("w:");
-        buffer.push_str(word);
+        buffer.push_str(stemmed);
         visit(&buffer);
         buffer.clear();
         buffer.push('<');
@@ -103,10 +263,26 @@ fn for_each_term(text: &str, mut visit: impl FnMut(&str)) {
         boundaries.extend(buffer.char_indices().map(|(i, _)| i));
         boundaries.push(buffer.len());
         let chars = boundaries.len() - 1;
-        for n in 3..=5 {
-            for start in 0..chars.saturating_sub(n - 1) {
+        for n in features.char_min..=features.char_max {
+            for start in 0..chars.saturating_sub(n.max(1) - 1) {
                 visit(&buffer[boundaries[start]..boundaries[start + n]]);
             }
+        }
+    }
+}
+
+/// The terms of a mail: those of its subject and text together and, when
+/// `subject_terms` is on, the subject's words again as `s:word`.
+fn for_each_mail_term(subject: &str, text: &str, features: Features, mut visit: impl FnMut(&str)) {
+    let whole = format!("{subject}\n{text}");
+    for_each_term(&whole, features, &mut visit);
+    if features.subject_terms {
+        let mut buffer = String::with_capacity(32);
+        for word in all_words(subject).into_iter().filter(|w| meaningful(w)) {
+            buffer.clear();
+            buffer.push_str("s:");
+            buffer.push_str(if features.stem { stem(&word) } else { &word });
+            visit(&buffer);
         }
     }
 }
@@ -138,10 +314,11 @@ impl IntentModel {
 }
 
 /// How the catalogue classifier is built. The defaults were chosen by
-/// leave-one-split-out cross-validation on the dev splits (docs/intent.md).
+/// leave-one-file-out cross-validation on the dev files (docs/intent.md).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassifierOptions {
     pub training: Training,
+    pub features: Features,
     /// Share of the confidence from the linear model once it has enough
     /// labelled mail; the rest comes from the similarity to the catalogue.
     pub linear_weight: f32,
@@ -151,14 +328,19 @@ pub struct ClassifierOptions {
     /// from (a two-intent catalogue taught it that "arrived" means a late
     /// parcel even in "arrived broken, I want a refund").
     pub labelled_per_intent_for_full_weight: f32,
+    /// A runner-up intent at this (calibrated) confidence or more is
+    /// reported as a second request in the same mail.
+    pub second_at: f64,
 }
 
 impl Default for ClassifierOptions {
     fn default() -> ClassifierOptions {
         ClassifierOptions {
             training: Training::default(),
+            features: Features::default(),
             linear_weight: 0.85,
             labelled_per_intent_for_full_weight: 20.0,
+            second_at: 0.2,
         }
     }
 }
@@ -174,6 +356,9 @@ pub struct CatalogueClassifier {
     /// Trained only when there is labelled mail (`linear_weight` > 0).
     linear: Option<LinearModel>,
     linear_weight: f32,
+    features: Features,
+    second_at: f64,
+    calibration: Option<Calibration>,
 }
 
 /// How much the parts of a score weigh.
@@ -183,6 +368,14 @@ const KEYWORD: f32 = 0.25;
 /// Sharpness of the softmax that turns scores into confidences.
 const TEMPERATURE: f32 = 0.06;
 
+/// A classification before calibration: every class's share, best first,
+/// and the share no class took (the similarity's "none of these").
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawScores {
+    pub ranked: Vec<IntentScore>,
+    pub none: f64,
+}
+
 impl CatalogueClassifier {
     pub fn new(intents: &[IntentConfig]) -> CatalogueClassifier {
         CatalogueClassifier::trained(intents, &[], ClassifierOptions::default())
@@ -190,37 +383,41 @@ impl CatalogueClassifier {
 
     /// Also learns from labelled mails. Mails labelled with an intent the
     /// catalogue lacks are skipped ([`training::parse`] refuses them earlier).
+    /// `intents` are the classes: pass [`classes`] to include out-of-scope.
     pub fn trained(intents: &[IntentConfig], labelled: &[TrainingMail], options: ClassifierOptions) -> CatalogueClassifier {
+        let features = options.features;
         // Documents: every example, the description, and the keywords together.
-        let mut texts: Vec<(usize, String)> = intents
+        let mut texts: Vec<(usize, &str, Cow<str>)> = intents
             .iter()
             .enumerate()
             .flat_map(|(i, intent)| {
-                let mut docs: Vec<(usize, String)> = intent.examples.iter().map(|e| (i, e.clone())).collect();
+                let mut docs: Vec<(usize, &str, Cow<str>)> = intent.examples.iter().map(|e| (i, "", Cow::from(e.as_str()))).collect();
                 if !intent.description.is_empty() {
-                    docs.push((i, intent.description.clone()));
+                    docs.push((i, "", Cow::from(intent.description.as_str())));
                 }
                 if !intent.keywords.is_empty() {
-                    docs.push((i, intent.keywords.join(" . ")));
+                    docs.push((i, "", Cow::from(intent.keywords.join(" . "))));
                 }
                 docs
             })
             .collect();
         let catalogue_documents = texts.len();
-        texts.extend(
-            labelled
-                .iter()
-                .filter_map(|mail| Some((intents.iter().position(|i| i.name == mail.intent)?, mail.text.clone()))),
-        );
+        texts.extend(labelled.iter().filter_map(|mail| {
+            Some((
+                intents.iter().position(|i| i.name == mail.intent)?,
+                mail.subject.as_str(),
+                Cow::from(mail.text.as_str()),
+            ))
+        }));
         // Each document's term counts by id, building the vocabulary on the
         // way: a term is allocated once, when first seen.
         let mut vocabulary: HashMap<String, u32> = HashMap::new();
         let mut document_frequency: Vec<u32> = Vec::new();
         let counted: Vec<(usize, HashMap<u32, f32>)> = texts
             .iter()
-            .map(|(i, text)| {
+            .map(|(i, subject, text)| {
                 let mut counts: HashMap<u32, f32> = HashMap::new();
-                for_each_term(text, |term| {
+                for_each_mail_term(subject, text, features, |term| {
                     let id = match vocabulary.get(term) {
                         Some(id) => *id,
                         None => {
@@ -251,6 +448,9 @@ impl CatalogueClassifier {
             documents: Vec::new(),
             linear: None,
             linear_weight: 0.0,
+            features,
+            second_at: options.second_at,
+            calibration: None,
         };
         let labelled_mails = counted.len() - catalogue_documents;
         let full_weight_at = options.labelled_per_intent_for_full_weight * intents.len() as f32;
@@ -295,7 +495,7 @@ impl CatalogueClassifier {
                 .flat_map(|(i, intent)| intent.keywords.iter().map(move |k| (i, k)))
                 .map(|(i, keyword)| {
                     let mut counts: HashMap<u32, f32> = HashMap::new();
-                    for_each_term(keyword, |term| classifier.count(term, &mut counts));
+                    for_each_term(keyword, features, |term| classifier.count(term, &mut counts));
                     (i, classifier.weigh(counts))
                 })
                 .collect();
@@ -308,6 +508,18 @@ impl CatalogueClassifier {
             ));
         }
         classifier
+    }
+
+    /// Confidences from now on go through `calibration` (fitted by
+    /// `intent cv --calibrate` on this catalogue and training data).
+    pub fn with_calibration(mut self, calibration: Option<Calibration>) -> CatalogueClassifier {
+        self.calibration = calibration;
+        self
+    }
+
+    /// Whether out-of-scope is one of this classifier's classes.
+    pub fn knows_out_of_scope(&self) -> bool {
+        self.intents.iter().any(|i| i.name == OUT_OF_SCOPE)
     }
 
     fn count(&self, term: &str, counts: &mut HashMap<u32, f32>) {
@@ -328,20 +540,44 @@ impl CatalogueClassifier {
 
     /// What the timeline calls this classifier.
     pub fn method(&self) -> &'static str {
-        if self.linear_weight > 0.0 {
-            "tfidf+linear"
-        } else {
-            "tfidf"
+        match (self.linear_weight > 0.0, self.calibration.is_some()) {
+            (true, true) => "tfidf+linear, calibrated",
+            (true, false) => "tfidf+linear",
+            (false, true) => "tfidf, calibrated",
+            (false, false) => "tfidf",
         }
     }
 
-    /// Synchronous scoring, for benchmarks and the evaluation command.
+    /// Synchronous scoring, for benchmarks and the evaluation command:
+    /// calibrated (when a calibration is set), with a second request.
     pub fn classify_now(&self, subject: &str, new_text: &str) -> Classification {
-        let text = format!("{subject}\n{new_text}");
+        self.conclude(self.raw_scores(subject, new_text), self.calibration.as_ref())
+    }
+
+    /// Raw scores → the classification: calibrated with `calibration`,
+    /// tiny shares dropped, the second request found. Cross-validation
+    /// scores each mail once and concludes it under several calibrations.
+    pub fn conclude(&self, raw: RawScores, calibration: Option<&Calibration>) -> Classification {
+        let mut ranked = raw.ranked;
+        if let Some(calibration) = calibration {
+            calibration.apply(&mut ranked, raw.none);
+        }
+        ranked.retain(|s| s.confidence > 0.001);
+        let second = second_request(&ranked, self.second_at);
+        Classification {
+            ranked,
+            second,
+            method: self.method().into(),
+        }
+    }
+
+    /// Every class's share before calibration (what a calibration is fitted
+    /// on); empty when the mail has no term the classifier knows.
+    pub fn raw_scores(&self, subject: &str, new_text: &str) -> RawScores {
         let mut counts: HashMap<u32, f32> = HashMap::new();
-        for_each_term(&text, |term| self.count(term, &mut counts));
+        for_each_mail_term(subject, new_text, self.features, |term| self.count(term, &mut counts));
         let mail = self.weigh(counts);
-        let mail_words = all_words(&text);
+        let mail_words = all_words(&format!("{subject}\n{new_text}"));
         // Cosine similarity to every document at once, through the postings.
         let mut similarity = vec![0.0f32; self.documents.len()];
         for (term, weight) in &mail {
@@ -357,52 +593,59 @@ impl CatalogueClassifier {
                 Document::Centroid(i) => whole[i] = *score,
             }
         }
-        let hits: Vec<f32> = self.intents.iter().map(|intent| intent.keyword_hits(&mail_words)).collect();
-        let scores: Vec<(String, f32)> = self
+        let scores: Vec<f32> = self
             .intents
             .iter()
             .enumerate()
-            .map(|(i, intent)| {
-                (
-                    intent.name.clone(),
-                    CLOSEST_EXAMPLE * closest[i] + WHOLE_INTENT * whole[i] + KEYWORD * hits[i],
-                )
-            })
+            .map(|(i, intent)| CLOSEST_EXAMPLE * closest[i] + WHOLE_INTENT * whole[i] + KEYWORD * intent.keyword_hits(&mail_words))
             .collect();
-        let best = scores.iter().map(|(_, s)| *s).fold(0.0f32, f32::max);
+        let best = scores.iter().copied().fold(0.0f32, f32::max);
         // No term the classifier knows (from the catalogue or training data)
         // and no keyword: nothing to go on.
         if best <= 0.0 && mail.is_empty() {
-            return Classification {
+            return RawScores {
                 ranked: Vec::new(),
-                method: self.method().into(),
+                none: 1.0,
             };
         }
         // Softmax over the scores, with a "none of these" option at score 0.1
         // so a mail unlike every intent gets low confidence everywhere.
         let none = ((0.1f32 - best) / TEMPERATURE).exp();
-        let exps: Vec<f32> = scores.iter().map(|(_, s)| ((s - best) / TEMPERATURE).exp()).collect();
+        let exps: Vec<f32> = scores.iter().map(|s| ((s - best) / TEMPERATURE).exp()).collect();
         let total: f32 = exps.iter().sum::<f32>() + none;
         let share = self.linear_weight;
         let linear = match &self.linear {
             Some(model) => model.probabilities(&mail),
             None => vec![0.0; scores.len()],
         };
-        let mut ranked: Vec<IntentScore> = scores
-            .into_iter()
+        let mut ranked: Vec<IntentScore> = self
+            .intents
+            .iter()
             .zip(exps.iter().zip(&linear))
-            .map(|((intent, _), (e, l))| IntentScore {
-                intent,
+            .map(|(intent, (e, l))| IntentScore {
+                intent: intent.name.clone(),
                 confidence: f64::from((1.0 - share) * e / total + share * l),
+                second_request: false,
             })
-            .filter(|s| s.confidence > 0.001)
             .collect();
         ranked.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.intent.cmp(&b.intent)));
-        Classification {
+        RawScores {
             ranked,
-            method: self.method().into(),
+            none: f64::from((1.0 - share) * none / total),
         }
     }
+}
+
+/// The runner-up, when it is another support intent at `at` or more and
+/// the best guess is a support intent too.
+fn second_request(ranked: &[IntentScore], at: f64) -> Option<IntentScore> {
+    let best = ranked.first().filter(|b| b.intent != OUT_OF_SCOPE)?;
+    ranked
+        .iter()
+        .skip(1)
+        .find(|s| s.intent != OUT_OF_SCOPE && s.intent != best.intent)
+        .filter(|s| s.confidence >= at)
+        .cloned()
 }
 
 fn normalize(vector: &mut Vector) {
@@ -421,10 +664,14 @@ impl IntentClassifier for CatalogueClassifier {
     }
 }
 
+pub use bedrock::{client as bedrock_client, BedrockClassifier, BedrockConfig};
+pub use calibration::Calibration;
 pub use linear::Training;
 pub use llm::{LlmClassifier, LlmConfig};
 pub use training::{TrainingError, TrainingMail};
 
+mod bedrock;
+pub mod calibration;
 pub mod eval;
 mod linear;
 mod llm;
@@ -440,23 +687,49 @@ pub enum ClassifierSetupError {
     Training(#[from] TrainingError),
 }
 
-/// The classifier the configuration asks for: the catalogue classifier,
-/// trained on `[classifier] training` when set (S3 locations need `s3`);
-/// with `[classifier.llm]`, the LLM with that classifier as its fallback.
+/// The offline classifier the configuration describes: the catalogue's
+/// intents (and out-of-scope examples), trained on `[classifier] training`
+/// when set (S3 locations need `s3`), with its calibration.
+pub async fn catalogue_from_config(
+    config: &crate::config::Config,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<CatalogueClassifier, ClassifierSetupError> {
+    Ok(load_catalogue(config, s3).await?.0)
+}
+
+/// The catalogue classifier and the classes it chose among.
+async fn load_catalogue(
+    config: &crate::config::Config,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<(CatalogueClassifier, Vec<IntentConfig>), ClassifierSetupError> {
+    let labelled = training::load(&config.classifier.training, config.source_dir.as_deref(), s3, &config.intents).await?;
+    let classes = classes(&config.intents, &config.classifier.out_of_scope, &labelled);
+    let classifier = CatalogueClassifier::trained(&classes, &labelled, ClassifierOptions::default())
+        .with_calibration(config.classifier.calibration.clone());
+    Ok((classifier, classes))
+}
+
+/// The classifier the configuration asks for: the catalogue classifier;
+/// with `[classifier.llm]` or `[classifier.bedrock]`, that model with the
+/// catalogue classifier as its fallback. Both models choose among the same
+/// classes, out-of-scope included.
 pub async fn from_config(
     config: &crate::config::Config,
     secrets: &dyn crate::secrets::SecretResolver,
     s3: Option<&aws_sdk_s3::Client>,
 ) -> Result<Box<dyn IntentClassifier>, ClassifierSetupError> {
-    let labelled = training::load(&config.classifier.training, config.source_dir.as_deref(), s3, &config.intents).await?;
-    let catalogue = CatalogueClassifier::trained(&config.intents, &labelled, ClassifierOptions::default());
+    let (catalogue, classes) = load_catalogue(config, s3).await?;
+    if let Some(bedrock) = &config.classifier.bedrock {
+        let client = bedrock::client(bedrock).await;
+        return Ok(Box::new(BedrockClassifier::new(bedrock.clone(), client, &classes, catalogue)));
+    }
     match &config.classifier.llm {
         Some(llm) => {
             let key = match &llm.api_key {
                 Some(reference) => Some(secrets.resolve(reference).await?),
                 None => None,
             };
-            Ok(Box::new(LlmClassifier::new(llm.clone(), key, &config.intents, catalogue)))
+            Ok(Box::new(LlmClassifier::new(llm.clone(), key, &classes, catalogue)))
         }
         None => Ok(Box::new(catalogue)),
     }
@@ -522,6 +795,7 @@ mod tests {
         let labelled: Vec<TrainingMail> = (0..40)
             .map(|i| TrainingMail {
                 intent: if i % 2 == 0 { "order_status" } else { "refund" }.into(),
+                subject: String::new(),
                 text: if i % 2 == 0 {
                     format!("the gizmo {i} is late")
                 } else {

@@ -120,7 +120,7 @@ async fn below_the_threshold_the_case_goes_to_a_representative() {
     for intent in &mut config.intents {
         intent.agent = Some("refund-agent".into());
     }
-    config.classifier.threshold = 0.6;
+    config.classifier.threshold = Some(0.6);
     let store = SqliteStore::in_memory().unwrap();
     let classifier = CatalogueClassifier::new(&config.intents);
     let clock = SystemClock;

@@ -20,11 +20,12 @@ pub enum TrainingError {
     Line { location: String, line: usize, reason: String },
 }
 
-/// A labelled mail as the classifier sees it: the intent, and the subject
-/// with the new text (no quoted history or signature), as in production.
+/// A labelled mail as the classifier sees it: the intent, the subject and
+/// the new text (no quoted history or signature), as in production.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingMail {
     pub intent: String,
+    pub subject: String,
     pub text: String,
 }
 
@@ -32,7 +33,8 @@ impl TrainingMail {
     pub fn from_labelled(mail: &LabelledMail) -> TrainingMail {
         TrainingMail {
             intent: mail.intent.clone(),
-            text: format!("{}\n{}", mail.subject, extract_new_text(&mail.body)),
+            subject: mail.subject.clone(),
+            text: extract_new_text(&mail.body),
         }
     }
 }
@@ -84,8 +86,9 @@ impl std::fmt::Display for TrainingLocation {
 }
 
 /// Parses one training file. Every line must be a labelled mail whose
-/// intent is in the catalogue: a typo in a label would silently teach the
-/// model nothing, so it stops start-up with the line instead.
+/// intent is in the catalogue, or [`OUT_OF_SCOPE`](super::OUT_OF_SCOPE): a
+/// typo in a label would silently teach the model nothing, so it stops
+/// start-up with the line instead.
 pub fn parse(location: &str, text: &str, intents: &[IntentConfig]) -> Result<Vec<TrainingMail>, TrainingError> {
     let mut mails = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -98,7 +101,7 @@ pub fn parse(location: &str, text: &str, intents: &[IntentConfig]) -> Result<Vec
             reason,
         };
         let mail: LabelledMail = serde_json::from_str(line).map_err(|e| failed(e.to_string()))?;
-        if !intents.iter().any(|i| i.name == mail.intent) {
+        if mail.intent != super::OUT_OF_SCOPE && !intents.iter().any(|i| i.name == mail.intent) {
             return Err(failed(format!("intent {:?} is not in the catalogue", mail.intent)));
         }
         mails.push(TrainingMail::from_labelled(&mail));
@@ -184,8 +187,20 @@ mod tests {
         let mails = parse("a.jsonl", text, &intents()).unwrap();
         assert_eq!(mails.len(), 1);
         assert_eq!(mails[0].intent, "refund");
-        assert!(mails[0].text.starts_with("Money\nI want it back"), "{:?}", mails[0].text);
+        assert_eq!(mails[0].subject, "Money");
+        assert!(mails[0].text.starts_with("I want it back"), "{:?}", mails[0].text);
         assert!(!mails[0].text.contains("old text"));
+    }
+
+    #[test]
+    fn out_of_scope_is_a_label_without_an_intent() {
+        let mails = parse(
+            "a.jsonl",
+            "{\"subject\":\"Job\",\"body\":\"my CV attached\",\"intent\":\"out_of_scope\"}",
+            &intents(),
+        )
+        .unwrap();
+        assert_eq!(mails[0].intent, super::super::OUT_OF_SCOPE);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
 use crate::ids::CaseId;
 use crate::inbound::{is_thanks_only, link_candidates, parse_mail, screen, verdict_notes, ParsedMail, Verdicts};
-use crate::intent::{Classification, IntentClassifier};
+use crate::intent::{Classification, IntentClassifier, OutOfScopeAction, OUT_OF_SCOPE};
 use crate::model::{
     AttachmentMeta, Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind,
     WorkItem, WorkItemStatus,
@@ -406,15 +406,21 @@ fn new_case_commit(
     now: DateTime<Utc>,
 ) -> (Commit, IngestOutcome) {
     let customer = parsed.from.clone().unwrap_or_default();
-    let threshold = env.config.classifier.threshold;
+    let threshold = env.config.classifier.routing_threshold();
     let best = classification.best().cloned();
     let intent = best.as_ref().map(|b| b.intent.clone());
+    // Out-of-scope is never an intent of the configuration, so it has no agent.
     let agent = best
         .as_ref()
         .filter(|b| b.confidence >= threshold)
         .and_then(|b| env.config.intent(&b.intent))
         .and_then(|i| i.agent.clone())
         .filter(|_| env.config.inbound.create_cases);
+    // Recorded and not answered only when sure: below the threshold a
+    // real request might be lost unseen, so the mail is held instead.
+    let record_only = classification.is_out_of_scope()
+        && env.config.classifier.out_of_scope.action == OutOfScopeAction::Record
+        && best.as_ref().is_some_and(|b| b.confidence >= threshold);
 
     let workflow_name = intent
         .as_deref()
@@ -431,7 +437,7 @@ fn new_case_commit(
         conversation_id: uuid::Uuid::new_v4().to_string(),
         intent: intent.clone(),
         intent_confidence: best.as_ref().map(|b| b.confidence),
-        intent_scores: classification.ranked.iter().take(3).cloned().collect(),
+        intent_scores: classification.case_scores(),
         agent: agent.clone(),
         participants: Vec::new(),
         thread_message_ids: Vec::new(),
@@ -471,14 +477,48 @@ fn new_case_commit(
             if scores.is_empty() { "none" } else { &scores }
         ),
     );
+    if let (Some(second), Some(first)) = (&classification.second, &intent) {
+        timeline.add(
+            "second_intent",
+            format!(
+                "the mail also asks for {} (confidence {:.2}); it is routed by {first}, the agent sees both",
+                second.intent, second.confidence
+            ),
+        );
+    }
 
     let mut notice = None;
     let work_item = match &agent {
         Some(_) => admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline),
+        None if record_only => {
+            let confidence = best.as_ref().map_or(0.0, |b| b.confidence);
+            add_participants(env, &mut case, parsed);
+            case.thread_message_ids.push(parsed.message_id.clone());
+            case.last_inbound_message_id = Some(parsed.message_id.clone());
+            case.status = CaseStatus::Closed;
+            case.closed_at = Some(now);
+            timeline.add(
+                "out_of_scope",
+                format!("not a support request (out_of_scope at confidence {confidence:.2}); recorded, not answered"),
+            );
+            timeline.add(
+                "case_closed",
+                "closed without an answer or a queue notice ([classifier.out_of_scope] action = record)",
+            );
+            None
+        }
         None => {
             let reason = match &best {
                 _ if !env.config.inbound.create_cases => "the mail links to no case and case creation is off".to_string(),
                 None => "no intent recognised".to_string(),
+                Some(b) if b.intent == OUT_OF_SCOPE => {
+                    let reason = format!(
+                        "not a support request (out_of_scope at confidence {:.2}): held for a representative",
+                        b.confidence
+                    );
+                    timeline.add("out_of_scope", reason.clone());
+                    reason
+                }
                 Some(b) if b.confidence < threshold => format!(
                     "intent {} at confidence {:.2} is below the threshold {threshold:.2}",
                     b.intent, b.confidence

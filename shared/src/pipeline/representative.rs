@@ -242,11 +242,13 @@ pub async fn reopen_turn<S: Store>(
             return Err("the case is closed".into());
         }
         if let Some(classification) = &routing {
-            let best = classification.best().filter(|b| b.confidence >= env.config.classifier.threshold);
+            let best = classification
+                .best()
+                .filter(|b| b.confidence >= env.config.classifier.routing_threshold());
             let intent = best.and_then(|b| env.config.intent(&b.intent));
             case.intent = best.map(|b| b.intent.clone());
             case.intent_confidence = best.map(|b| b.confidence);
-            case.intent_scores = classification.ranked.iter().take(3).cloned().collect();
+            case.intent_scores = classification.case_scores();
             case.agent = intent.and_then(|i| i.agent.clone());
             case.workflow_name = intent.and_then(|i| i.workflow.clone());
             case.workflow = env.config.workflow(case.workflow_name.as_deref()).mode;
