@@ -112,6 +112,20 @@ def main(path: str) -> int:
     inbound_policies = json.dumps(functions["InboundEmailFunction"]["Properties"].get("Policies", []))
     check('{"S3ReadPolicy": {"BucketName": {"Ref": "IntentDataBucket"}}}' in inbound_policies, "inbound function reads the intent data bucket")
 
+    # Bedrock: only when a model is configured, InvokeModel on that one model only.
+    bedrock = [p["Fn::If"] for p in functions["InboundEmailFunction"]["Properties"].get("Policies", []) if isinstance(p, dict) and "Fn::If" in p]
+    check(len(bedrock) == 1 and bedrock[0][0] == "HasBedrockModel" and bedrock[0][2] == {"Ref": "AWS::NoValue"}, "inbound function: a Bedrock grant only when BedrockModelId is set")
+    for _, grant, _ in bedrock[:1]:
+        statements = grant.get("Statement", [])
+        check(len(statements) == 1 and statements[0].get("Action") == "bedrock:InvokeModel", f"Bedrock grant is bedrock:InvokeModel alone: {statements}")
+        resource = json.dumps(statements[0].get("Resource") if statements else None)
+        check("foundation-model/${BedrockModelId}" in resource and "*" not in resource, f"Bedrock grant on the configured model only: {resource}")
+    condition = template.get("Conditions", {}).get("HasBedrockModel")
+    check(condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BedrockModelId"}, ""]}]}, "HasBedrockModel: a model id is set")
+    for name, function in functions.items():
+        if name != "InboundEmailFunction":
+            check("bedrock" not in json.dumps(function["Properties"].get("Policies", [])), f"{name}: no Bedrock permission")
+
     # No wildcard resources in inline policy statements.
     for name, function in functions.items():
         for policy in function["Properties"].get("Policies", []):

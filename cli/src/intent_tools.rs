@@ -209,6 +209,8 @@ pub struct CvOptions {
     pub threshold: Option<f64>,
     /// Fit a calibration (at least this many mails a step) and print it.
     pub calibrate: Option<usize>,
+    /// Fit it on these files' out-of-fold scores only (default: all).
+    pub calibrate_on: Vec<PathBuf>,
     pub uncalibrated: bool,
     /// `key=value` changes to the classifier's options, for experiments.
     pub set: Vec<String>,
@@ -236,6 +238,7 @@ fn apply_settings(options: &mut ClassifierOptions, settings: &[String]) -> Resul
             "stem" => options.features.stem = flag()?,
             "negation" => options.features.negation = flag()?,
             "subject_terms" => options.features.subject_terms = flag()?,
+            "skip_reply_subjects" => options.features.skip_reply_subjects = flag()?,
             "char_min" => options.features.char_min = number()? as usize,
             "char_max" => options.features.char_max = number()? as usize,
             _ => return Err(format!("--set: unknown option {key:?}").into()),
@@ -265,7 +268,17 @@ pub fn cv(data: &[PathBuf], catalogue: Option<&PathBuf>, cv_options: CvOptions) 
         catalogue.classifier.calibration.clone()
     };
     let started = std::time::Instant::now();
-    let cv = eval::cross_validate(&catalogue, &folds, options, calibration.as_ref(), cv_options.calibrate);
+    let fit_folds = cv_options
+        .calibrate_on
+        .iter()
+        .map(|file| {
+            data.iter()
+                .position(|d| d == file)
+                .ok_or_else(|| format!("--calibrate-on {}: not one of the --data files", file.display()))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let fit = cv_options.calibrate.map(|min_bin| eval::Fit { min_bin, folds: fit_folds });
+    let cv = eval::cross_validate(&catalogue, &folds, options, calibration.as_ref(), fit.as_ref());
     let used = cv.fitted.as_ref().or(calibration.as_ref());
     let threshold = match cv_options.threshold {
         Some(threshold) => threshold,
@@ -304,6 +317,10 @@ pub fn cv(data: &[PathBuf], catalogue: Option<&PathBuf>, cv_options: CvOptions) 
     if let Some(fitted) = &cv.fitted {
         let list = |values: &[f64]| values.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(", ");
         println!("\n# Fitted by `intent cv --calibrate` on {} cross-validated mails.", fitted.mails);
+        if !cv_options.calibrate_on.is_empty() {
+            let files: Vec<String> = cv_options.calibrate_on.iter().map(|f| f.display().to_string()).collect();
+            println!("# Fitted on (and precision measured on) {} only.", files.join(", "));
+        }
         println!("[classifier.calibration]");
         println!("temperature = {}", fitted.temperature);
         println!("raw = [{}]", list(&fitted.raw));

@@ -134,6 +134,9 @@ enum IntentCommand {
         /// report with it, and print it as a [classifier.calibration] section.
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "40")]
         calibrate: Option<usize>,
+        /// Fit on these --data files' cross-validated scores only (default: all).
+        #[arg(long, num_args = 1..)]
+        calibrate_on: Vec<PathBuf>,
         /// Ignore the catalogue's [classifier.calibration].
         #[arg(long)]
         uncalibrated: bool,
@@ -208,12 +211,14 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
                 catalogue,
                 threshold,
                 calibrate,
+                calibrate_on,
                 uncalibrated,
                 set,
             } => {
                 let options = intent_tools::CvOptions {
                     threshold: *threshold,
                     calibrate: *calibrate,
+                    calibrate_on: calibrate_on.clone(),
                     uncalibrated: *uncalibrated,
                     set: set.clone(),
                 };

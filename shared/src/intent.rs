@@ -198,6 +198,9 @@ pub struct Features {
     /// Subject words also count on their own (`s:word`): a subject says
     /// in a few words what the mail is about, or misleads.
     pub subject_terms: bool,
+    /// The subject of a reply or forward ("Re:", "AW:", "Fwd:", …) is left
+    /// out: it names the thread's old topic, not what the new text asks.
+    pub skip_reply_subjects: bool,
     /// Character n-grams inside words, from `char_min` to `char_max` long.
     pub char_min: usize,
     pub char_max: usize,
@@ -209,6 +212,7 @@ impl Default for Features {
             stem: false,
             negation: false,
             subject_terms: false,
+            skip_reply_subjects: false,
             char_min: 3,
             char_max: 5,
         }
@@ -271,9 +275,24 @@ fn for_each_term(text: &str, features: Features, mut visit: impl FnMut(&str)) {
     }
 }
 
+/// "Re: …", "AW: …", "Fwd: …" and their kin in the catalogue's languages.
+fn is_reply_subject(subject: &str) -> bool {
+    const PREFIXES: &[&str] = &["re", "aw", "fw", "fwd", "wg", "rv", "tr", "r", "antw", "réf", "ref"];
+    let Some((prefix, _)) = subject.trim_start().split_once(':') else {
+        return false;
+    };
+    let prefix = prefix.trim().to_lowercase();
+    PREFIXES.contains(&prefix.as_str())
+}
+
 /// The terms of a mail: those of its subject and text together and, when
 /// `subject_terms` is on, the subject's words again as `s:word`.
 fn for_each_mail_term(subject: &str, text: &str, features: Features, mut visit: impl FnMut(&str)) {
+    let subject = if features.skip_reply_subjects && is_reply_subject(subject) {
+        ""
+    } else {
+        subject
+    };
     let whole = format!("{subject}\n{text}");
     for_each_term(&whole, features, &mut visit);
     if features.subject_terms {
@@ -577,6 +596,11 @@ impl CatalogueClassifier {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         for_each_mail_term(subject, new_text, self.features, |term| self.count(term, &mut counts));
         let mail = self.weigh(counts);
+        let subject = if self.features.skip_reply_subjects && is_reply_subject(subject) {
+            ""
+        } else {
+            subject
+        };
         let mail_words = all_words(&format!("{subject}\n{new_text}"));
         // Cosine similarity to every document at once, through the postings.
         let mut similarity = vec![0.0f32; self.documents.len()];

@@ -202,6 +202,252 @@ fn the_held_out_split_stays_apart_from_the_catalogue_and_the_training_data() {
     }
 }
 
+/// The independent held-out and out-of-scope sets were written apart from
+/// the catalogue and training data: they measure the classifier only while
+/// nothing is learned from them. They are never training data, none of
+/// their mails is repeated in any labelled file, and no catalogue example
+/// (out-of-scope examples included) is copied from them. Failures name the
+/// line only, so the test itself never shows their text.
+#[test]
+fn the_independent_sets_are_never_training_data_nor_in_the_catalogue() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/intents");
+    let catalogue: casebridge::intent::eval::Catalogue =
+        toml::from_str(&std::fs::read_to_string(folder.join("catalogue.toml")).unwrap()).unwrap();
+    for location in &catalogue.classifier.training {
+        assert!(
+            !location.contains("independent") && !location.contains("out-of-scope"),
+            "{location} is an evaluation file"
+        );
+    }
+    let read = |path: &std::path::Path| casebridge::intent::eval::parse_jsonl(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let independent: Vec<(String, usize, String)> = ["heldout.jsonl", "out-of-scope.jsonl"]
+        .iter()
+        .flat_map(|name| {
+            read(&folder.join("independent").join(name))
+                .into_iter()
+                .enumerate()
+                .map(move |(line, m)| (name.to_string(), line + 1, format!("{}\n{}", m.subject, m.body)))
+        })
+        .collect();
+    assert!(independent.len() >= 300, "both independent files are there");
+    let mut labelled_files: Vec<std::path::PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    labelled_files.sort();
+    assert!(labelled_files.len() >= 8);
+    let labelled: Vec<String> = labelled_files
+        .iter()
+        .flat_map(|file| read(file))
+        .map(|m| format!("{}\n{}", m.subject, m.body))
+        .collect();
+    for (file, line, text) in &independent {
+        assert!(
+            !labelled.contains(text),
+            "independent/{file} line {line} is repeated in a labelled file"
+        );
+    }
+    let examples: Vec<String> = catalogue
+        .intents
+        .iter()
+        .flat_map(|i| &i.examples)
+        .chain(&catalogue.classifier.out_of_scope.examples)
+        .map(|e| e.to_lowercase())
+        .collect();
+    assert!(catalogue.classifier.out_of_scope.examples.len() >= 20);
+    for (file, line, text) in &independent {
+        let text = text.to_lowercase();
+        if let Some(example) = examples.iter().find(|e| text.contains(e.as_str())) {
+            panic!("catalogue example {example:?} is copied from independent/{file} line {line}");
+        }
+    }
+}
+
+/// A classifier that always answers the same, for pipeline tests.
+struct Fixed(casebridge::intent::Classification);
+
+impl IntentClassifier for Fixed {
+    fn classify<'a>(&'a self, _: &'a str, _: &'a str) -> casebridge::intent::ClassifyFuture<'a> {
+        let answer = self.0.clone();
+        Box::pin(async move { answer })
+    }
+}
+
+fn score(intent: &str, confidence: f64) -> casebridge::intent::IntentScore {
+    casebridge::intent::IntentScore {
+        intent: intent.into(),
+        confidence,
+        second_request: false,
+    }
+}
+
+async fn open_case(
+    config: &casebridge::config::Config,
+    store: &SqliteStore,
+    classifier: &dyn IntentClassifier,
+    subject: &str,
+    body: &str,
+) -> (casebridge::model::Case, Option<String>, String) {
+    let clock = SystemClock;
+    let env = StepEnv::new(config, &clock);
+    let raw = casebridge_tests::customer_mail(
+        "x@c.example",
+        subject,
+        &format!("{}@c.example", casebridge_tests::unique("m")),
+        None,
+        body,
+    );
+    let delivery = InboundDelivery {
+        raw: &raw,
+        delivery_id: casebridge_tests::unique("d"),
+        raw_location: None,
+        verdicts: Default::default(),
+        attachment_locations: Vec::new(),
+    };
+    match ingest(env, store, classifier, delivery).await.unwrap() {
+        IngestOutcome::Stored { case_id, work_item, .. } => {
+            let case = store.get_case(&case_id).await.unwrap().unwrap();
+            let timeline = casebridge::context::timeline_lines(store, &case_id).await.unwrap().join("\n");
+            (case, work_item, timeline)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn routed_config() -> casebridge::config::Config {
+    let mut config = casebridge_tests::config("http://127.0.0.1:9/invoke", "fully_autonomous");
+    config.intents = catalogue();
+    for intent in &mut config.intents {
+        intent.agent = Some("refund-agent".into());
+    }
+    config.classifier.threshold = Some(0.5);
+    config
+}
+
+#[tokio::test]
+async fn mail_that_is_not_a_support_request_is_held_or_recorded_and_the_timeline_says_why() {
+    let mut config = routed_config();
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/intents");
+    let catalogue: casebridge::intent::eval::Catalogue =
+        toml::from_str(&std::fs::read_to_string(folder.join("catalogue.toml")).unwrap()).unwrap();
+    config.classifier.out_of_scope = catalogue.classifier.out_of_scope.clone();
+    let classes = casebridge::intent::classes(&config.intents, &config.classifier.out_of_scope, &[]);
+    let classifier = CatalogueClassifier::new(&classes);
+    let store = SqliteStore::in_memory().unwrap();
+    let application = (
+        "Application for the warehouse job",
+        "Dear hiring team, I would like to apply for the job in your warehouse. My CV is attached. Kind regards, Ola",
+    );
+    let (held, work, timeline) = open_case(&config, &store, &classifier, application.0, application.1).await;
+    assert_eq!((held.status, work), (CaseStatus::Escalated, None));
+    assert_eq!(held.intent.as_deref(), Some(casebridge::intent::OUT_OF_SCOPE));
+    let reason = &held.escalation.as_ref().unwrap().reason;
+    assert!(reason.contains("not a support request"), "{reason}");
+    assert!(
+        timeline.contains("out_of_scope") && timeline.contains("held for a representative"),
+        "{timeline}"
+    );
+    // Recorded, not answered: closed, no agent, no notice to the queue.
+    config.classifier.out_of_scope.action = casebridge::intent::OutOfScopeAction::Record;
+    let sure = Fixed(casebridge::intent::Classification {
+        ranked: vec![score(casebridge::intent::OUT_OF_SCOPE, 0.9), score("refund", 0.05)],
+        second: None,
+        method: "fixed".into(),
+    });
+    let (recorded, work, timeline) = open_case(&config, &store, &sure, "Newsletter", "Our spring newsletter").await;
+    assert_eq!((recorded.status, work, recorded.agent.as_deref()), (CaseStatus::Closed, None, None));
+    assert!(timeline.contains("recorded, not answered"), "{timeline}");
+    let outbound = store
+        .list_records(&recorded.id, casebridge::model::RecordKind::Outbound)
+        .await
+        .unwrap();
+    assert!(outbound.is_empty(), "no queue notice for recorded mail");
+    // Unsure out-of-scope is held even with action = record.
+    let unsure = Fixed(casebridge::intent::Classification {
+        ranked: vec![score(casebridge::intent::OUT_OF_SCOPE, 0.4), score("refund", 0.3)],
+        second: None,
+        method: "fixed".into(),
+    });
+    let (held, _, _) = open_case(&config, &store, &unsure, "Hello", "Something about money").await;
+    assert_eq!(held.status, CaseStatus::Escalated);
+    // A support request still goes to its agent.
+    let (refund, work, _) = open_case(
+        &config,
+        &store,
+        &classifier,
+        "Refund",
+        "Please refund my order, I returned it last week.",
+    )
+    .await;
+    assert_eq!(
+        (refund.intent.as_deref(), refund.status),
+        (Some("refund"), CaseStatus::AgentWorking)
+    );
+    assert!(work.is_some());
+}
+
+#[tokio::test]
+async fn a_second_request_is_routed_by_the_first_and_shown_on_the_timeline_and_in_the_context() {
+    let config = routed_config();
+    let store = SqliteStore::in_memory().unwrap();
+    let two = Fixed(casebridge::intent::Classification {
+        ranked: vec![
+            score("cancel_order", 0.62),
+            score("general_question", 0.08),
+            score("change_address", 0.25),
+        ],
+        second: Some(score("change_address", 0.25)),
+        method: "fixed".into(),
+    });
+    let (case, work, timeline) = open_case(
+        &config,
+        &store,
+        &two,
+        "Cancel and new address",
+        "Please cancel order 12890. For my other order, the address is now 4 Mill Lane.",
+    )
+    .await;
+    assert_eq!(
+        (case.intent.as_deref(), case.status),
+        (Some("cancel_order"), CaseStatus::AgentWorking)
+    );
+    assert!(work.is_some());
+    assert!(
+        timeline.contains("second_intent") && timeline.contains("also asks for change_address (confidence 0.25)"),
+        "{timeline}"
+    );
+    let (_, context) = casebridge::context::case_context(&store, &case.id).await.unwrap();
+    let second = context.second_intent.clone().expect("the context has the second request");
+    assert_eq!((second.intent.as_str(), second.second_request), ("change_address", true));
+    assert_eq!(context.intent_scores[0].intent, "cancel_order");
+    // The context as agents get it matches the documented schema.
+    let body = serde_json::to_value(&context).unwrap();
+    assert_eq!(body["secondIntent"]["intent"], "change_address");
+    assert_eq!(body["intentScores"][1]["secondRequest"], true);
+    assert!(body["intentScores"][0].get("secondRequest").is_none(), "absent when false");
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let schema = json!({"components": doc["components"], "$ref": "#/components/schemas/CaseContext"});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // One request: no second, and the schema allows null.
+    let one = Fixed(casebridge::intent::Classification {
+        ranked: vec![score("refund", 0.9)],
+        second: None,
+        method: "fixed".into(),
+    });
+    let (case, _, timeline) = open_case(&config, &store, &one, "Refund", "Refund please").await;
+    assert!(!timeline.contains("second_intent"));
+    let (_, context) = casebridge::context::case_context(&store, &case.id).await.unwrap();
+    assert!(context.second_intent.is_none());
+    let body = serde_json::to_value(&context).unwrap();
+    assert!(validator.iter_errors(&body).next().is_none());
+}
+
 /// A catalogue that knows nothing of one word; training data that does.
 fn zoo_intents() -> Vec<IntentConfig> {
     toml_intents(

@@ -330,17 +330,27 @@ impl CrossValidation {
     }
 }
 
+/// How `intent cv --calibrate` fits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    /// Mails per isotonic step, at least.
+    pub min_bin: usize,
+    /// The folds whose out-of-fold scores the fit (and its precision table)
+    /// uses; empty: every fold.
+    pub folds: Vec<usize>,
+}
+
 /// Cross-validates. The classes are the catalogue's plus out-of-scope when
 /// the catalogue or the folds have it. With `calibration`, each mail's
 /// confidence goes through it; with `fit`, a calibration is fitted on the
-/// raw out-of-fold scores (at least `fit` mails a step) and then used
-/// instead, with its table of precision at each threshold filled in.
+/// raw out-of-fold scores and then used instead, with its table of
+/// precision at each threshold filled in.
 pub fn cross_validate(
     catalogue: &Catalogue,
     folds: &[Vec<LabelledMail>],
     options: ClassifierOptions,
     calibration: Option<&Calibration>,
-    fit: Option<usize>,
+    fit: Option<&Fit>,
 ) -> CrossValidation {
     let every: Vec<TrainingMail> = folds.iter().flatten().map(TrainingMail::from_labelled).collect();
     let classes = catalogue.classes(&every);
@@ -359,16 +369,18 @@ pub fn cross_validate(
         raw.extend(fold.iter().map(|mail| (k, mail, raw_scores(&classifier, mail))));
         classifiers.push(classifier);
     }
-    let fitted = fit.map(|min_bin| {
+    let in_fit = |k: usize| fit.is_some_and(|f| f.folds.is_empty() || f.folds.contains(&k));
+    let fitted = fit.map(|fit| {
         let samples: Vec<FitSample> = raw
             .iter()
+            .filter(|(k, _, _)| in_fit(*k))
             .map(|(_, mail, scores)| FitSample {
                 ranked: scores.ranked.clone(),
                 none: scores.none,
                 truth: scores.ranked.iter().position(|s| s.intent == mail.intent),
             })
             .collect();
-        calibration::fit(&samples, min_bin)
+        calibration::fit(&samples, fit.min_bin)
     });
     let used = fitted.as_ref().or(calibration);
     let scored: Vec<(usize, Scored)> = raw
@@ -376,7 +388,7 @@ pub fn cross_validate(
         .map(|(k, mail, scores)| (k, Scored::new(mail, &classifiers[k].conclude(scores, used))))
         .collect();
     let fitted = fitted.map(|mut calibration| {
-        let plain: Vec<Scored> = scored.iter().map(|(_, s)| s.clone()).collect();
+        let plain: Vec<Scored> = scored.iter().filter(|(k, _)| in_fit(*k)).map(|(_, s)| s.clone()).collect();
         let table: Vec<AtThreshold> = (0..20).map(|i| at_threshold(&plain, f64::from(i) / 20.0)).collect();
         calibration.thresholds = table.iter().map(|t| t.threshold).collect();
         calibration.precision = table.iter().map(|t| round(t.precision)).collect();
@@ -524,7 +536,11 @@ mod tests {
                 .collect()
         };
         let folds = vec![fold(20), fold(20)];
-        let cv = cross_validate(&catalogue, &folds, ClassifierOptions::default(), None, Some(5));
+        let fit = Fit {
+            min_bin: 5,
+            folds: Vec::new(),
+        };
+        let cv = cross_validate(&catalogue, &folds, ClassifierOptions::default(), None, Some(&fit));
         let fitted = cv.fitted.clone().unwrap();
         fitted.validate().unwrap();
         assert_eq!(fitted.mails, 40);
