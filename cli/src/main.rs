@@ -7,11 +7,12 @@
 
 mod backends;
 mod demo;
-mod intent_tools;
 mod doctor;
 mod inbox;
+mod intent_tools;
 mod local;
 mod ops;
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,10 +81,17 @@ enum Command {
         /// .eml files dropped here are ingested (then moved to DIR/done).
         #[arg(long, default_value = "inbox")]
         inbox: PathBuf,
-        /// Representatives' bearer token (generated and printed when absent).
+        /// Representatives' bearer token, at least 16 bytes (generated and printed when absent).
         #[arg(long, env = "CASEBRIDGE_REPRESENTATIVE_TOKEN")]
         representative_token: Option<String>,
+        /// Run every schedule (overdue sweep, follow-ups, pending mail) every SECS
+        /// seconds instead of the deployed intervals (60 s, 300 s, 60 s): for trials.
+        #[arg(long, value_name = "SECS")]
+        schedules_every: Option<u64>,
     },
+    /// Run every schedule once (overdue-turn sweep, follow-up reminders and
+    /// auto-close, pending mail) and what they trigger: for cron or an operator.
+    RunSchedules,
     /// Check the configuration and the store and say what to fix: one line per
     /// check (ok, WARN, FAIL); the exit code is non-zero when any check fails.
     Doctor {
@@ -150,6 +158,11 @@ enum IntentCommand {
 enum CaseCommand {
     /// Show a case's state and readable timeline.
     Show { id: String },
+    /// List cases: id, status, intent, subject (the embedded store scans; DynamoDB is not listed).
+    List {
+        #[arg(long, default_value_t = 1_000)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,6 +280,9 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         Command::Case {
             command: CaseCommand::Show { id },
         } => local::show_case(&store, &id).await,
+        Command::Case {
+            command: CaseCommand::List { limit },
+        } => local::list_cases(&store, limit).await,
         Command::Drafts {
             command: DraftsCommand::List,
         } => ops::list_drafts(&store).await,
@@ -285,16 +301,16 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             listen,
             inbox,
             representative_token,
+            schedules_every,
         } => {
-            ops::serve(
-                pipeline(store, mailer).await?,
-                &db_path,
-                &cli.outbox,
+            let options = ops::ServeOptions {
                 listen,
-                &inbox,
-                representative_token,
-            )
-            .await
+                inbox,
+                token: representative_token,
+                schedules_every: schedules_every.map(std::time::Duration::from_secs),
+            };
+            ops::serve(pipeline(store, mailer).await?, &db_path, &cli.outbox, options).await
         }
+        Command::RunSchedules => ops::run_schedules(&pipeline(store, mailer).await?).await,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use casebridge::ids::CaseId;
 use casebridge::model::Record;
@@ -150,22 +150,28 @@ pub async fn replay_failed(pipeline: &LocalPipeline, limit: usize) -> Result<(),
     Ok(())
 }
 
-/// The HTTP API on `listen`, plus a loop that ingests `.eml` files dropped in
-/// `inbox` and runs the steps the stream would run.
-pub async fn serve(
-    pipeline: LocalPipeline,
-    db_path: &Path,
-    outbox: &Path,
-    listen: std::net::SocketAddr,
-    inbox: &Path,
-    token: Option<String>,
-) -> Result<(), CliError> {
+/// How `serve` runs.
+pub struct ServeOptions {
+    pub listen: std::net::SocketAddr,
+    pub inbox: std::path::PathBuf,
+    pub token: Option<String>,
+    /// Every schedule at this interval instead of the template's (a trial run).
+    pub schedules_every: Option<Duration>,
+}
+
+/// The HTTP API on `listen`, plus the local runtime: mail dropped in the
+/// inbox is ingested, every step it causes runs by the trigger table, the
+/// template's schedules run (overdue-turn sweep, follow-ups, pending mail),
+/// and a failure is retried or dead-lettered without stopping the process.
+/// SIGINT or SIGTERM stops it between steps.
+pub async fn serve(pipeline: LocalPipeline, db_path: &Path, outbox: &Path, options: ServeOptions) -> Result<(), CliError> {
+    use crate::runtime::{run_one, DeadLetters, JobQueue, Schedules};
     let AnyStore::Sqlite(_) = &pipeline.store else {
         return Err("serve runs on the embedded store (--store sqlite:PATH)".into());
     };
     // A token given by flag or environment is the operator's secret: it is
     // never printed. Only one casebridge made up is shown, so it can be used.
-    let (token, generated) = match token {
+    let (token, generated) = match options.token {
         Some(token) if token.len() < casebridge::agent_auth::MIN_BEARER_BYTES => {
             return Err(format!(
                 "the representative token is {} bytes; at least {} are required",
@@ -185,28 +191,138 @@ pub async fn serve(
         clock: Arc::new(SystemClock),
         representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token.clone()),
     });
-    let bound = casebridge_http_api::spawn_local(listen, api_state).await?;
-    std::fs::create_dir_all(inbox.join("done"))?;
+    let bound = casebridge_http_api::spawn_local(options.listen, api_state).await?;
+    let mut inbox = crate::inbox::Inbox::open(&options.inbox)?;
     if generated {
         println!("casebridge API on http://{bound} (representative token: {token})");
     } else {
         println!("casebridge API on http://{bound} (representative token: the one given)");
     }
-    println!("drop .eml files into {}/ to ingest them; Ctrl-C stops", inbox.display());
+    println!(
+        "drop .eml files into {}/ (write elsewhere, then rename in) to ingest them; Ctrl-C stops",
+        options.inbox.display()
+    );
+    let dead = DeadLetters {
+        path: db_path.with_extension("dead-letters.jsonl"),
+    };
+    let mut queue = JobQueue::default();
+    // What a crash or stop left half done runs first.
+    match pipeline.recovery_jobs().await {
+        Ok(jobs) => {
+            if !jobs.is_empty() {
+                tracing::info!(jobs = jobs.len(), "resuming work left from the last run");
+            }
+            queue.push_now(jobs);
+        }
+        Err(e) => tracing::error!(error = %e, "could not look for unfinished work; the schedules will find it"),
+    }
+    let mut schedules = Schedules::new(options.schedules_every);
+    // A stop request is honoured between steps, never inside one: every step
+    // has stored what it did before the next one starts.
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stopping, wake) = (stopping.clone(), wake.clone());
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+    let stop_requested = || stopping.load(std::sync::atomic::Ordering::SeqCst);
     loop {
-        for entry in std::fs::read_dir(inbox)?.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) == Some("eml") {
-                crate::local::ingest_file(&pipeline, &path).await?;
-                if let Some(name) = path.file_name() {
-                    std::fs::rename(&path, inbox.join("done").join(name))?;
+        for entry in inbox.ready() {
+            let result = match inbox.read(&entry) {
+                Ok(raw) => {
+                    let delivery_id = format!("file-{}", &casebridge::ids::sha256_hex(&raw)[..16]);
+                    pipeline
+                        .ingest(&raw, &delivery_id)
+                        .await
+                        .map_err(|e| (e.is_retryable(), e.to_string()))
                 }
+                Err(e) => Err((false, e.to_string())),
+            };
+            let moved = match result {
+                Ok(outcome) => {
+                    queue.push_now(LocalPipeline::jobs_after_ingest(&outcome));
+                    inbox.done(&entry)
+                }
+                // The store did not answer: the file stays for the next round.
+                Err((true, reason)) => {
+                    tracing::warn!(mail = %entry.name, %reason, "could not store the mail; trying again");
+                    Ok(())
+                }
+                Err((false, reason)) => {
+                    tracing::warn!(mail = %entry.name, %reason, "mail moved to failed/");
+                    inbox.failed(&entry, &reason)
+                }
+            };
+            if let Err(e) = moved {
+                tracing::error!(mail = %entry.name, error = %e, "could not move the mail out of the inbox");
             }
         }
-        pipeline.drain().await?;
+        for step in schedules.due(Instant::now()) {
+            match pipeline.run_schedule(step).await {
+                Ok(jobs) => queue.push_now(jobs),
+                Err(e) => tracing::warn!(schedule = ?step, error = %e, "scheduled run failed; it runs again at its next time"),
+            }
+        }
+        while !stop_requested() {
+            let Some(job) = queue.pop_due(Instant::now()) else { break };
+            run_one(&pipeline, &mut queue, &dead, job).await;
+        }
+        if stop_requested() {
+            println!("stopping: {} step(s) left for the next start", queue.len());
+            return Ok(());
+        }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = wake.notified() => {}
         }
     }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM (systemd, `kill`).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGTERM cannot be caught; Ctrl-C still stops");
+                    std::future::pending::<()>().await
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `run-schedules`: every schedule of the trigger table once (the overdue
+/// sweep, follow-ups, pending mail) and what they trigger, for cron or an
+/// operator.
+pub async fn run_schedules(pipeline: &LocalPipeline) -> Result<(), CliError> {
+    let mut jobs = Vec::new();
+    for schedule in casebridge::triggers::ON_SCHEDULE {
+        let found = pipeline.run_schedule(schedule.step).await?;
+        println!("{}: {} step(s) to run", schedule.action, found.len());
+        jobs.extend(found);
+    }
+    if let AnyStore::Sqlite(_) = pipeline.store {
+        let steps = pipeline.run_to_completion(jobs).await?;
+        println!("ran {steps} step(s)");
+    } else {
+        println!("the agent and outcome functions take the rest from the table's stream");
+    }
+    Ok(())
 }
