@@ -22,6 +22,7 @@ pub mod model;
 pub mod pipeline;
 pub mod protocol;
 pub mod raw_mail;
+pub mod report;
 pub mod secrets;
 pub mod store;
 pub mod stream;

@@ -383,6 +383,10 @@ pub struct Draft {
     pub answer: AgentResponse,
     pub status: DraftStatus,
     pub created_at: DateTime<Utc>,
+    /// Sent with a body the representative changed (the report's "share
+    /// edited"). Drafts stored before this field existed read as unedited.
+    #[serde(default)]
+    pub edited: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

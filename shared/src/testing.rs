@@ -115,6 +115,7 @@ async fn queues_list_pending_drafts_and_escalated_cases<S: Store>(store: &S) {
             },
             status,
             created_at: Utc::now(),
+            edited: false,
         })
     };
     let mut commit = Commit::new(case.id.clone());

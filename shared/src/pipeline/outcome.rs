@@ -174,6 +174,7 @@ async fn apply_plan<S: Store>(
                         answer: response.clone(),
                         status: DraftStatus::PendingReview,
                         created_at: now,
+                        edited: false,
                     };
                     timeline.add(
                         "draft_created",
@@ -635,6 +636,7 @@ pub async fn send_draft<S: Store, M: MailSender>(
             timeline.add("status_changed", format!("case {before} → {}", case.status));
         }
         draft.status = DraftStatus::Sent;
+        draft.edited = edited;
         draft.body = outbound.body.clone();
         case.updated_at = now;
         commit.message_index.push(MessageIndexEntry {
