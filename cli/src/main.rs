@@ -12,6 +12,7 @@ mod inbox;
 mod intent_tools;
 mod local;
 mod ops;
+mod report;
 mod runtime;
 
 use std::path::PathBuf;
@@ -92,6 +93,26 @@ enum Command {
     /// Run every schedule once (overdue-turn sweep, follow-up reminders and
     /// auto-close, pending mail) and what they trigger: for cron or an operator.
     RunSchedules,
+    /// The support lead's numbers over cases created in a period, per intent and
+    /// per agent: automated resolutions, escalations, drafts (share edited),
+    /// response and resolution times, AI mails, agent failures. On DynamoDB this
+    /// scans the table (an operator's run).
+    Report {
+        /// First day (YYYY-MM-DD, UTC) or an exact RFC 3339 time.
+        #[arg(long, value_parser = report::parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Last day, included (YYYY-MM-DD, UTC), or an exact, exclusive RFC 3339 time.
+        #[arg(long, value_parser = report::parse_until)]
+        until: chrono::DateTime<chrono::Utc>,
+        /// Only cases of this intent.
+        #[arg(long)]
+        intent: Option<String>,
+        #[arg(long, value_enum, default_value_t = report::Format::Table)]
+        format: report::Format,
+        /// Cases looked at, at most.
+        #[arg(long, default_value_t = 100_000)]
+        limit: usize,
+    },
     /// Check the configuration and the store and say what to fix: one line per
     /// check (ok, WARN, FAIL); the exit code is non-zero when any check fails.
     Doctor {
@@ -312,5 +333,21 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             ops::serve(pipeline(store, mailer).await?, &db_path, &cli.outbox, options).await
         }
         Command::RunSchedules => ops::run_schedules(&pipeline(store, mailer).await?).await,
+        Command::Report {
+            since,
+            until,
+            intent,
+            format,
+            limit,
+        } => {
+            let options = report::Options {
+                since,
+                until,
+                intent,
+                format,
+                limit,
+            };
+            report::run(&store, options).await
+        }
     }
 }

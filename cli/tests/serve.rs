@@ -234,6 +234,7 @@ fn every_verb_has_help() {
         vec!["replay-failed"],
         vec!["serve"],
         vec!["doctor"],
+        vec!["report"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_casebridge"))
             .args(&verb)
