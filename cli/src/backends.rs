@@ -107,6 +107,12 @@ impl Store for AnyStore {
             AnyStore::Dynamo(s) => s.list_case_ids(limit).await,
         }
     }
+    fn lists_cases_cheaply(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.lists_cases_cheaply(),
+            AnyStore::Dynamo(s) => s.lists_cases_cheaply(),
+        }
+    }
 }
 
 impl MailSender for AnyMailer {

@@ -6,7 +6,7 @@
 //! On DynamoDB the facts are read by scanning the case ids (an operator's
 //! run, never a request path).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use casebridge::report::{aggregate, load_facts, Figures, Group, Percentiles, Period, Report};
 use casebridge::store::Store;
@@ -22,29 +22,13 @@ pub enum Format {
 
 /// A `--since` date: `YYYY-MM-DD` is that day's start (UTC); RFC 3339 is exact.
 pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_date(text, false)
+    casebridge::report::parse_since(text)
 }
 
-/// An `--until` date: `YYYY-MM-DD` includes that whole day (the period ends
-/// at the next midnight, UTC), as a lead reads "until the 30th"; RFC 3339 is
-/// an exact, exclusive end.
+/// An `--until` date: `YYYY-MM-DD` includes that whole day; RFC 3339 is an
+/// exact, exclusive end.
 pub fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_date(text, true)
-}
-
-fn parse_date(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
-    let day = if end_of_day {
-        day.succ_opt().ok_or_else(|| format!("{text:?} is the last representable day"))?
-    } else {
-        day
-    };
-    day.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
-        .ok_or_else(|| format!("{text:?} has no midnight"))
+    casebridge::report::parse_until(text)
 }
 
 pub struct Options {

@@ -418,6 +418,34 @@ fn nearest_rank(sorted: &[i64], percent: usize) -> Option<i64> {
     sorted.get(rank.checked_sub(1)?).copied()
 }
 
+/// A period's start: `YYYY-MM-DD` is that day's start (UTC); RFC 3339 is exact.
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_date(text, false)
+}
+
+/// A period's end: `YYYY-MM-DD` includes that whole day (the period ends at
+/// the next midnight, UTC), as a lead reads "until the 30th"; RFC 3339 is an
+/// exact, exclusive end.
+pub fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_date(text, true)
+}
+
+fn parse_date(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let day =
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
+    let day = if end_of_day {
+        day.succ_opt().ok_or_else(|| format!("{text:?} is the last representable day"))?
+    } else {
+        day
+    };
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{text:?} has no midnight"))
+}
+
 /// Reads the facts of the cases created in `[since, until)`, looking at
 /// `limit` cases at most, through the Store port: `list_case_ids`, then each
 /// case and its records.

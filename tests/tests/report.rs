@@ -361,3 +361,49 @@ async fn the_intent_filter_keeps_that_intent_only() {
     assert_eq!(json["totals"]["cases"], 2);
     assert_eq!(json["totals"]["escalation_reasons"]["agent_failed"], 1);
 }
+
+/// `GET /metrics/summary` serves the same figures, to representatives only.
+#[tokio::test]
+async fn the_summary_route_serves_the_same_figures() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use casebridge_http_api::{router, ApiState, RepresentativeAuth};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let expected = serde_json::to_value(report(Some("shipping")).await).unwrap();
+    let outbox = std::env::temp_dir().join(format!("casebridge-report-{}", uuid::Uuid::new_v4().simple()));
+    let app = router(Arc::new(ApiState {
+        store: seeded().await,
+        mailer: casebridge::mail::outbox::OutboxMailer::new(&outbox).unwrap(),
+        config: casebridge_tests::config("http://127.0.0.1:9/invoke", "fully_autonomous"),
+        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        clock: Arc::new(casebridge::pipeline::SystemClock),
+        representatives: RepresentativeAuth::StaticToken("rep-token-0123456789".into()),
+    }));
+    let get = |uri: &str, token: Option<&str>| {
+        let mut request = Request::get(uri).header("x-casebridge-representative", "rita");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let app = app.clone();
+        let request = request.body(Body::empty()).unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let uri = "/metrics/summary?since=2026-11-01&until=2026-11-30&intent=shipping";
+    let (status, body) = get(uri, Some("rep-token-0123456789")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, expected);
+    let (status, body) = get(uri, None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (status, body) = get("/metrics/summary?since=2026-11-01", Some("rep-token-0123456789")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_query")));
+    let (status, _) = get("/metrics/summary?since=2026-11-30&until=2026-11-01", Some("rep-token-0123456789")).await;
+    assert_eq!(status, 400, "since after until");
+    let _ = std::fs::remove_dir_all(&outbox);
+}

@@ -52,7 +52,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/cases/{caseId}/take-over"),
     ("POST", "/cases/{caseId}/hand-back"),
     ("GET", "/cases/{caseId}/timeline"),
+    ("GET", "/metrics/summary"),
 ];
+
+/// Cases a summary looks at, at most: the request path stays bounded.
+const SUMMARY_CASE_LIMIT: usize = 100_000;
 
 pub const REPRESENTATIVE_HEADER: &str = "x-casebridge-representative";
 /// Largest request body accepted (a draft edit, an agent answer).
@@ -501,6 +505,45 @@ async fn timeline<S: Store + 'static, M: MailSender + 'static>(
     )
 }
 
+#[derive(serde::Deserialize)]
+struct SummaryQuery {
+    since: String,
+    until: String,
+    #[serde(default)]
+    intent: Option<String>,
+}
+
+/// The support lead's numbers (`casebridge::report`), as `casebridge report
+/// --format json` prints them. Only on stores that list cases cheaply (the
+/// embedded store): on DynamoDB it would scan the table on a request path,
+/// and the per-day counters that would answer it there are not built yet.
+async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    _: Representative,
+    query: Result<axum::extract::Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", format!("since and until are required: {e}")))?;
+    let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e);
+    let since = casebridge::report::parse_since(&query.since).map_err(bad)?;
+    let until = casebridge::report::parse_until(&query.until).map_err(bad)?;
+    if since >= until {
+        return Err(bad("since must be before until".into()));
+    }
+    if !state.store.lists_cases_cheaply() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_available",
+            "this store would be scanned; run `casebridge report` instead",
+        ));
+    }
+    let facts = casebridge::report::load_facts(&state.store, since, until, SUMMARY_CASE_LIMIT)
+        .await
+        .map_err(ApiError::from)?;
+    let period = casebridge::report::Period { since, until };
+    Ok(Json(casebridge::report::aggregate(&facts, &period, query.intent.as_deref())).into_response())
+}
+
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -521,6 +564,7 @@ pub fn router<S: Store + 'static, M: MailSender + 'static>(state: Arc<ApiState<S
         .route("/cases/{case_id}/take-over", post(take_over_route::<S, M>))
         .route("/cases/{case_id}/hand-back", post(hand_back_route::<S, M>))
         .route("/cases/{case_id}/timeline", get(timeline::<S, M>))
+        .route("/metrics/summary", get(metrics_summary::<S, M>))
         .fallback(not_found)
         .with_state(state)
 }

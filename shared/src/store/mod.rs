@@ -168,6 +168,12 @@ pub trait Store: Send + Sync {
 
     /// Ids of all cases, for operators' tools. Not for request paths.
     fn list_case_ids(&self, limit: usize) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
+
+    /// Whether `list_case_ids` is a local read cheap enough for a request
+    /// path (the embedded store) rather than a table scan (DynamoDB).
+    fn lists_cases_cheaply(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -339,6 +339,10 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    fn lists_cases_cheaply(&self) -> bool {
+        true
+    }
+
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
