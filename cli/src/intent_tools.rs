@@ -232,6 +232,8 @@ fn apply_settings(options: &mut ClassifierOptions, settings: &[String]) -> Resul
             "linear_weight" => options.linear_weight = number()? as f32,
             "full_weight_at" => options.labelled_per_intent_for_full_weight = number()? as f32,
             "second_at" => options.second_at = number()?,
+            "second_share" => options.second_share = number()?,
+            "second_runner_up" => options.second_runner_up = number()?,
             "epochs" => options.training.epochs = number()? as usize,
             "learning_rate" => options.training.learning_rate = number()? as f32,
             "l2" => options.training.l2 = number()? as f32,

@@ -347,9 +347,13 @@ pub struct ClassifierOptions {
     /// from (a two-intent catalogue taught it that "arrived" means a late
     /// parcel even in "arrived broken, I want a refund").
     pub labelled_per_intent_for_full_weight: f32,
-    /// A runner-up intent at this (calibrated) confidence or more is
-    /// reported as a second request in the same mail.
+    /// A second request is a sentence of the mail that the linear model
+    /// gives to another support intent with at least this probability…
     pub second_at: f64,
+    /// …while the whole mail gives that intent at least this share. Or the
+    /// whole mail's runner-up has at least `second_runner_up`.
+    pub second_share: f64,
+    pub second_runner_up: f64,
 }
 
 impl Default for ClassifierOptions {
@@ -359,7 +363,9 @@ impl Default for ClassifierOptions {
             features: Features::default(),
             linear_weight: 0.85,
             labelled_per_intent_for_full_weight: 20.0,
-            second_at: 0.2,
+            second_at: 0.7,
+            second_share: 0.1,
+            second_runner_up: 0.3,
         }
     }
 }
@@ -377,6 +383,8 @@ pub struct CatalogueClassifier {
     linear_weight: f32,
     features: Features,
     second_at: f64,
+    second_share: f64,
+    second_runner_up: f64,
     calibration: Option<Calibration>,
 }
 
@@ -393,6 +401,9 @@ const TEMPERATURE: f32 = 0.06;
 pub struct RawScores {
     pub ranked: Vec<IntentScore>,
     pub none: f64,
+    /// For each sentence of the new text (when it has two or more), the
+    /// linear model's best class for it and that class's probability.
+    pub sentences: Vec<(usize, f32)>,
 }
 
 impl CatalogueClassifier {
@@ -469,6 +480,8 @@ impl CatalogueClassifier {
             linear_weight: 0.0,
             features,
             second_at: options.second_at,
+            second_share: options.second_share,
+            second_runner_up: options.second_runner_up,
             calibration: None,
         };
         let labelled_mails = counted.len() - catalogue_documents;
@@ -582,7 +595,7 @@ impl CatalogueClassifier {
             calibration.apply(&mut ranked, raw.none);
         }
         ranked.retain(|s| s.confidence > 0.001);
-        let second = second_request(&ranked, self.second_at);
+        let second = self.second_request(&ranked, &raw.sentences);
         Classification {
             ranked,
             second,
@@ -630,6 +643,7 @@ impl CatalogueClassifier {
             return RawScores {
                 ranked: Vec::new(),
                 none: 1.0,
+                sentences: Vec::new(),
             };
         }
         // Softmax over the scores, with a "none of these" option at score 0.1
@@ -656,20 +670,65 @@ impl CatalogueClassifier {
         RawScores {
             ranked,
             none: f64::from((1.0 - share) * none / total),
+            sentences: self.sentences(new_text),
         }
     }
-}
 
-/// The runner-up, when it is another support intent at `at` or more and
-/// the best guess is a support intent too.
-fn second_request(ranked: &[IntentScore], at: f64) -> Option<IntentScore> {
-    let best = ranked.first().filter(|b| b.intent != OUT_OF_SCOPE)?;
-    ranked
-        .iter()
-        .skip(1)
-        .find(|s| s.intent != OUT_OF_SCOPE && s.intent != best.intent)
-        .filter(|s| s.confidence >= at)
-        .cloned()
+    /// Each sentence's best class by the linear model, when the text has
+    /// two sentences or more of three words or more: a mail that asks two
+    /// things mostly asks them in different sentences.
+    fn sentences(&self, new_text: &str) -> Vec<(usize, f32)> {
+        let Some(model) = &self.linear else {
+            return Vec::new();
+        };
+        let sentences: Vec<&str> = new_text
+            .split(['.', '!', '?', ';', '\n'])
+            .filter(|s| s.split_whitespace().count() >= 3)
+            .collect();
+        if sentences.len() < 2 {
+            return Vec::new();
+        }
+        sentences
+            .into_iter()
+            .filter_map(|sentence| {
+                let mut counts: HashMap<u32, f32> = HashMap::new();
+                for_each_term(sentence, self.features, |term| self.count(term, &mut counts));
+                let probabilities = model.probabilities(&self.weigh(counts));
+                probabilities
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(class, p)| (class, *p))
+            })
+            .collect()
+    }
+
+    /// The second request: a sentence given to another support intent than
+    /// the best with at least `second_at`, when the whole mail gives that
+    /// intent at least `second_share` (so one stray sentence is not enough).
+    fn second_request(&self, ranked: &[IntentScore], sentences: &[(usize, f32)]) -> Option<IntentScore> {
+        let best = ranked.first().filter(|b| b.intent != OUT_OF_SCOPE)?;
+        let runner_up = ranked
+            .iter()
+            .skip(1)
+            .find(|s| s.intent != OUT_OF_SCOPE)
+            .filter(|s| s.confidence >= self.second_runner_up)
+            .cloned();
+        sentences
+            .iter()
+            .filter(|(_, p)| f64::from(*p) >= self.second_at)
+            .filter_map(|(class, _)| {
+                let name = &self.intents.get(*class)?.name;
+                let whole = ranked.iter().find(|s| &s.intent == name)?;
+                (name != &best.intent && name != OUT_OF_SCOPE && whole.confidence >= self.second_share).then(|| IntentScore {
+                    intent: name.clone(),
+                    confidence: whole.confidence,
+                    second_request: false,
+                })
+            })
+            .chain(runner_up)
+            .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+    }
 }
 
 fn normalize(vector: &mut Vector) {

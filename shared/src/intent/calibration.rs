@@ -216,7 +216,8 @@ pub fn fit(samples: &[FitSample], min_bin: usize) -> Calibration {
 
 /// Pool adjacent violators: blocks of (sum x, sum y, count), merged while a
 /// block's mean y is not above its predecessor's or it holds fewer than
-/// `min_bin` points. Knots at each block's mean confidence.
+/// `min_bin` points. Knots at each block's mean confidence and its
+/// (smoothed) share right.
 fn isotonic(points: &[(f64, f64)], min_bin: usize) -> (Vec<f64>, Vec<f64>) {
     let mut blocks: Vec<(f64, f64, usize)> = Vec::new();
     for chunk in points.chunks(min_bin) {
@@ -237,7 +238,9 @@ fn isotonic(points: &[(f64, f64)], min_bin: usize) -> (Vec<f64>, Vec<f64>) {
         }
     }
     let raw: Vec<f64> = blocks.iter().map(|b| b.0 / b.2 as f64).collect();
-    let calibrated: Vec<f64> = blocks.iter().map(|b| b.1 / b.2 as f64).collect();
+    // Half a mail right and half wrong added to each step: a step where
+    // every mail was right says 0.99, not a certainty the data cannot give.
+    let calibrated: Vec<f64> = blocks.iter().map(|b| (b.1 + 0.5) / (b.2 as f64 + 1.0)).collect();
     (raw, calibrated)
 }
 
