@@ -198,9 +198,15 @@ fn print_report(report: &EvalReport, misses_of: Option<&[LabelledMail]>) {
     }
     println!("\nthreshold  coverage  covered acc  precision  out-of-scope held");
     for at in &report.curve {
+        // No out-of-scope mail: nothing to hold, not a hold rate of 0.
+        let held = if report.out_of_scope_mails > 0 {
+            format!("{:.3}", at.out_of_scope_held)
+        } else {
+            "-".into()
+        };
         println!(
-            "  {:.2}      {:.3}     {:.3}        {:.3}      {:.3}",
-            at.threshold, at.coverage, at.covered_accuracy, at.precision, at.out_of_scope_held
+            "  {:.2}      {:.3}     {:.3}        {:.3}      {held}",
+            at.threshold, at.coverage, at.covered_accuracy, at.precision
         );
     }
 }
