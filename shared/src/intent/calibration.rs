@@ -119,17 +119,22 @@ impl Calibration {
     }
 
     fn map_best(&self, x: f64) -> f64 {
+        // Validated tables have equal lengths; an unvalidated one maps nothing.
         let (raw, calibrated) = (&self.raw, &self.calibrated);
-        let (Some(first), Some(last)) = (raw.first(), raw.last()) else {
+        if raw.len() != calibrated.len() {
+            return x;
+        }
+        let (Some(first), Some(last), Some(low), Some(high)) = (raw.first(), raw.last(), calibrated.first(), calibrated.last()) else {
             return x;
         };
         if x <= *first {
-            return calibrated[0];
+            return *low;
         }
         if x >= *last {
-            return calibrated[raw.len() - 1];
+            return *high;
         }
-        let i = raw.partition_point(|r| *r <= x).max(1);
+        // first < x < last, so 1 <= i < len.
+        let i = raw.partition_point(|r| *r <= x).clamp(1, raw.len() - 1);
         let (x0, x1, y0, y1) = (raw[i - 1], raw[i], calibrated[i - 1], calibrated[i]);
         if x1 - x0 <= 1e-12 {
             y1
