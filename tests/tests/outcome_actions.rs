@@ -438,7 +438,10 @@ async fn a_draft_sent_twice_at_once_goes_out_once_with_the_edit() {
         "the edited body was sent"
     );
     assert_eq!(s.h.drafts(&case).await[0].status, DraftStatus::Sent);
-    assert!(s.h.drafts(&case).await[0].edited, "the edit is recorded (the report's share edited)");
+    assert!(
+        s.h.drafts(&case).await[0].edited,
+        "the edit is recorded (the report's share edited)"
+    );
     let after = s.h.case(&case).await;
     assert_eq!(after.status, CaseStatus::Resolved);
     assert!(after.follow_up.is_some(), "a sent resolution draft starts the follow-up");
