@@ -178,31 +178,33 @@ impl LocalPipeline {
     async fn pending_mail_jobs(&self) -> Result<Vec<Job>, PipelineError> {
         let mut jobs = Vec::new();
         for case_id in self.store.list_case_ids(usize::MAX >> 1).await? {
-            let mut origins = HashSet::new();
-            for mail in self
-                .store
-                .list_records(&case_id, RecordKind::Outbound)
-                .await?
-                .into_iter()
-                .filter_map(Record::into_outbound)
-                .filter(|o| o.status == OutboundStatus::Pending)
-            {
-                let origin = mail.origin.unwrap_or(mail.id);
-                if origins.insert(origin.clone()) {
-                    jobs.push(Job {
-                        case_id: case_id.clone(),
-                        step: Step::RetryMail,
-                        key: origin,
-                        attempts: 0,
-                    });
-                }
-            }
+            jobs.extend(self.pending_mail_of(&case_id).await?);
         }
         Ok(jobs)
     }
 
+    async fn pending_mail_of(&self, case_id: &CaseId) -> Result<Vec<Job>, PipelineError> {
+        let mut origins = HashSet::new();
+        Ok(self
+            .store
+            .list_records(case_id, RecordKind::Outbound)
+            .await?
+            .into_iter()
+            .filter_map(Record::into_outbound)
+            .filter(|o| o.status == OutboundStatus::Pending)
+            .map(|mail| mail.origin.unwrap_or(mail.id))
+            .filter(|origin| origins.insert(origin.clone()))
+            .map(|origin| Job {
+                case_id: case_id.clone(),
+                step: Step::RetryMail,
+                key: origin,
+                attempts: 0,
+            })
+            .collect())
+    }
+
     /// What a crash (or a stopped process) left half done: work items
-    /// without a turn, answered turns, pending mail. Scans the cases: the
+    /// without a turn, answered turns, pending mail. Scans the cases once: the
     /// embedded store is small and this runs at start-up only.
     pub async fn recovery_jobs(&self) -> Result<Vec<Job>, PipelineError> {
         let mut jobs = Vec::new();
@@ -228,8 +230,8 @@ impl LocalPipeline {
             for turn in turns.iter().filter(|t| t.status == TurnStatus::Answered) {
                 jobs.extend(Job::for_change(&case_id, &turn.id, ANSWERED_TURN));
             }
+            jobs.extend(self.pending_mail_of(&case_id).await?);
         }
-        jobs.extend(self.pending_mail_jobs().await?);
         Ok(jobs)
     }
 

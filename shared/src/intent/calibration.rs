@@ -55,6 +55,19 @@ pub enum CalibrationError {
 }
 
 impl Calibration {
+    /// Temperature scaling only, before an isotonic map is fitted.
+    fn temperature_only(temperature: f64, mails: usize) -> Calibration {
+        Calibration {
+            temperature,
+            raw: Vec::new(),
+            calibrated: Vec::new(),
+            thresholds: Vec::new(),
+            precision: Vec::new(),
+            coverage: Vec::new(),
+            mails,
+        }
+    }
+
     /// Checks the tables: lengths agree, values are in [0, 1] and ascend
     /// where they must, so applying the map cannot go wrong later.
     pub fn validate(&self) -> Result<(), CalibrationError> {
@@ -159,15 +172,7 @@ pub struct FitSample {
 /// bins of at least `min_bin` mails, so one mail cannot make a step).
 pub fn fit(samples: &[FitSample], min_bin: usize) -> Calibration {
     let nll = |temperature: f64| -> f64 {
-        let calibration = Calibration {
-            temperature,
-            raw: Vec::new(),
-            calibrated: Vec::new(),
-            thresholds: Vec::new(),
-            precision: Vec::new(),
-            coverage: Vec::new(),
-            mails: 0,
-        };
+        let calibration = Calibration::temperature_only(temperature, 0);
         samples
             .iter()
             .map(|s| {
@@ -191,15 +196,7 @@ pub fn fit(samples: &[FitSample], min_bin: usize) -> Calibration {
         }
     }
     let temperature = ((low + high) / 2.0).exp();
-    let mut calibration = Calibration {
-        temperature,
-        raw: Vec::new(),
-        calibrated: Vec::new(),
-        thresholds: Vec::new(),
-        precision: Vec::new(),
-        coverage: Vec::new(),
-        mails: samples.len(),
-    };
+    let mut calibration = Calibration::temperature_only(temperature, samples.len());
     // (confidence after temperature, right) sorted by confidence.
     let mut points: Vec<(f64, f64)> = samples
         .iter()
