@@ -17,6 +17,7 @@ pub mod direct;
 pub mod ids;
 pub mod inbound;
 pub mod intent;
+pub mod lifecycle;
 pub mod mail;
 pub mod model;
 pub mod pipeline;

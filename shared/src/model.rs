@@ -169,6 +169,61 @@ impl Case {
     pub fn agents_may_work(&self) -> bool {
         !matches!(self.status, CaseStatus::Escalated | CaseStatus::Closed)
     }
+
+    /// The typed view of the lifecycle fields. Total: a stored case whose
+    /// fields disagree (written before the reducer existed) still reads as a
+    /// state, with the missing data filled from what is there.
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        use crate::lifecycle::{CaseState, Lifecycle};
+        let state = match self.status {
+            CaseStatus::AgentWorking => CaseState::AgentWorking,
+            CaseStatus::WaitingOnCustomer => CaseState::WaitingOnCustomer,
+            CaseStatus::PendingReview => CaseState::PendingReview,
+            CaseStatus::Resolved => CaseState::Resolved {
+                follow_up: self.follow_up.clone(),
+            },
+            CaseStatus::Escalated => CaseState::Escalated(self.escalation.clone().unwrap_or_else(|| Escalation {
+                queue: String::new(),
+                reason: "escalated".into(),
+                at: self.updated_at,
+            })),
+            CaseStatus::Idle => CaseState::Idle,
+            CaseStatus::Closed => CaseState::Closed {
+                at: self.closed_at.unwrap_or(self.updated_at),
+                resolution: self.resolution.clone(),
+            },
+        };
+        Lifecycle {
+            state,
+            turn: self.turn_in_flight.clone(),
+            pending: self.pending_mail.clone(),
+            reopened: self.reopened,
+        }
+    }
+
+    /// The only writer of the lifecycle fields (see `crate::lifecycle`). The
+    /// last resolution is history and stays when a closed case reopens.
+    pub fn set_lifecycle(&mut self, lifecycle: crate::lifecycle::Lifecycle) {
+        use crate::lifecycle::CaseState;
+        self.status = lifecycle.state.status();
+        self.escalation = None;
+        self.follow_up = None;
+        self.closed_at = None;
+        match lifecycle.state {
+            CaseState::Escalated(escalation) => self.escalation = Some(escalation),
+            CaseState::Resolved { follow_up } => self.follow_up = follow_up,
+            CaseState::Closed { at, resolution } => {
+                self.closed_at = Some(at);
+                if resolution.is_some() {
+                    self.resolution = resolution;
+                }
+            }
+            CaseState::AgentWorking | CaseState::WaitingOnCustomer | CaseState::PendingReview | CaseState::Idle => {}
+        }
+        self.turn_in_flight = lifecycle.turn;
+        self.pending_mail = lifecycle.pending;
+        self.reopened = lifecycle.reopened;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
