@@ -247,8 +247,8 @@ async fn cases_round_trip_with_versions<S: Store>(store: &S) {
     let mut again = Commit::new(case.id.clone());
     again.case = Some(CaseWrite::Create(sample_case(&case.id)));
     assert!(
-        matches!(store.commit(again).await, Err(CommitError::AlreadyExists(_))),
-        "creating an existing case fails"
+        matches!(store.commit(again).await, Err(CommitError::AlreadyExists(crate::store::Existing::Case(id))) if id == case.id),
+        "creating an existing case fails, naming the case"
     );
 }
 
@@ -293,8 +293,8 @@ async fn create_only_records_claim_once<S: Store>(store: &S) {
         .records
         .push(RecordWrite::Create(outbound("OUT#1#question", OutboundStatus::Pending)));
     assert!(
-        matches!(store.commit(second).await, Err(CommitError::AlreadyExists(_))),
-        "second create of a record fails"
+        matches!(store.commit(second).await, Err(CommitError::AlreadyExists(crate::store::Existing::Record(key))) if key.ends_with("/OUT#1#question")),
+        "second create of a record fails, naming the record"
     );
     assert_eq!(
         store.get_case(&case.id).await.unwrap().unwrap().status,
@@ -373,7 +373,10 @@ async fn message_index_dedupes_and_links<S: Store>(store: &S) {
             must_be_new: true,
         });
         assert!(
-            matches!(store.commit(dup).await, Err(CommitError::AlreadyExists(_))),
+            matches!(
+                store.commit(dup).await,
+                Err(CommitError::AlreadyExists(crate::store::Existing::Message(_)))
+            ),
             "the same Message-ID twice is refused"
         );
         let mut alias = Commit::new(case.id.clone());

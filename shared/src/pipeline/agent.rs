@@ -6,13 +6,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{load_case, load_record, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::step::{guarded, Attempt};
+use super::{common_effect, enter, load_case, load_record, PipelineError, StepEnv, Timeline};
 use crate::agent_client::{AgentCallOutcome, AgentClient, AgentReply};
 use crate::config::AgentConfig;
 use crate::ids::CaseId;
+use crate::lifecycle::CaseEvent;
 use crate::model::{AgentTurn, Case, Record, TurnResult, TurnStatus};
 use crate::protocol::{parse_agent_response, AgentRequest};
-use crate::store::{CaseWrite, Commit, CommitError, RecordWrite, Store};
+use crate::store::{CaseWrite, Commit, RecordWrite, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnOutcome {
@@ -85,165 +87,184 @@ pub async fn run_turn<S: Store, A: AgentClient>(
 
 async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, work_item_key: &str) -> Result<Claim, PipelineError> {
     let turn_key = turn_key_for(work_item_key);
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let work = load_record(store, case_id, work_item_key, Record::into_work_item).await?;
-        if store.get_record(case_id, &turn_key).await?.is_some() {
-            return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key }));
-        }
-        let now = env.clock.now();
-        let mut turn = AgentTurn {
-            id: turn_key.clone(),
-            work_item: work.id.clone(),
-            agent: case.agent.clone().unwrap_or_default(),
-            mail_ids: work.mail_ids.clone(),
-            status: TurnStatus::InFlight,
-            started_at: now,
-            attempts: 0,
-            result: None,
-            finished_at: None,
-            due_at: None,
-        };
-        let mut timeline = Timeline::for_commit(&case, now);
-        let agent = case.agent.as_deref().and_then(|name| env.config.agent(name)).cloned();
-        let claim = if !case.agents_may_work() {
-            let reason = format!("the case is {}; the agent is not called", case.status);
-            turn.status = TurnStatus::Skipped;
-            turn.finished_at = Some(now);
-            if case.turn_in_flight.as_deref() == Some(turn_key.as_str()) {
-                case.turn_in_flight = None;
+    let turn_key = &turn_key;
+    guarded(
+        store,
+        || format!("turn {case_id}/{turn_key}"),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let work = load_record(store, case_id, work_item_key, Record::into_work_item).await?;
+            let handled = Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key.clone() });
+            if store.get_record(case_id, turn_key).await?.is_some() {
+                return Ok(Attempt::Done(handled));
             }
-            timeline.add("agent_skipped", reason.clone());
-            Claim::Done(TurnOutcome::Skipped {
-                turn: turn_key.clone(),
-                reason,
-            })
-        } else if let Some(agent) = agent {
-            turn.due_at = Some(now + in_flight_budget(&agent));
-            timeline.add(
-                "agent_called",
-                format!("agent {} called with {} mail(s)", agent.name, turn.mail_ids.len()),
-            );
-            Claim::Call {
-                agent,
-                turn: turn.clone(),
-                case: Box::new(case.clone()),
-            }
-        } else {
-            // Configuration changed under the case: fail the turn so the case escalates.
-            let reason = format!("agent {:?} is not configured", case.agent.as_deref().unwrap_or(""));
-            turn.status = TurnStatus::Answered;
-            turn.finished_at = Some(now);
-            turn.result = Some(TurnResult::Failed { reason: reason.clone() });
-            timeline.add("agent_failed", reason.clone());
-            Claim::Done(TurnOutcome::Answered {
-                turn: turn_key.clone(),
-                result: TurnResult::Failed { reason },
-            })
-        };
-        case.updated_at = now;
-        let mut commit = Commit::new(case_id.clone());
-        commit.records.push(RecordWrite::Create(Record::Turn(turn)));
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(claim),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::AlreadyExists(_)) => return Ok(Claim::Done(TurnOutcome::AlreadyHandled { turn: turn_key })),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("turn {case_id}/{turn_key}")))
+            let now = env.clock.now();
+            let mut turn = AgentTurn {
+                id: turn_key.clone(),
+                work_item: work.id.clone(),
+                agent: case.agent.clone().unwrap_or_default(),
+                mail_ids: work.mail_ids.clone(),
+                status: TurnStatus::InFlight,
+                started_at: now,
+                attempts: 0,
+                result: None,
+                finished_at: None,
+                due_at: None,
+            };
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            let agent = case.agent.as_deref().and_then(|name| env.config.agent(name)).cloned();
+            let claim = if !case.agents_may_work() {
+                let reason = format!("the case is {}; the agent is not called", case.status);
+                turn.status = TurnStatus::Skipped;
+                turn.finished_at = Some(now);
+                // The reducer clears the turn and notes why (agents may not work: never refused).
+                for effect in enter(env, &mut case, &timeline, CaseEvent::TurnSkipped { turn: turn_key }).unwrap_or_default() {
+                    let _ = common_effect(effect, &mut timeline, &mut commit);
+                }
+                Claim::Done(TurnOutcome::Skipped {
+                    turn: turn_key.clone(),
+                    reason,
+                })
+            } else if let Some(agent) = agent {
+                turn.due_at = Some(now + in_flight_budget(&agent));
+                timeline.add(
+                    "agent_called",
+                    format!("agent {} called with {} mail(s)", agent.name, turn.mail_ids.len()),
+                );
+                Claim::Call {
+                    agent,
+                    turn: turn.clone(),
+                    case: Box::new(case.clone()),
+                }
+            } else {
+                // Configuration changed under the case: fail the turn so the case escalates.
+                let reason = format!("agent {:?} is not configured", case.agent.as_deref().unwrap_or(""));
+                turn.status = TurnStatus::Answered;
+                turn.finished_at = Some(now);
+                turn.result = Some(TurnResult::Failed { reason: reason.clone() });
+                timeline.add("agent_failed", reason.clone());
+                Claim::Done(TurnOutcome::Answered {
+                    turn: turn_key.clone(),
+                    result: TurnResult::Failed { reason },
+                })
+            };
+            case.updated_at = now;
+            commit.records.push(RecordWrite::Create(Record::Turn(turn)));
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            // The turn record is create-only: whoever writes it first calls the agent.
+            Ok(Attempt::write(commit, claim, handled))
+        },
+    )
+    .await
 }
 
-/// Stores the turn's result if the turn is still in `expected` state.
+/// Stores the turn's result if the turn is still in `expected` state. The
+/// lifecycle does not change here: the outcome step applies the answer.
 async fn record_answer<S: Store>(
     env: StepEnv<'_>,
     store: &S,
     case_id: &CaseId,
-    mut turn: AgentTurn,
+    turn: AgentTurn,
     expected: TurnStatus,
     result: TurnResult,
     attempts: u32,
 ) -> Result<TurnOutcome, PipelineError> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let now = env.clock.now();
-        let mut timeline = Timeline::for_commit(&case, now);
-        match &result {
-            TurnResult::Answered { response } => timeline.add(
-                "agent_answered",
-                format!(
-                    "agent {} answered {}{}",
-                    turn.agent,
-                    response.response_type,
-                    if response.needs_review() { " (needsReview)" } else { "" }
-                ),
+    let line = match &result {
+        TurnResult::Answered { response } => (
+            "agent_answered",
+            format!(
+                "agent {} answered {}{}",
+                turn.agent,
+                response.response_type,
+                if response.needs_review() { " (needsReview)" } else { "" }
             ),
-            TurnResult::Failed { reason } => timeline.add("agent_failed", format!("agent {} failed: {reason}", turn.agent)),
-        }
-        turn.status = TurnStatus::Answered;
-        turn.attempts = attempts;
-        turn.result = Some(result.clone());
-        turn.finished_at = Some(now);
-        turn.due_at = None;
-        case.updated_at = now;
-        let mut commit = Commit::new(case_id.clone());
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Turn(turn.clone()),
-            expected_status: expected.as_str(),
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(TurnOutcome::Answered { turn: turn.id, result }),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
+        ),
+        TurnResult::Failed { reason } => ("agent_failed", format!("agent {} failed: {reason}", turn.agent)),
+    };
+    let (turn, result, line) = (&turn, &result, &line);
+    guarded(
+        store,
+        || format!("turn {case_id}/{}", turn.id),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let now = env.clock.now();
+            let mut timeline = Timeline::for_commit(&case, now);
+            timeline.add(line.0, line.1.clone());
+            let mut turn = turn.clone();
+            turn.status = TurnStatus::Answered;
+            turn.attempts = attempts;
+            turn.result = Some(result.clone());
+            turn.finished_at = Some(now);
+            turn.due_at = None;
+            case.updated_at = now;
+            let id = turn.id.clone();
+            let mut commit = Commit::new(case_id.clone());
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Turn(turn),
+                expected_status: expected.as_str(),
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            Ok(Attempt::write(
+                commit,
+                TurnOutcome::Answered {
+                    turn: id.clone(),
+                    result: result.clone(),
+                },
+                TurnOutcome::AlreadyHandled { turn: id },
+            ))
+        },
+    )
+    .await
 }
 
 async fn await_callback<S: Store>(
     env: StepEnv<'_>,
     store: &S,
     case_id: &CaseId,
-    mut turn: AgentTurn,
+    turn: AgentTurn,
     attempts: u32,
     due_at: DateTime<Utc>,
 ) -> Result<TurnOutcome, PipelineError> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let now = env.clock.now();
-        let mut timeline = Timeline::for_commit(&case, now);
-        timeline.add(
-            "agent_accepted",
-            format!(
-                "agent {} accepted the turn; its answer is expected by {}",
-                turn.agent,
-                due_at.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
-        );
-        turn.status = TurnStatus::AwaitingCallback;
-        turn.attempts = attempts;
-        turn.due_at = Some(due_at);
-        case.updated_at = now;
-        let mut commit = Commit::new(case_id.clone());
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Turn(turn.clone()),
-            expected_status: TurnStatus::InFlight.as_str(),
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(TurnOutcome::AwaitingCallback { turn: turn.id, due_at }),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) => return Ok(TurnOutcome::AlreadyHandled { turn: turn.id }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("turn {case_id}/{}", turn.id)))
+    let turn = &turn;
+    guarded(
+        store,
+        || format!("turn {case_id}/{}", turn.id),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let now = env.clock.now();
+            let mut timeline = Timeline::for_commit(&case, now);
+            timeline.add(
+                "agent_accepted",
+                format!(
+                    "agent {} accepted the turn; its answer is expected by {}",
+                    turn.agent,
+                    due_at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            );
+            let mut turn = turn.clone();
+            turn.status = TurnStatus::AwaitingCallback;
+            turn.attempts = attempts;
+            turn.due_at = Some(due_at);
+            case.updated_at = now;
+            let id = turn.id.clone();
+            let mut commit = Commit::new(case_id.clone());
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Turn(turn),
+                expected_status: TurnStatus::InFlight.as_str(),
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            Ok(Attempt::write(
+                commit,
+                TurnOutcome::AwaitingCallback { turn: id.clone(), due_at },
+                TurnOutcome::AlreadyHandled { turn: id },
+            ))
+        },
+    )
+    .await
 }
 
 /// What became of an async agent's callback.

@@ -3,15 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::step::{guarded, Attempt};
+use super::{common_effect, enter, PipelineError, StepEnv, Timeline};
 use crate::ids::CaseId;
 use crate::inbound::{is_thanks_only, link_candidates, parse_mail, screen, verdict_notes, ParsedMail, Verdicts};
 use crate::intent::{Classification, IntentClassifier, OutOfScopeAction, OUT_OF_SCOPE};
-use crate::model::{
-    AttachmentMeta, Case, CaseStatus, Direction, Disposition, Escalation, MailRecord, Record, RejectedMail, Resolution, ResolutionKind,
-    WorkItem, WorkItemStatus,
-};
-use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
+use crate::lifecycle::{CaseEvent, Effect};
+use crate::model::{AttachmentMeta, Case, CaseStatus, Direction, Disposition, MailRecord, Record, RejectedMail};
+use crate::store::{CaseWrite, Commit, MessageIndexEntry, RecordWrite, Store};
 
 use super::outcome::escalation_notice;
 
@@ -79,58 +78,51 @@ pub async fn ingest<S: Store>(
     }
     let disposition = screen(&parsed, &delivery.verdicts, env.config);
 
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let link = find_case(store, env, &parsed).await?;
-        let (commit, outcome) = match link {
-            Link::Header(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "In-Reply-To/References", now),
-            Link::SubjectReference(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "subject reference", now),
-            Link::PlusAddress(case) => existing_case_commit(env, case, &parsed, &delivery, &disposition, "plus-address", now),
-            Link::None { note } => {
-                if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) = &disposition {
-                    return reject(
-                        store,
-                        &delivery,
-                        Some(&parsed),
-                        format!("links to no case and is not customer mail: {reason}"),
-                        now,
-                    )
-                    .await;
-                }
-                new_case_commit(
-                    env,
-                    classifier.classify(&parsed.subject, &parsed.new_text).await,
-                    &parsed,
-                    &delivery,
-                    note,
-                    now,
-                )
+    let parsed = &parsed;
+    let disposition = &disposition;
+    let delivery = &delivery;
+    let duplicate = IngestOutcome::Duplicate {
+        message_id: parsed.message_id.clone(),
+    };
+    let outcome = guarded(
+        store,
+        || format!("inbound mail {}", parsed.message_id),
+        move || {
+            let duplicate = duplicate.clone();
+            async move {
+                let link = find_case(store, env, parsed).await?;
+                let (commit, outcome) = match link {
+                    Link::Header(case) => existing_case_commit(env, case, parsed, delivery, disposition, "In-Reply-To/References", now),
+                    Link::SubjectReference(case) => {
+                        existing_case_commit(env, case, parsed, delivery, disposition, "subject reference", now)
+                    }
+                    Link::PlusAddress(case) => existing_case_commit(env, case, parsed, delivery, disposition, "plus-address", now),
+                    Link::None { note } => {
+                        if let Disposition::Ignored(reason) | Disposition::Quarantined(reason) = disposition {
+                            let reason = format!("links to no case and is not customer mail: {reason}");
+                            return Ok(Attempt::Done(reject(store, delivery, Some(parsed), reason, now).await?));
+                        }
+                        let classification = classifier.classify(&parsed.subject, &parsed.new_text).await;
+                        new_case_commit(env, classification, parsed, delivery, note, now)
+                    }
+                };
+                // The Message-ID and delivery index entries are create-only: a
+                // second delivery of the same mail finds them and stops here.
+                Ok(Attempt::write(commit, outcome, duplicate))
             }
-        };
-        match store.commit(commit).await {
-            Ok(()) => {
-                if let IngestOutcome::Stored {
-                    case_id,
-                    work_item,
-                    disposition,
-                    ..
-                } = &outcome
-                {
-                    tracing::info!(case = %case_id, work_item = ?work_item, disposition = ?disposition, "inbound mail stored");
-                }
-                return Ok(outcome);
-            }
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::AlreadyExists(what)) if what.starts_with("message ") => {
-                return Ok(IngestOutcome::Duplicate {
-                    message_id: parsed.message_id.clone(),
-                })
-            }
-            // A freshly generated case id collided: try again with a new one.
-            Err(CommitError::AlreadyExists(what)) if what.starts_with("case ") => continue,
-            Err(e) => return Err(e.into()),
-        }
+        },
+    )
+    .await?;
+    if let IngestOutcome::Stored {
+        case_id,
+        work_item,
+        disposition,
+        ..
+    } = &outcome
+    {
+        tracing::info!(case = %case_id, work_item = ?work_item, disposition = ?disposition, "inbound mail stored");
     }
-    Err(PipelineError::Contention(format!("inbound mail {}", parsed.message_id)))
+    Ok(outcome)
 }
 
 async fn reject<S: Store>(
@@ -277,77 +269,49 @@ fn note_verdicts(env: StepEnv<'_>, delivery: &InboundDelivery<'_>, timeline: &mu
     }
 }
 
-/// Adds accepted customer mail to the case's conversation and, unless a turn
-/// is already in flight, opens the next turn.
-fn admit_customer_mail(env: StepEnv<'_>, case: &mut Case, parsed: &ParsedMail, mail_id: &str, timeline: &mut Timeline) -> Option<WorkItem> {
+/// The mail joins the case's conversation: its sender and recipients become
+/// participants, its Message-ID goes on the thread.
+fn join_thread(env: StepEnv<'_>, case: &mut Case, parsed: &ParsedMail) {
     add_participants(env, case, parsed);
     if !case.thread_message_ids.contains(&parsed.message_id) {
         case.thread_message_ids.push(parsed.message_id.clone());
     }
     case.last_inbound_message_id = Some(parsed.message_id.clone());
-    if case.follow_up.take().is_some() {
-        timeline.add("follow_up_cancelled", "the customer wrote; no more reminders");
-    }
-    if case.status == CaseStatus::Resolved {
-        let close_on_thanks = env
-            .config
-            .workflow(case.workflow_name.as_deref())
-            .follow_up
-            .as_ref()
-            .is_some_and(|f| f.close_on_thanks);
-        if close_on_thanks && is_thanks_only(&parsed.new_text) {
-            case.status = CaseStatus::Closed;
-            case.closed_at = Some(timeline.at);
-            case.resolution = Some(Resolution {
-                kind: ResolutionKind::Confirmed,
-                at: timeline.at,
-            });
-            timeline.add("case_closed", "the customer confirmed the resolution with a thank-you");
-            timeline.add("status_changed", "case resolved → closed");
-            return None;
+}
+
+/// Applies an inbound event through the lifecycle reducer and carries out
+/// its effects; returns the work item opened, and the queue notice's reason
+/// when the case escalates. A refusal is noted on the timeline.
+fn admit(
+    env: StepEnv<'_>,
+    case: &mut Case,
+    parsed: &ParsedMail,
+    event: CaseEvent<'_>,
+    timeline: &mut Timeline,
+    commit: &mut Commit,
+) -> (Option<String>, Option<String>) {
+    let effects = match enter(env, case, timeline, event) {
+        Ok(effects) => effects,
+        Err(refused) => {
+            timeline.add("no_agent", refused.0);
+            return (None, None);
+        }
+    };
+    let (mut work, mut notice) = (None, None);
+    for effect in effects {
+        match effect {
+            Effect::JoinThread => join_thread(env, case, parsed),
+            Effect::NotifyQueue { reason } => notice = Some(reason),
+            Effect::OpenTurn { turn, mails } => {
+                work = Some(turn.replacen("TURN#", "WORK#", 1));
+                let _ = common_effect(Effect::OpenTurn { turn, mails }, timeline, commit);
+            }
+            other => {
+                let _ = common_effect(other, timeline, commit);
+            }
         }
     }
-    case.pending_mail.push(mail_id.to_string());
-
-    if case.status == CaseStatus::Closed {
-        case.status = CaseStatus::AgentWorking;
-        case.closed_at = None;
-        case.reopened += 1;
-        timeline.add("case_reopened", "the customer wrote again after the case was closed");
-    }
-    if case.status == CaseStatus::Escalated {
-        timeline.add(
-            "held_for_representative",
-            "mail added; a representative holds the case, so no agent is called",
-        );
-        return None;
-    }
-    if let Some(turn) = &case.turn_in_flight {
-        timeline.add(
-            "queued_for_next_turn",
-            format!("turn {turn} is in flight; this mail goes to the agent in the next turn"),
-        );
-        return None;
-    }
-    let work_id = timeline.record_key("WORK#");
-    let turn_id = work_id.replacen("WORK#", "TURN#", 1);
-    let item = WorkItem {
-        id: work_id,
-        mail_ids: std::mem::take(&mut case.pending_mail),
-        created_at: timeline.at,
-        status: WorkItemStatus::Pending,
-    };
-    case.turn_in_flight = Some(turn_id);
-    case.status = CaseStatus::AgentWorking;
-    timeline.add(
-        "agent_turn_requested",
-        format!(
-            "agent {} will be called with {} new mail(s)",
-            case.agent.as_deref().unwrap_or("?"),
-            item.mail_ids.len()
-        ),
-    );
-    Some(item)
+    (work, notice)
 }
 
 fn existing_case_commit(
@@ -360,6 +324,7 @@ fn existing_case_commit(
     now: DateTime<Utc>,
 ) -> (Commit, IngestOutcome) {
     let mut timeline = Timeline::for_commit(&case, now);
+    let mut commit = Commit::new(case.id.clone());
     let mail_id = timeline.record_key("MSG#");
     timeline.add(
         "mail_received",
@@ -371,12 +336,11 @@ fn existing_case_commit(
     note_verdicts(env, delivery, &mut timeline);
     let work_item = match disposition {
         Disposition::Accepted => {
-            if case.agent.is_none() && case.status != CaseStatus::Escalated {
-                timeline.add("no_agent", "the case has no agent; it stays with representatives");
-                None
-            } else {
-                admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline)
-            }
+            let event = CaseEvent::MailAccepted {
+                mail: &mail_id,
+                thanks_only: is_thanks_only(&parsed.new_text),
+            };
+            admit(env, &mut case, parsed, event, &mut timeline, &mut commit).0
         }
         Disposition::Ignored(reason) => {
             timeline.add("mail_ignored", format!("not answered: {reason}"));
@@ -389,6 +353,7 @@ fn existing_case_commit(
     };
     case.updated_at = now;
     stored(
+        commit,
         CaseWrite::Update(case),
         mail_record(mail_id, parsed, delivery, disposition, now),
         work_item,
@@ -429,7 +394,7 @@ fn new_case_commit(
     let mut case = Case {
         id: CaseId::generate(&env.config.mail.case_prefix),
         version: 0,
-        status: CaseStatus::AgentWorking,
+        status: CaseStatus::Idle,
         workflow: env.config.workflow(workflow_name.as_deref()).mode,
         subject: parsed.subject.clone(),
         customer: customer.clone(),
@@ -453,7 +418,9 @@ fn new_case_commit(
         created_at: now,
         updated_at: now,
     };
+    case.set_lifecycle(crate::lifecycle::Lifecycle::new());
     let mut timeline = Timeline::for_commit(&case, now);
+    let mut commit = Commit::new(case.id.clone());
     let mail_id = timeline.record_key("MSG#");
     timeline.add("case_opened", format!("new case from {customer}"));
     if let Some(note) = link_note {
@@ -487,25 +454,21 @@ fn new_case_commit(
         );
     }
 
-    let mut notice = None;
-    let work_item = match &agent {
-        Some(_) => admit_customer_mail(env, &mut case, parsed, &mail_id, &mut timeline),
+    let (work_item, notice_reason) = match &agent {
+        Some(_) => {
+            let event = CaseEvent::MailAccepted {
+                mail: &mail_id,
+                thanks_only: false,
+            };
+            admit(env, &mut case, parsed, event, &mut timeline, &mut commit)
+        }
         None if record_only => {
             let confidence = best.as_ref().map_or(0.0, |b| b.confidence);
-            add_participants(env, &mut case, parsed);
-            case.thread_message_ids.push(parsed.message_id.clone());
-            case.last_inbound_message_id = Some(parsed.message_id.clone());
-            case.status = CaseStatus::Closed;
-            case.closed_at = Some(now);
             timeline.add(
                 "out_of_scope",
                 format!("not a support request (out_of_scope at confidence {confidence:.2}); recorded, not answered"),
             );
-            timeline.add(
-                "case_closed",
-                "closed without an answer or a queue notice ([classifier.out_of_scope] action = record)",
-            );
-            None
+            admit(env, &mut case, parsed, CaseEvent::RecordedOnly, &mut timeline, &mut commit)
         }
         None => {
             let reason = match &best {
@@ -525,45 +488,42 @@ fn new_case_commit(
                 ),
                 Some(b) => format!("intent {} has no agent", b.intent),
             };
-            add_participants(env, &mut case, parsed);
-            case.thread_message_ids.push(parsed.message_id.clone());
-            case.last_inbound_message_id = Some(parsed.message_id.clone());
-            case.status = CaseStatus::Escalated;
-            case.escalation = Some(Escalation {
-                queue: env.config.mail.queue_name.clone(),
-                reason: reason.clone(),
-                at: now,
-            });
-            timeline.add("escalated", format!("to queue {}: {reason}", env.config.mail.queue_name));
-            // The outcome function sends it (its stream filter picks up inbound notices).
-            let suffix = mail_id.trim_start_matches("MSG#");
-            notice = match escalation_notice(env, &case, &reason, &mail_id, suffix, now) {
-                Ok(notice) => Some(notice),
-                Err(e) => {
-                    tracing::error!(case = %case.id, error = %e, "queue notice could not be composed");
-                    None
-                }
-            };
-            None
+            admit(
+                env,
+                &mut case,
+                parsed,
+                CaseEvent::Unrouted { reason: &reason },
+                &mut timeline,
+                &mut commit,
+            )
         }
     };
-    let (mut commit, outcome) = stored(
+    // The outcome function sends the queue notice (its stream filter picks up inbound notices).
+    if let Some(reason) = notice_reason {
+        let suffix = mail_id.trim_start_matches("MSG#");
+        match escalation_notice(env, &case, &reason, &mail_id, suffix, now) {
+            Ok(notice) => commit.records.push(RecordWrite::Create(Record::Outbound(notice))),
+            Err(e) => tracing::error!(case = %case.id, error = %e, "queue notice could not be composed"),
+        }
+    }
+    stored(
+        commit,
         CaseWrite::Create(case),
         mail_record(mail_id, parsed, delivery, &Disposition::Accepted, now),
         work_item,
         timeline,
         index_entries_for(parsed, delivery),
-    );
-    commit.records.extend(notice.map(|n| RecordWrite::Create(Record::Outbound(n))));
-    (commit, outcome)
+    )
 }
 
-/// One commit for one stored mail: the case, the mail, its work item if any,
-/// the timeline, and the Message-ID index entries that make it happen once.
+/// One commit for one stored mail: the case, the mail, its work item if any
+/// (already in `commit`), the timeline, and the Message-ID index entries
+/// that make it happen once.
 fn stored(
+    mut commit: Commit,
     case: CaseWrite,
     mail: MailRecord,
-    work_item: Option<WorkItem>,
+    work_item: Option<String>,
     timeline: Timeline,
     index: impl Fn(&CaseId) -> Vec<MessageIndexEntry>,
 ) -> (Commit, IngestOutcome) {
@@ -574,11 +534,9 @@ fn stored(
         mail_id: mail.id.clone(),
         new_case,
         disposition: mail.disposition.clone(),
-        work_item: work_item.as_ref().map(|w| w.id.clone()),
+        work_item,
     };
-    let mut commit = Commit::new(case_id.clone());
-    commit.records.push(RecordWrite::Create(Record::Mail(mail)));
-    commit.records.extend(work_item.map(|w| RecordWrite::Create(Record::WorkItem(w))));
+    commit.records.insert(0, RecordWrite::Create(Record::Mail(mail)));
     commit.records.extend(timeline.into_records().map(RecordWrite::Create));
     commit.message_index = index(&case_id);
     commit.case = Some(case);

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod inbound;
 pub mod outcome;
 pub mod representative;
+pub(crate) mod step;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -123,6 +124,11 @@ impl Timeline {
         format!("{prefix}{:010}", self.version)
     }
 
+    /// The key a turn opened by this commit gets.
+    pub(crate) fn turn_key(&self) -> String {
+        self.record_key("TURN#")
+    }
+
     pub(crate) fn into_records(self) -> impl Iterator<Item = Record> {
         self.events.into_iter().map(Record::Event)
     }
@@ -145,4 +151,58 @@ pub(crate) async fn load_record<S: crate::store::Store, T>(
 /// Reads a case or fails with a typed error.
 pub(crate) async fn load_case<S: crate::store::Store>(store: &S, id: &CaseId) -> Result<Case, PipelineError> {
     store.get_case(id).await?.ok_or_else(|| PipelineError::CaseNotFound(id.clone()))
+}
+
+/// The reducer's view of the configuration for this case at `now`.
+pub(crate) fn policy<'a>(env: StepEnv<'a>, case: &'a Case, next_turn: &'a str, now: DateTime<Utc>) -> crate::lifecycle::Policy<'a> {
+    let workflow = env.config.workflow(case.workflow_name.as_deref());
+    crate::lifecycle::Policy {
+        now,
+        queue: &env.config.mail.queue_name,
+        agent: case.agent.as_deref(),
+        next_turn,
+        follow_up: workflow.follow_up.is_some(),
+        close_on_thanks: workflow.follow_up.as_ref().is_some_and(|f| f.close_on_thanks),
+        kill_switch: env.config.safety.kill_switch,
+    }
+}
+
+/// Carries out the effects every step handles the same way: a timeline line,
+/// or a work item for an opened turn. Hands back the effect otherwise.
+pub(crate) fn common_effect(
+    effect: crate::lifecycle::Effect,
+    timeline: &mut Timeline,
+    commit: &mut crate::store::Commit,
+) -> Option<crate::lifecycle::Effect> {
+    use crate::lifecycle::Effect;
+    match effect {
+        Effect::Note { kind, detail } => timeline.add(kind, detail),
+        Effect::OpenTurn { turn, mails } => {
+            commit
+                .records
+                .push(crate::store::RecordWrite::Create(Record::WorkItem(crate::model::WorkItem {
+                    id: turn.replacen("TURN#", "WORK#", 1),
+                    mail_ids: mails,
+                    created_at: timeline.at,
+                    status: crate::model::WorkItemStatus::Pending,
+                })));
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// Applies `event` to the case through the lifecycle reducer: the new
+/// lifecycle is written on the case, and the effects are handed back in
+/// order for the step to carry out (with [`common_effect`] for the shared ones).
+pub(crate) fn enter(
+    env: StepEnv<'_>,
+    case: &mut Case,
+    timeline: &Timeline,
+    event: crate::lifecycle::CaseEvent<'_>,
+) -> Result<Vec<crate::lifecycle::Effect>, crate::lifecycle::Refused> {
+    let next_turn = timeline.turn_key();
+    let transition = crate::lifecycle::apply(&case.lifecycle(), event, &policy(env, case, &next_turn, timeline.at))?;
+    case.set_lifecycle(transition.next);
+    Ok(transition.effects)
 }

@@ -12,14 +12,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{load_case, load_record, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::step::{guarded, Attempt};
+use super::{common_effect, enter, load_case, load_record, PipelineError, StepEnv, Timeline};
 use crate::config::WorkflowConfig;
-use crate::decision::{decide, Action, Options, Plan, Situation};
+use crate::decision::{decide, Options, Plan, Situation};
 use crate::ids::{ses_message_key, CaseId};
+use crate::lifecycle::{CaseEvent, Effect};
 use crate::mail::{compose, reply_subject, Composition, MailError, MailSender, OutgoingMail};
 use crate::model::{
-    Case, CaseStatus, Draft, DraftStatus, Escalation, FollowUp, FollowUpStatus, MailKind, OutboundMail, OutboundStatus, Record, RecordKind,
-    Resolution, ResolutionKind, TurnResult, TurnStatus, WorkItem, WorkItemStatus,
+    Case, Draft, DraftStatus, FollowUp, FollowUpStatus, MailKind, OutboundMail, OutboundStatus, Record, RecordKind, TurnResult, TurnStatus,
 };
 use crate::store::{CaseWrite, Commit, CommitError, MessageIndexEntry, RecordWrite, Store};
 
@@ -112,131 +113,111 @@ async fn apply_plan<S: Store>(
     case_id: &CaseId,
     turn_key: &str,
 ) -> Result<(Option<Plan>, Option<String>), PipelineError> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let mut turn = load_record(store, case_id, turn_key, Record::into_turn).await?;
-        if turn.status != TurnStatus::Answered {
-            return Ok((None, None));
-        }
-        let now = env.clock.now();
-        let workflow = workflow_of(env, &case);
-        let options = Options {
-            shadow: workflow.shadow,
-            kill_switch: env.config.safety.kill_switch,
-            ai_mails_last_24h: ai_mails_last_24h(store, case_id, now).await?,
-            ai_mail_cap: workflow.max_ai_mails_per_day,
-            follow_up: workflow.follow_up.is_some(),
-            closure_notice: workflow.closure_notice.as_deref(),
-        };
-        let result = turn.result.clone().unwrap_or(TurnResult::Failed {
-            reason: "the turn has no stored result".into(),
-        });
-        let plan = decide(Situation {
-            case_status: case.status,
-            workflow: case.workflow,
-            options,
-            result: &result,
-        });
-        let mut timeline = Timeline::for_commit(&case, now);
-        let mut commit = Commit::new(case_id.clone());
-        let suffix = turn.id.trim_start_matches("TURN#").to_string();
-
-        let status_before = case.status;
-        case.status = plan.next_status;
-        if case.turn_in_flight.as_deref() == Some(turn.id.as_str()) {
-            case.turn_in_flight = None;
-        }
-        for action in &plan.actions {
-            match action {
-                Action::SendToCustomer { kind, body } => {
-                    let outbound = customer_mail(env, &case, *kind, body, &turn.id, format!("OUT#{suffix}#{}", kind.as_str()), now)?;
-                    timeline.add(
-                        "mail_queued",
-                        format!("{} to {} queued for sending", kind.as_str(), outbound.to.join(", ")),
-                    );
-                    commit.message_index.push(MessageIndexEntry {
-                        message_id: outbound.message_id.clone(),
-                        case_id: case_id.clone(),
-                        must_be_new: false,
-                    });
-                    commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
-                }
-                Action::DraftForReview { kind, body, reason } => {
-                    let TurnResult::Answered { response } = &result else { continue };
-                    let draft = Draft {
-                        id: format!("DRAFT#{suffix}#{}", kind.as_str()),
-                        turn: turn.id.clone(),
-                        kind: *kind,
-                        to: vec![case.customer.clone()],
-                        subject: reply_subject(&case.subject, &case.id.subject_tag()),
-                        body: compose_body(env, &case, body),
-                        reason: reason.describe().to_string(),
-                        answer: response.clone(),
-                        status: DraftStatus::PendingReview,
-                        created_at: now,
-                        edited: false,
-                    };
-                    timeline.add(
-                        "draft_created",
-                        format!("{} drafted for review: {}", kind.as_str(), reason.describe()),
-                    );
-                    commit.records.push(RecordWrite::Create(Record::Draft(draft)));
-                }
-                Action::ScheduleFollowUp => schedule_follow_up(env, &mut case, &mut commit, &mut timeline, format!("FUP#{suffix}"), now),
-                Action::Escalate { reason } => escalate(env, &mut case, &mut commit, &mut timeline, reason, &turn.id, &suffix, now)?,
-                Action::Close { reason } => {
-                    case.closed_at = Some(now);
-                    case.resolution = Some(Resolution {
-                        kind: ResolutionKind::ClosedByAgent,
-                        at: now,
-                    });
-                    case.follow_up = None;
-                    timeline.add("case_closed", reason.clone());
-                }
-                Action::Record { note } => timeline.add("answer_recorded", note.clone()),
+    guarded(
+        store,
+        || format!("outcome {case_id}/{turn_key}"),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let mut turn = load_record(store, case_id, turn_key, Record::into_turn).await?;
+            if turn.status != TurnStatus::Answered {
+                return Ok(Attempt::Done((None, None)));
             }
-        }
-
-        let mut next_work_item = None;
-        if !case.pending_mail.is_empty() && case.agents_may_work() && case.turn_in_flight.is_none() {
-            let work = WorkItem {
-                id: timeline.record_key("WORK#"),
-                mail_ids: std::mem::take(&mut case.pending_mail),
-                created_at: now,
-                status: WorkItemStatus::Pending,
+            let now = env.clock.now();
+            let workflow = workflow_of(env, &case);
+            let options = Options {
+                shadow: workflow.shadow,
+                kill_switch: env.config.safety.kill_switch,
+                ai_mails_last_24h: ai_mails_last_24h(store, case_id, now).await?,
+                ai_mail_cap: workflow.max_ai_mails_per_day,
+                follow_up: workflow.follow_up.is_some(),
+                closure_notice: workflow.closure_notice.as_deref(),
             };
-            case.turn_in_flight = Some(work.id.replacen("WORK#", "TURN#", 1));
-            case.status = CaseStatus::AgentWorking;
-            timeline.add(
-                "agent_turn_requested",
-                format!("{} mail(s) arrived during the turn; the agent is called again", work.mail_ids.len()),
-            );
-            next_work_item = Some(work.id.clone());
-            commit.records.push(RecordWrite::Create(Record::WorkItem(work)));
-        }
-
-        if case.status != status_before {
-            timeline.add("status_changed", format!("case {status_before} → {}", case.status));
-        }
-        turn.status = TurnStatus::Done;
-        case.updated_at = now;
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Turn(turn),
-            expected_status: TurnStatus::Answered.as_str(),
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok((Some(plan), next_work_item)),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => return Ok((None, None)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("outcome {case_id}/{turn_key}")))
+            let result = turn.result.clone().unwrap_or(TurnResult::Failed {
+                reason: "the turn has no stored result".into(),
+            });
+            // Kept for the report; the reducer asks decide() the same question.
+            let plan = decide(Situation {
+                case_status: case.status,
+                workflow: case.workflow,
+                options,
+                result: &result,
+            });
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            let suffix = turn.id.trim_start_matches("TURN#").to_string();
+            let event = CaseEvent::AnswerRecorded {
+                turn: &turn.id,
+                result: &result,
+                workflow: case.workflow,
+                options,
+            };
+            // An answer is never refused: every (state, result) has a plan.
+            let effects = enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
+            let mut next_work_item = None;
+            for effect in effects {
+                match effect {
+                    Effect::Send { kind, body } => {
+                        let outbound = customer_mail(env, &case, kind, &body, &turn.id, format!("OUT#{suffix}#{}", kind.as_str()), now)?;
+                        timeline.add(
+                            "mail_queued",
+                            format!("{} to {} queued for sending", kind.as_str(), outbound.to.join(", ")),
+                        );
+                        commit.message_index.push(MessageIndexEntry {
+                            message_id: outbound.message_id.clone(),
+                            case_id: case_id.clone(),
+                            must_be_new: false,
+                        });
+                        commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
+                    }
+                    Effect::Draft { kind, body, reason } => {
+                        let TurnResult::Answered { response } = &result else { continue };
+                        let draft = Draft {
+                            id: format!("DRAFT#{suffix}#{}", kind.as_str()),
+                            turn: turn.id.clone(),
+                            kind,
+                            to: vec![case.customer.clone()],
+                            subject: reply_subject(&case.subject, &case.id.subject_tag()),
+                            body: compose_body(env, &case, &body),
+                            reason: reason.describe().to_string(),
+                            answer: response.clone(),
+                            status: DraftStatus::PendingReview,
+                            created_at: now,
+                            edited: false,
+                        };
+                        timeline.add(
+                            "draft_created",
+                            format!("{} drafted for review: {}", kind.as_str(), reason.describe()),
+                        );
+                        commit.records.push(RecordWrite::Create(Record::Draft(draft)));
+                    }
+                    Effect::ScheduleFollowUp { id } => schedule_follow_up(env, &case, &mut commit, &mut timeline, id, now),
+                    Effect::NotifyQueue { reason } => notify_queue(env, &case, &mut commit, &reason, &turn.id, &suffix, now)?,
+                    Effect::OpenTurn { turn, mails } => {
+                        next_work_item = Some(turn.replacen("TURN#", "WORK#", 1));
+                        let _ = common_effect(Effect::OpenTurn { turn, mails }, &mut timeline, &mut commit);
+                    }
+                    other => {
+                        let _ = common_effect(other, &mut timeline, &mut commit);
+                    }
+                }
+            }
+            turn.status = TurnStatus::Done;
+            case.updated_at = now;
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Turn(turn),
+                expected_status: TurnStatus::Answered.as_str(),
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            // The turn moves answered → done once: a second run finds it done.
+            Ok(Attempt::write(commit, (Some(plan), next_work_item), (None, None)))
+        },
+    )
+    .await
 }
 
-fn schedule_follow_up(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, timeline: &mut Timeline, id: String, now: DateTime<Utc>) {
+/// Writes the follow-up record the lifecycle named (the case already points at it).
+fn schedule_follow_up(env: StepEnv<'_>, case: &Case, commit: &mut Commit, timeline: &mut Timeline, id: String, now: DateTime<Utc>) {
     let Some(policy) = &workflow_of(env, case).follow_up else { return };
     let due_at = now + policy.interval();
     timeline.add(
@@ -247,7 +228,6 @@ fn schedule_follow_up(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, ti
             policy.describe_interval()
         ),
     );
-    case.follow_up = Some(id.clone());
     let follow_up = FollowUp {
         id,
         reminders_sent: 0,
@@ -258,25 +238,18 @@ fn schedule_follow_up(env: StepEnv<'_>, case: &mut Case, commit: &mut Commit, ti
     commit.records.push(RecordWrite::Create(Record::FollowUp(follow_up)));
 }
 
+/// Queues the notice to the representatives' queue for an escalation the
+/// lifecycle decided.
 #[allow(clippy::too_many_arguments)]
-fn escalate(
+fn notify_queue(
     env: StepEnv<'_>,
-    case: &mut Case,
+    case: &Case,
     commit: &mut Commit,
-    timeline: &mut Timeline,
     reason: &str,
     origin: &str,
     suffix: &str,
     now: DateTime<Utc>,
 ) -> Result<(), PipelineError> {
-    case.status = CaseStatus::Escalated;
-    case.escalation = Some(Escalation {
-        queue: env.config.mail.queue_name.clone(),
-        reason: reason.to_string(),
-        at: now,
-    });
-    case.follow_up = None;
-    timeline.add("escalated", format!("to queue {}: {reason}", env.config.mail.queue_name));
     let notice = escalation_notice(env, case, reason, origin, suffix, now)?;
     commit.records.push(RecordWrite::Create(Record::Outbound(notice)));
     Ok(())
@@ -513,67 +486,74 @@ async fn finish_send<S: Store>(
     outbound: OutboundMail,
     failure: Option<MailError>,
 ) -> Result<(), PipelineError> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let now = env.clock.now();
-        let mut timeline = Timeline::for_commit(&case, now);
-        let mut commit = Commit::new(case_id.clone());
-        match &failure {
-            None => {
-                timeline.add(
-                    "mail_sent",
-                    format!("{} sent to {}", outbound.kind.as_str(), outbound.to.join(", ")),
-                );
-                if outbound.kind != MailKind::EscalationNotice && !case.thread_message_ids.contains(&outbound.message_id) {
-                    case.thread_message_ids.push(outbound.message_id.clone());
+    let (outbound, failure) = (&outbound, &failure);
+    guarded(
+        store,
+        || format!("outbound {case_id}/{}", outbound.id),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let now = env.clock.now();
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            match failure {
+                None => {
+                    timeline.add(
+                        "mail_sent",
+                        format!("{} sent to {}", outbound.kind.as_str(), outbound.to.join(", ")),
+                    );
+                    if outbound.kind != MailKind::EscalationNotice && !case.thread_message_ids.contains(&outbound.message_id) {
+                        case.thread_message_ids.push(outbound.message_id.clone());
+                    }
+                    if let Some(provider_id) = &outbound.provider_message_id {
+                        commit.message_index.push(MessageIndexEntry {
+                            message_id: ses_message_key(provider_id),
+                            case_id: case_id.clone(),
+                            must_be_new: false,
+                        });
+                    }
                 }
-                if let Some(provider_id) = &outbound.provider_message_id {
-                    commit.message_index.push(MessageIndexEntry {
-                        message_id: ses_message_key(provider_id),
-                        case_id: case_id.clone(),
-                        must_be_new: false,
-                    });
-                }
-            }
-            Some(error) => {
-                timeline.add(
-                    "mail_failed",
-                    format!(
-                        "{} to {} could not be sent: {error}",
-                        outbound.kind.as_str(),
-                        outbound.to.join(", ")
-                    ),
-                );
-                if outbound.kind != MailKind::EscalationNotice && case.status != CaseStatus::Closed {
+                Some(error) => {
+                    timeline.add(
+                        "mail_failed",
+                        format!(
+                            "{} to {} could not be sent: {error}",
+                            outbound.kind.as_str(),
+                            outbound.to.join(", ")
+                        ),
+                    );
                     let origin = outbound.origin.clone().unwrap_or_else(|| outbound.id.clone());
                     let suffix = origin.split_once('#').map(|(_, s)| s.to_string()).unwrap_or_else(|| origin.clone());
-                    escalate(
-                        env,
-                        &mut case,
-                        &mut commit,
-                        &mut timeline,
-                        &format!("mail to the customer failed: {error}"),
-                        &origin,
-                        &suffix,
-                        now,
-                    )?;
+                    let reason = error.to_string();
+                    let event = CaseEvent::SendFailed {
+                        reason: &reason,
+                        to_customer: outbound.kind != MailKind::EscalationNotice,
+                    };
+                    for effect in enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))? {
+                        match effect {
+                            Effect::NotifyQueue { reason } => notify_queue(env, &case, &mut commit, &reason, &origin, &suffix, now)?,
+                            other => {
+                                let _ = common_effect(other, &mut timeline, &mut commit);
+                            }
+                        }
+                    }
                 }
             }
-        }
-        case.updated_at = now;
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Outbound(outbound.clone()),
-            expected_status: OutboundStatus::Sending.as_str(),
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(()),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("outbound {case_id}/{}", outbound.id)))
+            case.updated_at = now;
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Outbound(outbound.clone()),
+                expected_status: OutboundStatus::Sending.as_str(),
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            // Only this sender holds the claim (`sending`): losing it is a fault.
+            Ok(Attempt::Write {
+                commit,
+                written: (),
+                lost: None,
+            })
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -595,72 +575,67 @@ pub async fn send_draft<S: Store, M: MailSender>(
     edited_body: Option<String>,
 ) -> Result<DraftSendOutcome, PipelineError> {
     let outbound_id = format!("OUT#draft-{}", draft_key.trim_start_matches("DRAFT#"));
-    let mut queued = false;
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let mut draft = load_record(store, case_id, draft_key, Record::into_draft).await?;
-        if draft.status != DraftStatus::PendingReview || case.status == CaseStatus::Closed {
-            break;
-        }
-        let now = env.clock.now();
-        let mut timeline = Timeline::for_commit(&case, now);
-        let mut commit = Commit::new(case_id.clone());
-        let edited = edited_body.as_ref().is_some_and(|b| *b != draft.body);
-        let body = edited_body.clone().unwrap_or_else(|| draft.body.clone());
-        let outbound = threaded_mail(env, &case, draft.kind, body, &draft.id, outbound_id.clone(), now)?;
-        timeline.add(
-            "draft_sent",
-            format!(
-                "{} draft sent by a representative{}",
-                draft.kind.as_str(),
-                if edited { " (edited)" } else { "" }
-            ),
-        );
-        if case.status == CaseStatus::PendingReview {
-            let before = case.status;
-            case.status = match draft.kind {
-                MailKind::Question => CaseStatus::WaitingOnCustomer,
-                MailKind::Resolution => CaseStatus::Resolved,
-                _ => case.status,
+    let (outbound_id_ref, edited_body) = (&outbound_id, &edited_body);
+    let queued = guarded(
+        store,
+        || format!("draft {case_id}/{draft_key}"),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let mut draft = load_record(store, case_id, draft_key, Record::into_draft).await?;
+            if draft.status != DraftStatus::PendingReview {
+                return Ok(Attempt::Done(false));
+            }
+            let now = env.clock.now();
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            let edited = edited_body.as_ref().is_some_and(|b| *b != draft.body);
+            let body = edited_body.clone().unwrap_or_else(|| draft.body.clone());
+            let outbound = threaded_mail(env, &case, draft.kind, body, &draft.id, outbound_id_ref.clone(), now)?;
+            timeline.add(
+                "draft_sent",
+                format!(
+                    "{} draft sent by a representative{}",
+                    draft.kind.as_str(),
+                    if edited { " (edited)" } else { "" }
+                ),
+            );
+            let event = CaseEvent::DraftSent {
+                draft: draft_key,
+                kind: draft.kind,
             };
-            if draft.kind == MailKind::Resolution {
-                schedule_follow_up(
-                    env,
-                    &mut case,
-                    &mut commit,
-                    &mut timeline,
-                    format!("FUP#draft-{}", draft_key.trim_start_matches("DRAFT#")),
-                    now,
-                );
+            // A closed case takes no mail but its own closure notice.
+            let Ok(effects) = enter(env, &mut case, &timeline, event) else {
+                return Ok(Attempt::Done(false));
+            };
+            for effect in effects {
+                match effect {
+                    Effect::ScheduleFollowUp { id } => schedule_follow_up(env, &case, &mut commit, &mut timeline, id, now),
+                    other => {
+                        let _ = common_effect(other, &mut timeline, &mut commit);
+                    }
+                }
             }
-            timeline.add("status_changed", format!("case {before} → {}", case.status));
-        }
-        draft.status = DraftStatus::Sent;
-        draft.edited = edited;
-        draft.body = outbound.body.clone();
-        case.updated_at = now;
-        commit.message_index.push(MessageIndexEntry {
-            message_id: outbound.message_id.clone(),
-            case_id: case_id.clone(),
-            must_be_new: false,
-        });
-        commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::Draft(draft),
-            expected_status: "pending_review",
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => {
-                queued = true;
-                break;
-            }
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
+            draft.status = DraftStatus::Sent;
+            draft.edited = edited;
+            draft.body = outbound.body.clone();
+            case.updated_at = now;
+            commit.message_index.push(MessageIndexEntry {
+                message_id: outbound.message_id.clone(),
+                case_id: case_id.clone(),
+                must_be_new: false,
+            });
+            commit.records.push(RecordWrite::Create(Record::Outbound(outbound)));
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::Draft(draft),
+                expected_status: "pending_review",
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            // A double click finds the draft no longer pending.
+            Ok(Attempt::write(commit, true, false))
+        },
+    )
+    .await?;
     if !queued {
         return Ok(DraftSendOutcome::AlreadyHandled);
     }
@@ -715,94 +690,75 @@ async fn follow_up_once<S: Store>(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, PipelineError> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let Some(mut follow_up) = store.get_record(case_id, key).await?.and_then(Record::into_follow_up) else {
-            return Ok(None);
-        };
-        if follow_up.status != FollowUpStatus::Active {
-            return Ok(None);
-        }
-        let policy = workflow_of(env, &case).follow_up.clone();
-        let mut timeline = Timeline::for_commit(&case, now);
-        let mut commit = Commit::new(case_id.clone());
-        let what = match policy {
-            Some(policy) if case.follow_up.as_deref() == Some(key) && case.status == CaseStatus::Resolved => {
-                if follow_up.reminders_sent < policy.reminders {
-                    follow_up.reminders_sent += 1;
-                    let n = follow_up.reminders_sent;
-                    let wait = if n == policy.reminders {
-                        policy.close_after()
-                    } else {
-                        policy.interval()
-                    };
-                    follow_up.due_at = Some(now + wait);
-                    let reminder_id = format!("OUT#{}#reminder{n}", key.trim_start_matches("FUP#"));
-                    let reminder = customer_mail(
-                        env,
-                        &case,
-                        MailKind::Reminder,
-                        &policy.reminder_text.replace("{name}", "there"),
-                        key,
-                        reminder_id,
-                        now,
-                    )?;
-                    if env.config.safety.kill_switch {
-                        timeline.add(
-                            "reminder_skipped",
-                            format!("reminder {n} of {} not sent: the kill switch is on", policy.reminders),
-                        );
-                    } else {
-                        timeline.add(
-                            "mail_queued",
-                            format!("reminder {n} of {} to {} queued for sending", policy.reminders, case.customer),
-                        );
-                        commit.message_index.push(MessageIndexEntry {
-                            message_id: reminder.message_id.clone(),
-                            case_id: case_id.clone(),
-                            must_be_new: false,
-                        });
-                        commit.records.push(RecordWrite::Create(Record::Outbound(reminder)));
+    guarded(
+        store,
+        || format!("follow-up {case_id}/{key}"),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let Some(mut follow_up) = store.get_record(case_id, key).await?.and_then(Record::into_follow_up) else {
+                return Ok(Attempt::Done(None));
+            };
+            if follow_up.status != FollowUpStatus::Active {
+                return Ok(Attempt::Done(None));
+            }
+            let policy = workflow_of(env, &case).follow_up.clone();
+            let reminders = policy.as_ref().map_or(0, |p| p.reminders);
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            let event = CaseEvent::FollowUpDue {
+                follow_up: key,
+                reminders_sent: follow_up.reminders_sent,
+                reminders,
+            };
+            let effects = enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
+            let mut what = String::new();
+            for effect in effects {
+                match effect {
+                    Effect::Remind { n } => {
+                        let Some(policy) = &policy else { continue };
+                        follow_up.reminders_sent = n;
+                        let wait = if n == policy.reminders {
+                            policy.close_after()
+                        } else {
+                            policy.interval()
+                        };
+                        follow_up.due_at = Some(now + wait);
+                        if !env.config.safety.kill_switch {
+                            let reminder_id = format!("OUT#{}#reminder{n}", key.trim_start_matches("FUP#"));
+                            let text = policy.reminder_text.replace("{name}", "there");
+                            let reminder = customer_mail(env, &case, MailKind::Reminder, &text, key, reminder_id, now)?;
+                            timeline.add(
+                                "mail_queued",
+                                format!("reminder {n} of {} to {} queued for sending", policy.reminders, case.customer),
+                            );
+                            commit.message_index.push(MessageIndexEntry {
+                                message_id: reminder.message_id.clone(),
+                                case_id: case_id.clone(),
+                                must_be_new: false,
+                            });
+                            commit.records.push(RecordWrite::Create(Record::Outbound(reminder)));
+                        }
+                        what = format!("reminder {n} of {}", policy.reminders);
                     }
-                    format!("reminder {n} of {}", policy.reminders)
-                } else {
-                    follow_up.status = FollowUpStatus::Done;
-                    follow_up.due_at = None;
-                    case.status = CaseStatus::Closed;
-                    case.closed_at = Some(now);
-                    case.follow_up = None;
-                    case.resolution = Some(Resolution {
-                        kind: ResolutionKind::Assumed,
-                        at: now,
-                    });
-                    timeline.add(
-                        "case_closed",
-                        format!("no answer after {} reminder(s): resolution assumed", policy.reminders),
-                    );
-                    timeline.add("status_changed", "case resolved → closed");
-                    "closed, resolution assumed".to_string()
+                    Effect::EndFollowUp { done } => {
+                        follow_up.status = if done { FollowUpStatus::Done } else { FollowUpStatus::Cancelled };
+                        follow_up.due_at = None;
+                        what = if done { "closed, resolution assumed" } else { "cancelled" }.to_string();
+                    }
+                    other => {
+                        let _ = common_effect(other, &mut timeline, &mut commit);
+                    }
                 }
             }
-            _ => {
-                follow_up.status = FollowUpStatus::Cancelled;
-                follow_up.due_at = None;
-                timeline.add("follow_up_cancelled", "the case moved on; no more reminders");
-                "cancelled".to_string()
-            }
-        };
-        case.updated_at = now;
-        commit.records.push(RecordWrite::ReplaceIfStatus {
-            record: Record::FollowUp(follow_up),
-            expected_status: "active",
-        });
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(Some(what)),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(_)) | Err(CommitError::AlreadyExists(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("follow-up {case_id}/{key}")))
+            case.updated_at = now;
+            commit.records.push(RecordWrite::ReplaceIfStatus {
+                record: Record::FollowUp(follow_up),
+                expected_status: "active",
+            });
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            Ok(Attempt::write(commit, Some(what), None))
+        },
+    )
+    .await
 }

@@ -2,12 +2,14 @@
 //! stop), hand it back (agents resume, with the mail that came meanwhile),
 //! discard a draft, and reprocess the case from a chosen step.
 
-use super::{load_case, PipelineError, StepEnv, Timeline, MAX_CONFLICT_RETRIES};
+use super::step::{guarded, Attempt};
+use super::{common_effect, enter, load_case, PipelineError, StepEnv, Timeline};
 use crate::ids::CaseId;
 use crate::intent::IntentClassifier;
+use crate::lifecycle::{CaseEvent, Effect};
 use crate::mail::MailSender;
-use crate::model::{Case, CaseStatus, DraftStatus, Escalation, OutboundStatus, Record, RecordKind, TurnStatus, WorkItem, WorkItemStatus};
-use crate::store::{CaseWrite, Commit, CommitError, RecordWrite, Store};
+use crate::model::{Case, CaseStatus, DraftStatus, OutboundStatus, Record, RecordKind, TurnStatus};
+use crate::store::{CaseWrite, Commit, RecordWrite, Store};
 
 /// Result of a representative action.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,111 +23,78 @@ pub enum ActionOutcome {
     },
 }
 
-/// Applies `change` to the case in one commit, retrying on conflicts. `change`
-/// returns Err(reason) to refuse, or the records to write and a detail line.
-async fn update_case<S, F>(env: StepEnv<'_>, store: &S, case_id: &CaseId, mut change: F) -> Result<ActionOutcome, PipelineError>
+/// Applies `change` to the case in one guarded commit (`step::guarded`).
+/// `change` returns Err(reason) to refuse, or a detail line; it adds what it
+/// writes besides the case to the commit.
+async fn update_case<S, F>(env: StepEnv<'_>, store: &S, case_id: &CaseId, change: F) -> Result<ActionOutcome, PipelineError>
 where
     S: Store,
-    F: FnMut(&mut Case, &mut Timeline) -> Result<(Vec<RecordWrite>, String), String>,
+    F: Fn(&mut Case, &mut Timeline, &mut Commit) -> Result<String, String> + Sync,
 {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let mut case = load_case(store, case_id).await?;
-        let now = env.clock.now();
-        let mut timeline = Timeline::for_commit(&case, now);
-        let (records, detail) = match change(&mut case, &mut timeline) {
-            Ok(ok) => ok,
-            Err(reason) => return Ok(ActionOutcome::Refused { reason }),
-        };
-        case.updated_at = now;
-        let mut commit = Commit::new(case_id.clone());
-        commit.records = records;
-        commit.records.extend(timeline.into_records().map(RecordWrite::Create));
-        commit.case = Some(CaseWrite::Update(case));
-        match store.commit(commit).await {
-            Ok(()) => return Ok(ActionOutcome::Done { detail }),
-            Err(CommitError::VersionConflict(_)) => continue,
-            Err(CommitError::StateMismatch(what)) | Err(CommitError::AlreadyExists(what)) => {
-                return Ok(ActionOutcome::Refused {
-                    reason: format!("{what} changed meanwhile"),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Contention(format!("case {case_id}")))
+    let change = &change;
+    guarded(
+        store,
+        || format!("case {case_id}"),
+        move || async move {
+            let mut case = load_case(store, case_id).await?;
+            let now = env.clock.now();
+            let mut timeline = Timeline::for_commit(&case, now);
+            let mut commit = Commit::new(case_id.clone());
+            let detail = match change(&mut case, &mut timeline, &mut commit) {
+                Ok(detail) => detail,
+                Err(reason) => return Ok(Attempt::Done(ActionOutcome::Refused { reason })),
+            };
+            case.updated_at = now;
+            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            commit.case = Some(CaseWrite::Update(case));
+            Ok(Attempt::write(
+                commit,
+                ActionOutcome::Done { detail },
+                ActionOutcome::Refused {
+                    reason: "the case changed meanwhile; nothing was done".into(),
+                },
+            ))
+        },
+    )
+    .await
 }
 
-/// Opens a turn for the case's waiting mail, if an agent may work on it now.
-fn open_turn(case: &mut Case, timeline: &mut Timeline, mail_ids: Vec<String>, why: &str) -> Option<WorkItem> {
-    if mail_ids.is_empty() || case.turn_in_flight.is_some() || !case.agents_may_work() || case.agent.is_none() {
-        return None;
+/// Applies a representative's event through the lifecycle reducer; a
+/// refusal becomes the action's refusal. Returns the turn opened, if any.
+fn act(
+    env: StepEnv<'_>,
+    case: &mut Case,
+    timeline: &mut Timeline,
+    commit: &mut Commit,
+    event: CaseEvent<'_>,
+) -> Result<Option<String>, String> {
+    let mut opened = None;
+    for effect in enter(env, case, timeline, event).map_err(|r| r.0)? {
+        if let Effect::OpenTurn { turn, .. } = &effect {
+            opened = Some(turn.replacen("TURN#", "WORK#", 1));
+        }
+        // Representatives' events only note, open turns and end follow-ups (by the case moving on).
+        let _ = common_effect(effect, timeline, commit);
     }
-    let work = WorkItem {
-        id: timeline.record_key("WORK#"),
-        mail_ids,
-        created_at: timeline.at,
-        status: WorkItemStatus::Pending,
-    };
-    case.turn_in_flight = Some(work.id.replacen("WORK#", "TURN#", 1));
-    case.pending_mail.retain(|m| !work.mail_ids.contains(m));
-    case.status = CaseStatus::AgentWorking;
-    timeline.add(
-        "agent_turn_requested",
-        format!(
-            "{why}: agent {} will be called with {} mail(s)",
-            case.agent.as_deref().unwrap_or("?"),
-            work.mail_ids.len()
-        ),
-    );
-    Some(work)
+    Ok(opened)
 }
 
 /// A representative takes the case: agents are not called until it is handed back.
 pub async fn take_over<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, who: &str) -> Result<ActionOutcome, PipelineError> {
-    update_case(env, store, case_id, |case, timeline| {
-        if case.status == CaseStatus::Closed {
-            return Err("the case is closed".into());
-        }
-        let before = case.status;
-        case.status = CaseStatus::Escalated;
-        case.follow_up = None;
-        case.escalation = Some(Escalation {
-            queue: env.config.mail.queue_name.clone(),
-            reason: format!("taken over by {who}"),
-            at: timeline.at,
-        });
-        timeline.add("taken_over", format!("{who} took the case over; agents stop"));
-        if before != CaseStatus::Escalated {
-            timeline.add("status_changed", format!("case {before} → escalated"));
-        }
-        Ok((Vec::new(), format!("case {case_id} is held by {who}")))
+    update_case(env, store, case_id, |case, timeline, commit| {
+        act(env, case, timeline, commit, CaseEvent::TakenOver { who })?;
+        Ok(format!("case {case_id} is held by {who}"))
     })
     .await
 }
 
 /// Gives the case back to its agent; mail that arrived meanwhile opens a turn.
 pub async fn hand_back<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, who: &str) -> Result<ActionOutcome, PipelineError> {
-    update_case(env, store, case_id, |case, timeline| {
-        if case.status != CaseStatus::Escalated {
-            return Err(format!("the case is {}, not held by a representative", case.status));
-        }
-        if case.agent.is_none() {
-            return Err("the case has no agent to hand it back to".into());
-        }
-        case.escalation = None;
-        case.status = CaseStatus::Idle;
-        timeline.add(
-            "handed_back",
-            format!("{who} handed the case back to agent {}", case.agent.as_deref().unwrap_or("?")),
-        );
-        let waiting = case.pending_mail.clone();
-        let work = open_turn(case, timeline, waiting, "mail arrived while a representative held the case");
-        timeline.add("status_changed", format!("case escalated → {}", case.status));
-        let detail = match &work {
-            Some(w) => format!("handed back; {} opened", w.id),
+    update_case(env, store, case_id, |case, timeline, commit| {
+        Ok(match act(env, case, timeline, commit, CaseEvent::HandedBack { who })? {
+            Some(work) => format!("handed back; {work} opened"),
             None => "handed back".to_string(),
-        };
-        Ok((work.into_iter().map(|w| RecordWrite::Create(Record::WorkItem(w))).collect(), detail))
+        })
     })
     .await
 }
@@ -147,19 +116,14 @@ pub async fn discard_draft<S: Store>(
         });
     }
     draft.status = DraftStatus::Discarded;
-    update_case(env, store, case_id, |case, timeline| {
+    update_case(env, store, case_id, |case, timeline, commit| {
         timeline.add("draft_discarded", format!("{who} discarded the {} draft", draft.kind.as_str()));
-        if case.status == CaseStatus::PendingReview {
-            case.status = CaseStatus::Idle;
-            timeline.add("status_changed", "case pending_review → idle");
-        }
-        Ok((
-            vec![RecordWrite::ReplaceIfStatus {
-                record: Record::Draft(draft.clone()),
-                expected_status: "pending_review",
-            }],
-            "draft discarded".into(),
-        ))
+        act(env, case, timeline, commit, CaseEvent::DraftDiscarded)?;
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Draft(draft.clone()),
+            expected_status: "pending_review",
+        });
+        Ok("draft discarded".into())
     })
     .await
 }
@@ -237,7 +201,7 @@ pub async fn reopen_turn<S: Store>(
         Some(c) => Some(c.classify(&first_subject, &first_text).await),
         None => None,
     };
-    update_case(env, store, case_id, |case, timeline| {
+    update_case(env, store, case_id, |case, timeline, commit| {
         if case.status == CaseStatus::Closed {
             return Err("the case is closed".into());
         }
@@ -260,27 +224,15 @@ pub async fn reopen_turn<S: Store>(
                     case.agent.as_deref().unwrap_or("none")
                 ),
             );
-            if case.agent.is_some() && case.status == CaseStatus::Escalated {
-                case.escalation = None;
-                case.status = CaseStatus::Idle;
-            }
         } else {
             timeline.add("reprocessed", "a new agent turn was requested");
         }
-        if case.turn_in_flight.is_some() {
-            return Err("a turn is in flight; wait for it or let the sweep fail it".into());
-        }
-        match open_turn(case, timeline, vec![latest.clone()], "reprocess") {
-            Some(work) => {
-                let detail = format!("{} opened", work.id);
-                Ok((vec![RecordWrite::Create(Record::WorkItem(work))], detail))
-            }
-            None => Err(format!(
-                "no agent may work on the case (status {}, agent {})",
-                case.status,
-                case.agent.as_deref().unwrap_or("none")
-            )),
-        }
+        let event = CaseEvent::ReprocessRequested {
+            mail: &latest,
+            release_hold: routing.is_some(),
+        };
+        let work = act(env, case, timeline, commit, event)?;
+        Ok(format!("{} opened", work.unwrap_or_default()))
     })
     .await
 }

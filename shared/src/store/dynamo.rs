@@ -90,7 +90,7 @@ fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Res
 /// What a failed condition on the i-th item of a commit means.
 enum OnConflict {
     Version(CaseId),
-    Exists(String),
+    Exists(super::Existing),
     State(String),
 }
 
@@ -185,7 +185,7 @@ impl DynamoStore {
                     case.version = 1;
                     (
                         self.put(self.case_item(&case)?).condition_expression("attribute_not_exists(pk)"),
-                        OnConflict::Exists(format!("case {}", case.id)),
+                        OnConflict::Exists(super::Existing::Case(case.id.clone())),
                     )
                 }
                 CaseWrite::Update(_) => {
@@ -239,7 +239,7 @@ impl DynamoStore {
             let name = format!("{}/{}", commit.case_id, record.key());
             let put = match write {
                 RecordWrite::Create(_) => {
-                    conflicts.push(OnConflict::Exists(name));
+                    conflicts.push(OnConflict::Exists(super::Existing::Record(name)));
                     self.put(item).condition_expression("attribute_not_exists(pk)")
                 }
                 RecordWrite::Replace(_) => {
@@ -268,7 +268,7 @@ impl DynamoStore {
             if entry.must_be_new {
                 put = put.condition_expression("attribute_not_exists(pk)");
             }
-            conflicts.push(OnConflict::Exists(format!("message {}", entry.message_id)));
+            conflicts.push(OnConflict::Exists(super::Existing::Message(entry.message_id.clone())));
             items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
         }
         Ok((items, conflicts))

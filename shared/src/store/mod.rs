@@ -30,14 +30,37 @@ pub enum CommitError {
     /// The case changed since it was read: re-read and decide again.
     #[error("case {0} was changed by someone else")]
     VersionConflict(CaseId),
-    /// A record or index entry that must be new already exists: the work was done.
+    /// A case, record or index entry that must be new already exists: the
+    /// work was done (or, for a case, the generated id was taken).
     #[error("{0} already exists")]
-    AlreadyExists(String),
+    AlreadyExists(Existing),
     /// A conditional replace found the record in another state.
     #[error("{0} is not in the expected state")]
     StateMismatch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a create-only write found already there. Typed, so a step tells
+/// "this mail was stored before" from "this case id is taken" without
+/// reading error text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    Case(CaseId),
+    /// `case/key` of a record.
+    Record(String),
+    /// A Message-ID (or delivery / SES id) index entry.
+    Message(String),
+}
+
+impl std::fmt::Display for Existing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Existing::Case(id) => write!(f, "case {id}"),
+            Existing::Record(key) => f.write_str(key),
+            Existing::Message(id) => write!(f, "message {id}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{case_queue, due_text, record_queue, DueItem, Queue, QueueItem};
-use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, Existing, RecordWrite, Store, StoreError};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -113,7 +113,7 @@ impl SqliteStore {
             let (case, new_version) = match write {
                 CaseWrite::Create(case) => {
                     if stored.is_some() {
-                        return Err(CommitError::AlreadyExists(format!("case {case_id}")));
+                        return Err(CommitError::AlreadyExists(Existing::Case(commit.case_id.clone())));
                     }
                     (case, 1u64)
                 }
@@ -147,7 +147,9 @@ impl SqliteStore {
                 .optional()
                 .map_err(backend)?;
             match write {
-                RecordWrite::Create(_) if stored_status.is_some() => return Err(CommitError::AlreadyExists(format!("{case_id}/{key}"))),
+                RecordWrite::Create(_) if stored_status.is_some() => {
+                    return Err(CommitError::AlreadyExists(Existing::Record(format!("{case_id}/{key}"))))
+                }
                 RecordWrite::ReplaceIfStatus { expected_status, .. } if stored_status.flatten().as_deref() != Some(*expected_status) => {
                     return Err(CommitError::StateMismatch(format!("{case_id}/{key}")))
                 }
@@ -178,7 +180,7 @@ impl SqliteStore {
                     .optional()
                     .map_err(backend)?;
                 if exists.is_some() {
-                    return Err(CommitError::AlreadyExists(format!("message {}", entry.message_id)));
+                    return Err(CommitError::AlreadyExists(Existing::Message(entry.message_id.clone())));
                 }
             }
             tx.prepare_cached("INSERT OR REPLACE INTO message_index (key, message_id, case_id) VALUES (?1, ?2, ?3)")
