@@ -1,7 +1,8 @@
-//! Support for the integration tests: the local stack (moto for DynamoDB and
-//! S3, aws-ses-v2-local for SES v2), a tap on the table's DynamoDB stream so
-//! each step is fed the stream records the previous step wrote, SES receipt
-//! events, and agents on loopback.
+//! Support for the integration tests: the backends a behaviour test runs on
+//! ([`backend`]: the embedded one always, the local stack when it runs), the
+//! local stack itself (moto for DynamoDB and S3, aws-ses-v2-local for SES
+//! v2), a tap on the table's DynamoDB stream so each step is fed the stream
+//! records the previous step wrote, SES receipt events, and agents on loopback.
 //!
 //! The stack is started by `infra/test.sh`. Without it (no
 //! `CASEBRIDGE_MOTO_URL`), tests that need it print why and return early —
@@ -19,7 +20,9 @@ use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
 use serde_json::{json, Value};
 
+pub mod backend;
 pub mod meter;
+pub use backend::{Backend, MailDrop, MailFaults, SendFault, SentMail, Tap, TestMailer, TestRawMail, TestStore};
 pub use meter::{Meter, Usage};
 
 pub struct Stack {
@@ -255,13 +258,13 @@ pub fn config(agent_url: &str, mode: &str) -> Config {
     Config::from_toml(&text).expect("test config")
 }
 
-/// The inbound function over a store and the test bucket, wired as its
+/// The inbound function over a store and a raw-mail source, wired as its
 /// Lambda wires it: the catalogue classifier, the system clock, `MAIL_PREFIX`.
-pub fn inbound_function<S: casebridge::store::Store>(
+pub fn inbound_function<S: casebridge::store::Store, R: casebridge::raw_mail::RawMailSource>(
     store: S,
-    raw_mail: S3RawMail,
+    raw_mail: R,
     config: &Config,
-) -> casebridge_inbound_email::InboundFunction<S, S3RawMail> {
+) -> casebridge_inbound_email::InboundFunction<S, R> {
     casebridge_inbound_email::InboundFunction {
         store,
         raw_mail,
