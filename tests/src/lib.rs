@@ -15,9 +15,11 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::ses::SimpleEmailEvent;
 use casebridge::config::Config;
+use casebridge::mail::MailSender;
 use casebridge::pipeline::{Clock, SystemClock};
 use casebridge::raw_mail::S3RawMail;
 use casebridge::store::dynamo::DynamoStore;
+use casebridge::store::Store;
 use serde_json::{json, Value};
 
 pub mod backend;
@@ -279,25 +281,21 @@ pub fn clock() -> Box<dyn Clock> {
     Box::new(SystemClock)
 }
 
-/// The HTTP API on loopback, over the given store; representatives use `token`.
-pub async fn spawn_api(store: DynamoStore, token: &str, config: &Config) -> SocketAddr {
-    spawn_api_with(store, token, config, Arc::new(casebridge::secrets::Secrets::env_only()), None).await
+/// The HTTP API on loopback, over the given store and mailer; representatives use `token`.
+pub async fn spawn_api<S: Store + 'static, M: MailSender + 'static>(store: S, mailer: M, token: &str, config: &Config) -> SocketAddr {
+    spawn_api_with(store, mailer, token, config, Arc::new(casebridge::secrets::Secrets::env_only())).await
 }
 
-pub async fn spawn_api_with(
-    store: DynamoStore,
+pub async fn spawn_api_with<S: Store + 'static, M: MailSender + 'static>(
+    store: S,
+    mailer: M,
     token: &str,
     config: &Config,
     secrets: Arc<dyn casebridge::secrets::SecretResolver>,
-    ses: Option<aws_sdk_sesv2::Client>,
 ) -> SocketAddr {
-    let ses = match ses {
-        Some(client) => client,
-        None => casebridge::aws::sesv2(&casebridge::aws::sdk_config().await),
-    };
     let state = Arc::new(casebridge_http_api::ApiState {
         store,
-        mailer: casebridge::mail::ses::SesMailer::new(ses, None),
+        mailer,
         config: config.clone(),
         secrets,
         clock: Arc::new(SystemClock),
@@ -516,26 +514,21 @@ impl Clock for ShiftedClock {
     }
 }
 
-/// The pipeline on the local stack: a fresh table and its stream, the agent
-/// and outcome functions, and helpers to feed them and read the results.
+/// The pipeline on one backend: a fresh store and its stream, the agent and
+/// outcome functions, and helpers to feed them and read the results.
 pub struct Harness {
-    pub stack: Stack,
-    pub store: DynamoStore,
-    pub tap: StreamTap,
+    pub backend: Backend,
+    pub store: TestStore,
+    pub tap: Tap,
     pub config: Config,
-    pub agent: casebridge_agent_invocation::AgentFunction<DynamoStore, casebridge::agent_client::HttpAgentClient>,
-    pub outcome: casebridge_outcome_actions::OutcomeFunction<DynamoStore, casebridge::mail::ses::SesMailer>,
+    pub agent: casebridge_agent_invocation::AgentFunction<TestStore, casebridge::agent_client::HttpAgentClient>,
+    pub outcome: casebridge_outcome_actions::OutcomeFunction<TestStore, TestMailer>,
 }
 
 impl Harness {
-    pub async fn new(
-        stack: Stack,
-        config: Config,
-        agents: casebridge::agent_client::HttpAgentClient,
-        ses: aws_sdk_sesv2::Client,
-    ) -> Harness {
-        let store = stack.table().await;
-        let tap = stack.tap(&store).await;
+    pub async fn new(backend: Backend, config: Config, agents: casebridge::agent_client::HttpAgentClient) -> Harness {
+        let store = backend.store().await;
+        let tap = backend.tap(&store).await;
         Harness {
             agent: casebridge_agent_invocation::AgentFunction {
                 store: store.clone(),
@@ -545,11 +538,11 @@ impl Harness {
             },
             outcome: casebridge_outcome_actions::OutcomeFunction {
                 store: store.clone(),
-                mailer: casebridge::mail::ses::SesMailer::new(ses, None),
+                mailer: backend.mailer(),
                 config: config.clone(),
                 clock: clock(),
             },
-            stack,
+            backend,
             store,
             tap,
             config,
@@ -557,17 +550,18 @@ impl Harness {
     }
 
     /// The outcome function with the clock moved forward, for follow-ups.
-    pub fn outcome_later(
-        &self,
-        shift: chrono::Duration,
-        ses: aws_sdk_sesv2::Client,
-    ) -> casebridge_outcome_actions::OutcomeFunction<DynamoStore, casebridge::mail::ses::SesMailer> {
+    pub fn outcome_later(&self, shift: chrono::Duration) -> casebridge_outcome_actions::OutcomeFunction<TestStore, TestMailer> {
         casebridge_outcome_actions::OutcomeFunction {
             store: self.store.clone(),
-            mailer: casebridge::mail::ses::SesMailer::new(ses, None),
+            mailer: self.backend.mailer(),
             config: self.config.clone(),
             clock: Box::new(ShiftedClock(shift)),
         }
+    }
+
+    /// Mail the backend's provider accepted for one recipient.
+    pub async fn sent_to(&self, address: &str) -> Vec<SentMail> {
+        self.backend.sent_to(address).await
     }
 
     /// A new refund case from a new customer; returns its id.
@@ -624,7 +618,7 @@ impl Harness {
 
     /// Feeds the new stream records to the agent function; returns them for replays.
     pub async fn agent_step(&mut self) -> StreamEvent {
-        let event = self.tap.next_event(&self.stack).await;
+        let event = self.tap.next_event().await;
         let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
         let response = self.agent.handle(event, None).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
@@ -633,7 +627,7 @@ impl Harness {
 
     /// Feeds the new stream records to the outcome function; returns them for replays.
     pub async fn outcome_step(&mut self) -> StreamEvent {
-        let event = self.tap.next_event(&self.stack).await;
+        let event = self.tap.next_event().await;
         let copy = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
         let response = self.outcome.handle(event).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
@@ -665,12 +659,10 @@ impl Harness {
     }
 
     async fn records(&self, case: &casebridge::ids::CaseId, kind: casebridge::model::RecordKind) -> Vec<casebridge::model::Record> {
-        use casebridge::store::Store;
         self.store.list_records(case, kind).await.unwrap()
     }
 
     pub async fn case(&self, case: &casebridge::ids::CaseId) -> casebridge::model::Case {
-        use casebridge::store::Store;
         self.store.get_case(case).await.unwrap().unwrap()
     }
 

@@ -1,8 +1,10 @@
-//! Agent invocation against real agents on 127.0.0.1 and the store on moto:
-//! answers, retries, failures, authentication, async callbacks, the sweep,
-//! duplicate stream records and mail arriving during a turn. Each test feeds
-//! the agent and outcome functions the DynamoDB stream records the previous
-//! step wrote, and asserts the stored turn and the case state.
+//! Agent invocation against real agents on 127.0.0.1: answers, retries,
+//! failures, authentication, async callbacks, the sweep, duplicate stream
+//! records and mail arriving during a turn. Each test feeds the agent and
+//! outcome functions the stream records the previous step wrote, and asserts
+//! the stored turn and the case state; each runs on the embedded store and
+//! again on moto when the local stack is up (`on_every_backend!`). Only the
+//! Secrets Manager test is stack-only: the secret lives in moto.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ fn secrets(value: &str) -> Arc<casebridge::secrets::FixedSecrets> {
 }
 
 /// A harness whose single agent is at `url`, tuned by `tune`.
-async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut casebridge::config::AgentConfig)) -> Harness {
+async fn harness(backend: Backend, url: &str, secret: &str, tune: impl FnOnce(&mut casebridge::config::AgentConfig)) -> Harness {
     let mut config = config(url, "fully_autonomous");
     let agent = &mut config.agents[0];
     agent.timeout_ms = 2_000;
@@ -37,8 +39,7 @@ async fn harness(stack: Stack, url: &str, secret: &str, tune: impl FnOnce(&mut c
     let agents = HttpAgentClient::new(secrets(secret))
         .unwrap()
         .with_base_backoff(Duration::from_millis(20));
-    let ses = stack.ses();
-    Harness::new(stack, config, agents, ses).await
+    Harness::new(backend, config, agents).await
 }
 
 fn hmac(agent: &mut casebridge::config::AgentConfig) {
@@ -64,8 +65,7 @@ fn failure(turn: &AgentTurn) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_answer_type_is_stored_and_carried_out() {
+async fn each_answer_type_is_stored_and_carried_out(backend: Backend) {
     for (answer, status) in [
         (
             json!({"responseType": "Question", "message": "Which order?"}),
@@ -76,9 +76,8 @@ async fn each_answer_type_is_stored_and_carried_out() {
         (json!({"responseType": "NoAction"}), CaseStatus::Idle),
         (json!({"responseType": "ResolveCase"}), CaseStatus::Closed),
     ] {
-        let Some(stack) = stack().await else { return };
         let agent = spawn_scripted_agent(vec![Behaviour::answer(answer.clone())], None).await;
-        let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+        let mut h = harness(backend.clone(), &agent.url, RIGHT_SECRET, |_| {}).await;
         let case = h.new_case().await;
         let (turn, after) = h.one_turn(&case).await;
         assert_eq!(turn.status, TurnStatus::Done, "{answer}");
@@ -97,12 +96,10 @@ async fn each_answer_type_is_stored_and_carried_out() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn timeout_then_success() {
-    let Some(stack) = stack().await else { return };
+async fn timeout_then_success(backend: Backend) {
     let ok = Behaviour::answer(json!({"responseType": "NoAction"}));
     let agent = spawn_scripted_agent(vec![ok.clone().slow(Duration::from_millis(1_500)), ok], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| a.timeout_ms = 400).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |a| a.timeout_ms = 400).await;
     let case = h.new_case().await;
     let (turn, after) = h.one_turn(&case).await;
     assert!(matches!(turn.result, Some(TurnResult::Answered { .. })));
@@ -116,9 +113,7 @@ async fn timeout_then_success() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn server_errors_then_success() {
-    let Some(stack) = stack().await else { return };
+async fn server_errors_then_success(backend: Backend) {
     let agent = spawn_scripted_agent(
         vec![
             Behaviour::raw(500, "oops"),
@@ -128,7 +123,7 @@ async fn server_errors_then_success() {
         None,
     )
     .await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let (turn, after) = h.one_turn(&case).await;
     assert_eq!(turn.attempts, 3);
@@ -137,9 +132,7 @@ async fn server_errors_then_success() {
     assert_eq!(agent.calls().len(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn too_many_requests_honours_retry_after() {
-    let Some(stack) = stack().await else { return };
+async fn too_many_requests_honours_retry_after(backend: Backend) {
     let agent = spawn_scripted_agent(
         vec![
             Behaviour::raw(429, "slow down").retry_after(1),
@@ -148,7 +141,7 @@ async fn too_many_requests_honours_retry_after() {
         None,
     )
     .await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let (turn, _) = h.one_turn(&case).await;
     assert_eq!(turn.attempts, 2);
@@ -160,11 +153,9 @@ async fn too_many_requests_honours_retry_after() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn retry_budget_exhausted_escalates_with_the_reason() {
-    let Some(stack) = stack().await else { return };
+async fn retry_budget_exhausted_escalates_with_the_reason(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::raw(502, "bad gateway")], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| a.max_attempts = 3).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |a| a.max_attempts = 3).await;
     let case = h.new_case().await;
     let (turn, after) = h.one_turn(&case).await;
     let reason = failure(&turn);
@@ -174,16 +165,14 @@ async fn retry_budget_exhausted_escalates_with_the_reason() {
     assert!(after.escalation.as_ref().unwrap().reason.contains("HTTP 502"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn invalid_answers_escalate_without_retry() {
+async fn invalid_answers_escalate_without_retry(backend: Backend) {
     for (body, expected) in [
         ("{not json", "not valid JSON"),
         (r#"{"responseType": "Perhaps"}"#, "unknown responseType"),
         (r#"{"responseType": "Question"}"#, "without a message"),
     ] {
-        let Some(stack) = stack().await else { return };
         let agent = spawn_scripted_agent(vec![Behaviour::raw(200, body)], None).await;
-        let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+        let mut h = harness(backend.clone(), &agent.url, RIGHT_SECRET, |_| {}).await;
         let case = h.new_case().await;
         let (turn, after) = h.one_turn(&case).await;
         let reason = failure(&turn);
@@ -197,12 +186,10 @@ async fn invalid_answers_escalate_without_retry() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn hmac_signature_is_really_checked_by_the_agent() {
+async fn hmac_signature_is_really_checked_by_the_agent(backend: Backend) {
     // Right secret: the agent's own verifier accepts the request.
-    let Some(stack) = stack().await else { return };
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, hmac).await;
+    let mut h = harness(backend.clone(), &agent.url, RIGHT_SECRET, hmac).await;
     let case = h.new_case().await;
     let (turn, _) = h.one_turn(&case).await;
     assert!(matches!(turn.result, Some(TurnResult::Answered { .. })), "{:?}", turn.result);
@@ -213,11 +200,8 @@ async fn hmac_signature_is_really_checked_by_the_agent() {
         ("a-wrong-secret-also-32-bytes-long", hmac as fn(&mut _)),
         (RIGHT_SECRET, |_: &mut _| {}),
     ] {
-        let Some(stack) = casebridge_tests::stack().await else {
-            return;
-        };
         let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
-        let mut h = harness(stack, &agent.url, secret, tune).await;
+        let mut h = harness(backend.clone(), &agent.url, secret, tune).await;
         let case = h.new_case().await;
         let (turn, after) = h.one_turn(&case).await;
         assert!(failure(&turn).contains("HTTP 401"), "{:?}", turn.result);
@@ -226,11 +210,9 @@ async fn hmac_signature_is_really_checked_by_the_agent() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bearer_token_is_sent() {
-    let Some(stack) = stack().await else { return };
+async fn bearer_token_is_sent(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
-    let mut h = harness(stack, &agent.url, "tok-123-0123456789", |a| {
+    let mut h = harness(backend, &agent.url, "tok-123-0123456789", |a| {
         a.auth = AgentAuth::Bearer {
             token: SecretRef {
                 env: Some(HMAC_ENV.into()),
@@ -271,16 +253,14 @@ async fn post_callback(api: std::net::SocketAddr, turn_id: &str, body: &Value, s
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
-    let Some(stack) = stack().await else { return };
+async fn async_agent_answers_by_callback_and_a_replay_is_ignored(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::raw(202, "")], Some(RIGHT_SECRET)).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |a| {
         hmac(a);
         a.mode = AgentMode::Async;
     })
     .await;
-    let api = spawn_api_with(h.store.clone(), "rep-token", &h.config, secrets(RIGHT_SECRET), None).await;
+    let api = spawn_api_with(h.store.clone(), h.backend.mailer(), "rep-token", &h.config, secrets(RIGHT_SECRET)).await;
     let case = h.new_case().await;
     h.agent_step().await;
     let turn = h.turns(&case).await.pop().unwrap();
@@ -314,11 +294,9 @@ async fn async_agent_answers_by_callback_and_a_replay_is_ignored() {
     assert_eq!(agent.calls().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
-    let Some(stack) = stack().await else { return };
+async fn async_answer_that_never_comes_is_escalated_by_the_sweep(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::raw(202, "")], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |a| {
         a.mode = AgentMode::Async;
         a.async_answer_within_secs = 600;
     })
@@ -347,11 +325,9 @@ async fn async_answer_that_never_comes_is_escalated_by_the_sweep() {
     assert!(later.sweep().await.unwrap().is_empty(), "a swept turn leaves the due index");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_same_stream_record_three_times_makes_one_call() {
-    let Some(stack) = stack().await else { return };
+async fn the_same_stream_record_three_times_makes_one_call(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let event = h.agent_step().await;
     for _ in 0..2 {
@@ -362,11 +338,9 @@ async fn the_same_stream_record_three_times_makes_one_call() {
     assert_eq!(h.turns(&case).await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
-    let Some(stack) = stack().await else { return };
+async fn mail_arriving_during_a_turn_goes_to_the_next_turn(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let customer = h.case(&case).await.customer;
     // Two more mails while the first turn is in flight, referring to the case by its subject tag.
@@ -399,11 +373,9 @@ async fn mail_arriving_during_a_turn_goes_to_the_next_turn() {
     assert!(after.pending_mail.is_empty() && after.turn_in_flight.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn retries_stop_before_the_deadline() {
-    let Some(stack) = stack().await else { return };
+async fn retries_stop_before_the_deadline(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::raw(500, "")], None).await;
-    let h = harness(stack, &agent.url, RIGHT_SECRET, |a| {
+    let h = harness(backend, &agent.url, RIGHT_SECRET, |a| {
         a.max_attempts = 50;
         a.timeout_ms = 500;
     })
@@ -425,10 +397,11 @@ async fn retries_stop_before_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(4), "returned after {:?}", started.elapsed());
 }
 
+/// Stack only: the secret is read from Secrets Manager on moto.
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_secret_from_secrets_manager_signs_requests() {
-    let Some(stack) = stack().await else { return };
-    let client = casebridge::aws::secrets_manager(&stack.aws);
+    let Some(backend) = Backend::local_stack().await else { return };
+    let client = casebridge::aws::secrets_manager(&backend.as_stack().expect("the stack").aws);
     let created = client
         .create_secret()
         .name(unique("refund-agent-hmac"))
@@ -438,7 +411,7 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
         .expect("create secret on moto");
     let arn = created.arn.unwrap();
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "NoAction"}))], Some(RIGHT_SECRET)).await;
-    let mut h = harness(stack, &agent.url, "unused", |a| {
+    let mut h = harness(backend, &agent.url, "unused", |a| {
         a.auth = hmac_auth(SecretRef {
             env: None,
             secret_arn: Some(arn.clone()),
@@ -456,11 +429,9 @@ async fn agent_secret_from_secrets_manager_signs_requests() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn escalated_cases_are_not_sent_to_agents() {
-    let Some(stack) = stack().await else { return };
+async fn escalated_cases_are_not_sent_to_agents(backend: Backend) {
     let agent = spawn_scripted_agent(vec![Behaviour::answer(json!({"responseType": "UnableToResolve"}))], None).await;
-    let mut h = harness(stack, &agent.url, RIGHT_SECRET, |_| {}).await;
+    let mut h = harness(backend, &agent.url, RIGHT_SECRET, |_| {}).await;
     let case = h.new_case().await;
     let (_, after) = h.one_turn(&case).await;
     assert_eq!(after.status, CaseStatus::Escalated);
@@ -480,3 +451,20 @@ async fn escalated_cases_are_not_sent_to_agents() {
     assert_eq!(agent.calls().len(), 1, "no agent call while a representative holds the case");
     assert_eq!(h.case(&case).await.status, CaseStatus::Escalated);
 }
+
+on_every_backend!(
+    each_answer_type_is_stored_and_carried_out,
+    timeout_then_success,
+    server_errors_then_success,
+    too_many_requests_honours_retry_after,
+    retry_budget_exhausted_escalates_with_the_reason,
+    invalid_answers_escalate_without_retry,
+    hmac_signature_is_really_checked_by_the_agent,
+    bearer_token_is_sent,
+    async_agent_answers_by_callback_and_a_replay_is_ignored,
+    async_answer_that_never_comes_is_escalated_by_the_sweep,
+    the_same_stream_record_three_times_makes_one_call,
+    mail_arriving_during_a_turn_goes_to_the_next_turn,
+    retries_stop_before_the_deadline,
+    escalated_cases_are_not_sent_to_agents,
+);

@@ -3,6 +3,10 @@
 //! local stack, with every DynamoDB request the functions make priced by
 //! DynamoDB's rules (`casebridge_tests::meter`). Prints the figures and the
 //! dollar model, and fails if a case gets more expensive than the budget.
+//!
+//! Stack only: what it measures is DynamoDB's request pricing, which the
+//! embedded store has no equivalent of (the scenario's behaviour runs on
+//! both backends in `pipeline_e2e.rs`).
 
 use casebridge::agent_client::HttpAgentClient;
 use casebridge::mail::ses::SesMailer;
@@ -33,7 +37,13 @@ async fn cost_per_thousand_refund_cases() {
     let dynamo = stack.table().await;
     let (store, meter) = stack.metered(&dynamo);
     let (s3, bucket, raw_mail) = stack.bucket().await;
-    let api = spawn_api(dynamo.clone(), "t", &config("http://127.0.0.1:9/invoke", "fully_autonomous")).await;
+    let api = spawn_api(
+        dynamo.clone(),
+        SesMailer::new(stack.ses(), None),
+        "t",
+        &config("http://127.0.0.1:9/invoke", "fully_autonomous"),
+    )
+    .await;
     let agent_url = spawn_refund_agent(api).await;
     let config = config(&agent_url, "fully_autonomous");
     let inbound = inbound_function(store.clone(), raw_mail, &config);

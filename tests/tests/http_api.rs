@@ -1,7 +1,8 @@
-//! The HTTP API through the real stack: requests are API Gateway v2 events
-//! turned into requests by lambda_http (as in Lambda) and handled by the
-//! router, over DynamoDB on moto and SES on aws-ses-v2-local. Success bodies
-//! are validated against docs/openapi.json.
+//! The HTTP API: requests are API Gateway v2 events turned into requests by
+//! lambda_http (as in Lambda) and handled by the router, over the embedded
+//! store and the outbox, and again over DynamoDB on moto and SES on
+//! aws-ses-v2-local when the local stack is up. Success bodies are validated
+//! against docs/openapi.json.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -98,7 +99,7 @@ fn secrets() -> Arc<FixedSecrets> {
 fn api(h: &Harness, representatives: RepresentativeAuth) -> axum::Router {
     router(Arc::new(ApiState {
         store: h.store.clone(),
-        mailer: casebridge::mail::ses::SesMailer::new(h.stack.ses(), None),
+        mailer: h.backend.mailer(),
         config: h.config.clone(),
         secrets: secrets(),
         clock: Arc::new(SystemClock),
@@ -123,14 +124,11 @@ fn the_openapi_document_lists_exactly_the_routes() {
     assert_eq!(documented, implemented);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_route_and_every_refusal_through_api_gateway_events() {
-    let Some(stack) = stack().await else { return };
+async fn every_route_and_every_refusal_through_api_gateway_events(backend: Backend) {
     let doc = openapi();
     let (url, answers, _) = spawn_mapped_agent().await;
     let config = agents_config(&url);
-    let ses = stack.ses();
-    let mut h = Harness::new(stack, config, HttpAgentClient::new(secrets()).unwrap(), ses).await;
+    let mut h = Harness::new(backend, config, HttpAgentClient::new(secrets()).unwrap()).await;
     let app = api(&h, RepresentativeAuth::StaticToken(REP_TOKEN.into()));
 
     // Every documented route exists (a request never falls through to no_such_route).
@@ -259,9 +257,9 @@ async fn every_route_and_every_refusal_through_api_gateway_events() {
     let sent = if first.0 == 200 { first.1 } else { second.1 };
     assert_documented(&doc, "POST", "/cases/{caseId}/drafts/{draftId}/send", 200, &sent);
     let customer = h.case(&case).await.customer;
-    let mails = h.stack.ses_sent_to(&customer).await;
+    let mails = h.sent_to(&customer).await;
     assert_eq!(mails.len(), 1);
-    assert!(mails[0]["body"]["text"].as_str().unwrap().contains("which order number"));
+    assert!(mails[0].text.contains("which order number"));
     assert_eq!(h.case(&case).await.status, CaseStatus::WaitingOnCustomer);
 
     // Discard: another case's draft; a second discard is refused.
@@ -317,15 +315,11 @@ async fn every_route_and_every_refusal_through_api_gateway_events() {
     assert_eq!((status, body["code"].as_str()), (404, Some("case_not_found")));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn representatives_in_aws_are_named_by_the_jwt_authorizer() {
-    let Some(stack) = stack().await else { return };
-    let ses = stack.ses();
+async fn representatives_in_aws_are_named_by_the_jwt_authorizer(backend: Backend) {
     let h = Harness::new(
-        stack,
+        backend,
         agents_config("http://127.0.0.1:9/invoke"),
         HttpAgentClient::new(secrets()).unwrap(),
-        ses,
     )
     .await;
     let app = api(&h, RepresentativeAuth::ApiGatewayJwt);
@@ -353,14 +347,11 @@ async fn representatives_in_aws_are_named_by_the_jwt_authorizer() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn take_over_stops_the_agent_and_hand_back_resumes_it() {
-    let Some(stack) = stack().await else { return };
+async fn take_over_stops_the_agent_and_hand_back_resumes_it(backend: Backend) {
     let (url, answers, calls) = spawn_mapped_agent().await;
     let mut config = agents_config(&url);
     config.workflow.mode = casebridge::model::WorkflowMode::FullyAutonomous;
-    let ses = stack.ses();
-    let mut h = Harness::new(stack, config, HttpAgentClient::new(secrets()).unwrap(), ses).await;
+    let mut h = Harness::new(backend, config, HttpAgentClient::new(secrets()).unwrap()).await;
     let app = api(&h, RepresentativeAuth::StaticToken(REP_TOKEN.into()));
     let case: CaseId = h.new_case().await;
     answers
@@ -392,3 +383,9 @@ async fn take_over_stops_the_agent_and_hand_back_resumes_it() {
     assert_eq!(calls.load(Ordering::SeqCst), 2, "agent called again after hand-back");
     assert_eq!(h.case(&case).await.status, CaseStatus::Resolved);
 }
+
+on_every_backend!(
+    every_route_and_every_refusal_through_api_gateway_events,
+    representatives_in_aws_are_named_by_the_jwt_authorizer,
+    take_over_stops_the_agent_and_hand_back_resumes_it,
+);

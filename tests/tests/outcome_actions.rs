@@ -1,8 +1,10 @@
-//! Outcome actions on the local stack (DynamoDB on moto, SES v2 on
-//! aws-ses-v2-local, optionally behind a fault-injecting proxy): every row of
-//! the decision table in both workflows, threading, exactly-once sending,
-//! SES faults, follow-up and closure on an injected clock, and the safety
-//! valves. Sent mail is read back from the SES server.
+//! Outcome actions: every row of the decision table in both workflows,
+//! threading, exactly-once sending, send faults, follow-up and closure on an
+//! injected clock, and the safety valves. Each test runs on the embedded
+//! store with the outbox mailer (faults injected in the mailer), and again on
+//! the local stack when it is up (DynamoDB on moto, SES v2 on
+//! aws-ses-v2-local, faults from a proxy in front of it). Sent mail is read
+//! back from the outbox or the SES server.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ struct Setup {
     calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn setup(stack: Stack, mode: &str, tune: impl FnOnce(&mut Config), ses: Option<aws_sdk_sesv2::Client>) -> Setup {
+async fn setup(backend: Backend, mode: &str, tune: impl FnOnce(&mut Config)) -> Setup {
     let (url, answers, calls) = spawn_mapped_agent().await;
     let mut config = config(&url, mode);
     config.mail.reply_to = Some("help@shop.example".into());
@@ -33,9 +35,8 @@ async fn setup(stack: Stack, mode: &str, tune: impl FnOnce(&mut Config), ses: Op
     config.workflow.footer = Some("Example Shop · 1 Market St".into());
     tune(&mut config);
     let agents = HttpAgentClient::new(Arc::new(casebridge::secrets::Secrets::env_only())).unwrap();
-    let ses = ses.unwrap_or_else(|| stack.ses());
     Setup {
-        h: Harness::new(stack, config, agents, ses).await,
+        h: Harness::new(backend, config, agents).await,
         answers,
         calls,
     }
@@ -52,9 +53,9 @@ impl Setup {
         self.answers.lock().unwrap().insert(case.to_string(), answer);
     }
 
-    async fn customer_mails(&self, case: &CaseId) -> Vec<Value> {
+    async fn customer_mails(&self, case: &CaseId) -> Vec<SentMail> {
         let customer = self.h.case(case).await.customer;
-        self.h.stack.ses_sent_to(&customer).await
+        self.h.sent_to(&customer).await
     }
 }
 
@@ -87,11 +88,9 @@ fn expected(answer: &str, semi: bool, needs_review: Option<bool>) -> (usize, usi
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_row_of_the_table_in_both_workflows() {
+async fn every_row_of_the_table_in_both_workflows(backend: Backend) {
     for mode in ["fully_autonomous", "semi_autonomous"] {
-        let Some(stack) = stack().await else { return };
-        let mut s = setup(stack, mode, |_| {}, None).await;
+        let mut s = setup(backend.clone(), mode, |_| {}).await;
         for answer in ["Question", "Resolved", "UnableToResolve", "NoAction", "ResolveCase"] {
             for needs_review in [None, Some(false), Some(true)] {
                 let mut body = json!({"responseType": answer});
@@ -121,10 +120,8 @@ async fn every_row_of_the_table_in_both_workflows() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sent_mail_threads_and_carries_the_templates() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", |_| {}, None).await;
+async fn sent_mail_threads_and_carries_the_templates(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |_| {}).await;
     let case = s
         .case_answering(json!({"responseType": "Question", "message": "Is it <b>order 1234</b>?\n\n- the blue one\n- the red one"}))
         .await;
@@ -161,18 +158,16 @@ async fn sent_mail_threads_and_carries_the_templates() {
         html.contains("&lt;b&gt;order 1234&lt;/b&gt;") && html.contains("<li>the blue one</li>"),
         "html: {html}"
     );
-    // What SES received has the same subject, recipient and text.
+    // What the provider received has the same subject, recipient and text.
     let sent = s.customer_mails(&case).await;
-    let at_ses = s.h.stack.ses_eml(sent[0]["messageId"].as_str().unwrap()).await;
+    let at_ses = s.h.backend.sent_raw(&sent[0].provider_id).await;
     let at_ses = mail_parser::MessageParser::default().parse(&at_ses).unwrap();
     assert_eq!(at_ses.subject(), parsed.subject());
     assert!(at_ses.body_text(0).unwrap().contains("the blue one"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_duplicated_outcome_record_sends_one_mail() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", |_| {}, None).await;
+async fn a_duplicated_outcome_record_sends_one_mail(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |_| {}).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Done."})).await;
     s.h.agent_step().await;
     let event = s.h.outcome_step().await;
@@ -183,40 +178,24 @@ async fn a_duplicated_outcome_record_sends_one_mail() {
     assert_eq!(s.customer_mails(&case).await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ses_throttling_then_success_sends_once() {
-    let Some(stack) = stack().await else { return };
-    let proxy = spawn_ses_proxy(&stack.ses_url).await;
-    let ses = proxy.client(&stack);
-    let mut s = setup(stack, "fully_autonomous", |_| {}, Some(ses)).await;
+async fn provider_throttling_then_success_sends_once(backend: Backend) {
+    let (backend, faults) = backend.with_mail_faults().await;
+    let mut s = setup(backend, "fully_autonomous", |_| {}).await;
     let case = s.case_answering(json!({"responseType": "Question", "message": "Which one?"})).await;
     let customer = s.h.case(&case).await.customer;
-    proxy.fail(SesFault {
-        matching: customer.clone(),
-        status: 429,
-        error_type: "TooManyRequestsException".into(),
-        remaining: 2,
-    });
+    faults.fail(&customer, SendFault::Throttled, 2);
     s.h.one_turn(&case).await;
-    assert!(proxy.requests_mentioning(&customer) >= 3, "two throttled tries, then the send");
+    assert!(faults.requests_mentioning(&customer) >= 3, "two throttled tries, then the send");
     assert_eq!(s.customer_mails(&case).await.len(), 1);
     assert_eq!(s.h.outbound(&case).await[0].status, OutboundStatus::Sent);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ses_permanent_failure_marks_the_mail_failed_escalates_and_can_be_resent() {
-    let Some(stack) = stack().await else { return };
-    let proxy = spawn_ses_proxy(&stack.ses_url).await;
-    let ses = proxy.client(&stack);
-    let mut s = setup(stack, "fully_autonomous", |_| {}, Some(ses.clone())).await;
+async fn provider_refusal_marks_the_mail_failed_escalates_and_can_be_resent(backend: Backend) {
+    let (backend, faults) = backend.with_mail_faults().await;
+    let mut s = setup(backend, "fully_autonomous", |_| {}).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     let customer = s.h.case(&case).await.customer;
-    proxy.fail(SesFault {
-        matching: customer.clone(),
-        status: 400,
-        error_type: "MessageRejected".into(),
-        remaining: 1,
-    });
+    faults.fail(&customer, SendFault::Rejected, 1);
     s.h.one_turn(&case).await;
     let resolution =
         s.h.outbound(&case)
@@ -240,7 +219,7 @@ async fn ses_permanent_failure_marks_the_mail_failed_escalates_and_can_be_resent
 
     let clock = SystemClock;
     let env = StepEnv::new(&s.h.config, &clock);
-    let mailer = casebridge::mail::ses::SesMailer::new(ses, None);
+    let mailer = s.h.backend.mailer();
     assert!(resend(env, &s.h.store, &mailer, &case, &resolution.id).await.unwrap(), "re-sent");
     assert!(
         !resend(env, &s.h.store, &mailer, &case, &resolution.id).await.unwrap(),
@@ -249,26 +228,23 @@ async fn ses_permanent_failure_marks_the_mail_failed_escalates_and_can_be_resent
     assert_eq!(s.customer_mails(&case).await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn silent_customer_gets_reminders_then_the_case_closes() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", with_follow_up(false), None).await;
+async fn silent_customer_gets_reminders_then_the_case_closes(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", with_follow_up(false)).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     s.h.one_turn(&case).await;
     assert!(s.h.case(&case).await.follow_up.is_some());
-    let ses = s.h.stack.ses();
     let hours = chrono::Duration::hours;
     assert!(
-        s.h.outcome_later(hours(23), ses.clone()).follow_ups().await.unwrap().is_empty(),
+        s.h.outcome_later(hours(23)).follow_ups().await.unwrap().is_empty(),
         "nothing due before the interval"
     );
-    let first = s.h.outcome_later(hours(25), ses.clone()).follow_ups().await.unwrap();
+    let first = s.h.outcome_later(hours(25)).follow_ups().await.unwrap();
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(s.customer_mails(&case).await.len(), 2, "resolution + reminder 1");
-    s.h.outcome_later(hours(49), ses.clone()).follow_ups().await.unwrap();
+    s.h.outcome_later(hours(49)).follow_ups().await.unwrap();
     assert_eq!(s.customer_mails(&case).await.len(), 3, "resolution + 2 reminders");
     assert_eq!(s.h.case(&case).await.status, CaseStatus::Resolved);
-    let last = s.h.outcome_later(hours(73), ses.clone()).follow_ups().await.unwrap();
+    let last = s.h.outcome_later(hours(73)).follow_ups().await.unwrap();
     assert!(last[0].contains("closed"), "{last:?}");
     let after = s.h.case(&case).await;
     assert_eq!(after.status, CaseStatus::Closed);
@@ -285,15 +261,13 @@ async fn silent_customer_gets_reminders_then_the_case_closes() {
         "reminders thread"
     );
     assert!(
-        s.h.outcome_later(hours(200), ses).follow_ups().await.unwrap().is_empty(),
+        s.h.outcome_later(hours(200)).follow_ups().await.unwrap().is_empty(),
         "done follow-ups leave the index"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_customer_reply_cancels_reminders_and_goes_back_to_the_agent() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", with_follow_up(true), None).await;
+async fn a_customer_reply_cancels_reminders_and_goes_back_to_the_agent(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", with_follow_up(true)).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     s.h.one_turn(&case).await;
     s.answer(&case, json!({"responseType": "NoAction"}));
@@ -303,19 +277,13 @@ async fn a_customer_reply_cancels_reminders_and_goes_back_to_the_agent() {
     }
     s.h.one_turn(&case).await;
     assert_eq!(s.calls.load(Ordering::SeqCst), 2, "the reply went back to the agent");
-    let done =
-        s.h.outcome_later(chrono::Duration::hours(25), s.h.stack.ses())
-            .follow_ups()
-            .await
-            .unwrap();
+    let done = s.h.outcome_later(chrono::Duration::hours(25)).follow_ups().await.unwrap();
     assert!(done.iter().all(|d| d.ends_with("cancelled")), "{done:?}");
     assert_eq!(s.customer_mails(&case).await.len(), 1, "no reminder after the customer wrote");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_thank_you_closes_the_case_as_confirmed() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", with_follow_up(true), None).await;
+async fn a_thank_you_closes_the_case_as_confirmed(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", with_follow_up(true)).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     s.h.one_turn(&case).await;
     match s.h.customer_writes(&case, "Thank you so much, that worked!").await {
@@ -328,10 +296,8 @@ async fn a_thank_you_closes_the_case_as_confirmed() {
     assert_eq!(s.calls.load(Ordering::SeqCst), 1, "no agent call for a thank-you");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_ai_mail_cap_escalates_instead_of_sending() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", |c| c.workflow.max_ai_mails_per_day = 1, None).await;
+async fn the_ai_mail_cap_escalates_instead_of_sending(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |c| c.workflow.max_ai_mails_per_day = 1).await;
     let case = s
         .case_answering(json!({"responseType": "Question", "message": "Which order?"}))
         .await;
@@ -344,10 +310,8 @@ async fn the_ai_mail_cap_escalates_instead_of_sending() {
     assert_eq!(s.customer_mails(&case).await.len(), 1, "the second question is not sent");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_kill_switch_turns_every_send_into_a_draft() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", |c| c.safety.kill_switch = true, None).await;
+async fn the_kill_switch_turns_every_send_into_a_draft(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |c| c.safety.kill_switch = true).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     s.h.one_turn(&case).await;
     assert!(s.customer_mails(&case).await.is_empty());
@@ -356,19 +320,12 @@ async fn the_kill_switch_turns_every_send_into_a_draft() {
     assert!(drafts[0].reason.contains("kill switch"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn shadow_mode_sends_closes_and_escalates_nothing() {
-    let Some(stack) = stack().await else { return };
+async fn shadow_mode_sends_closes_and_escalates_nothing(backend: Backend) {
     let queue = format!("{}@shop.example", unique("queue"));
-    let mut s = setup(
-        stack,
-        "fully_autonomous",
-        |c| {
-            c.workflow.shadow = true;
-            c.mail.queue_address = queue.clone();
-        },
-        None,
-    )
+    let mut s = setup(backend, "fully_autonomous", |c| {
+        c.workflow.shadow = true;
+        c.mail.queue_address = queue.clone();
+    })
     .await;
     for (answer, status) in [
         (
@@ -384,18 +341,13 @@ async fn shadow_mode_sends_closes_and_escalates_nothing() {
         assert!(s.customer_mails(&case).await.is_empty(), "{answer}");
         assert!(s.h.outbound(&case).await.is_empty(), "{answer}: nothing queued");
     }
-    assert!(s.h.stack.ses_sent_to(&queue).await.is_empty(), "no queue notices either");
+    assert!(s.h.sent_to(&queue).await.is_empty(), "no queue notices either");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn resolve_case_sends_the_configured_closure_notice() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(
-        stack,
-        "fully_autonomous",
-        |c| c.workflow.closure_notice = Some("We have closed this case.".into()),
-        None,
-    )
+async fn resolve_case_sends_the_configured_closure_notice(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |c| {
+        c.workflow.closure_notice = Some("We have closed this case.".into())
+    })
     .await;
     let case = s.case_answering(json!({"responseType": "ResolveCase"})).await;
     s.h.one_turn(&case).await;
@@ -404,22 +356,17 @@ async fn resolve_case_sends_the_configured_closure_notice() {
     assert_eq!(after.resolution.unwrap().kind, ResolutionKind::ClosedByAgent);
     let mails = s.customer_mails(&case).await;
     assert_eq!(mails.len(), 1);
-    assert!(mails[0]["body"]["text"]
-        .as_str()
-        .unwrap_or("")
-        .contains("We have closed this case."));
+    assert!(mails[0].text.contains("We have closed this case."));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_draft_sent_twice_at_once_goes_out_once_with_the_edit() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "semi_autonomous", with_follow_up(false), None).await;
+async fn a_draft_sent_twice_at_once_goes_out_once_with_the_edit(backend: Backend) {
+    let mut s = setup(backend, "semi_autonomous", with_follow_up(false)).await;
     let case = s.case_answering(json!({"responseType": "Resolved", "message": "Refunded."})).await;
     s.h.one_turn(&case).await;
     let draft = s.h.drafts(&case).await.pop().unwrap();
     let clock = SystemClock;
     let env = StepEnv::new(&s.h.config, &clock);
-    let mailer = casebridge::mail::ses::SesMailer::new(s.h.stack.ses(), None);
+    let mailer = s.h.backend.mailer();
     let edit = Some("Hello Customer,\n\nYour refund of $42 is on its way.".to_string());
     let (a, b) = tokio::join!(
         send_draft(env, &s.h.store, &mailer, &case, &draft.id, edit.clone()),
@@ -433,10 +380,7 @@ async fn a_draft_sent_twice_at_once_goes_out_once_with_the_edit() {
     );
     let mails = s.customer_mails(&case).await;
     assert_eq!(mails.len(), 1, "one mail for a double click");
-    assert!(
-        mails[0]["body"]["text"].as_str().unwrap_or("").contains("$42"),
-        "the edited body was sent"
-    );
+    assert!(mails[0].text.contains("$42"), "the edited body was sent");
     assert_eq!(s.h.drafts(&case).await[0].status, DraftStatus::Sent);
     assert!(
         s.h.drafts(&case).await[0].edited,
@@ -447,10 +391,8 @@ async fn a_draft_sent_twice_at_once_goes_out_once_with_the_edit() {
     assert!(after.follow_up.is_some(), "a sent resolution draft starts the follow-up");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_closed_case_reopens_within_the_window_and_not_after() {
-    let Some(stack) = stack().await else { return };
-    let mut s = setup(stack, "fully_autonomous", |c| c.safety.reopen_window_days = 14, None).await;
+async fn a_closed_case_reopens_within_the_window_and_not_after(backend: Backend) {
+    let mut s = setup(backend, "fully_autonomous", |c| c.safety.reopen_window_days = 14).await;
     let case = s.case_answering(json!({"responseType": "ResolveCase"})).await;
     s.h.one_turn(&case).await;
     assert_eq!(s.h.case(&case).await.status, CaseStatus::Closed);
@@ -488,3 +430,20 @@ async fn a_closed_case_reopens_within_the_window_and_not_after() {
     let after = s.h.case(&case).await;
     assert_eq!((after.status, after.reopened), (CaseStatus::AgentWorking, 1));
 }
+
+on_every_backend!(
+    every_row_of_the_table_in_both_workflows,
+    sent_mail_threads_and_carries_the_templates,
+    a_duplicated_outcome_record_sends_one_mail,
+    provider_throttling_then_success_sends_once,
+    provider_refusal_marks_the_mail_failed_escalates_and_can_be_resent,
+    silent_customer_gets_reminders_then_the_case_closes,
+    a_customer_reply_cancels_reminders_and_goes_back_to_the_agent,
+    a_thank_you_closes_the_case_as_confirmed,
+    the_ai_mail_cap_escalates_instead_of_sending,
+    the_kill_switch_turns_every_send_into_a_draft,
+    shadow_mode_sends_closes_and_escalates_nothing,
+    resolve_case_sends_the_configured_closure_notice,
+    a_draft_sent_twice_at_once_goes_out_once_with_the_edit,
+    a_closed_case_reopens_within_the_window_and_not_after,
+);

@@ -1,5 +1,6 @@
 //! Reprocessing a case from each step through the functions' direct
-//! invocations, and re-sending failed mail, on the local stack.
+//! invocations, and re-sending failed mail; on the embedded store and the
+//! outbox, and again on the local stack when it is up.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,13 +19,10 @@ fn agents() -> HttpAgentClient {
     HttpAgentClient::new(Arc::new(casebridge::secrets::Secrets::env_only())).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn from_inbound_routes_the_case_again_with_the_current_configuration() {
-    let Some(stack) = stack().await else { return };
+async fn from_inbound_routes_the_case_again_with_the_current_configuration(backend: Backend) {
     let (url, answers, calls) = spawn_mapped_agent().await;
     let config = config(&url, "fully_autonomous");
-    let ses = stack.ses();
-    let mut h = Harness::new(stack, config.clone(), agents(), ses).await;
+    let mut h = Harness::new(backend, config.clone(), agents()).await;
     // "Where is my order" has no agent in the configuration: the case goes to a representative.
     let raw = customer_mail(
         &format!("{}@c.example", unique("o")),
@@ -69,12 +67,9 @@ async fn from_inbound_routes_the_case_again_with_the_current_configuration() {
     assert_eq!((after.agent.as_deref(), after.status), (Some("refund-agent"), CaseStatus::Resolved));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn from_agent_opens_a_new_turn_and_refuses_a_held_case() {
-    let Some(stack) = stack().await else { return };
+async fn from_agent_opens_a_new_turn_and_refuses_a_held_case(backend: Backend) {
     let (url, _answers, calls) = spawn_mapped_agent().await;
-    let ses = stack.ses();
-    let mut h = Harness::new(stack, config(&url, "fully_autonomous"), agents(), ses).await;
+    let mut h = Harness::new(backend, config(&url, "fully_autonomous"), agents()).await;
     let case = h.new_case().await;
     h.one_turn(&case).await; // NoAction
     let request = json!({"action": "reprocess", "caseId": case.to_string()});
@@ -97,13 +92,10 @@ async fn from_agent_opens_a_new_turn_and_refuses_a_held_case() {
     assert!(unknown.is_err(), "an unknown case is an error");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn from_outcome_resends_failed_mail_and_replay_failed_covers_many_cases() {
-    let Some(stack) = stack().await else { return };
-    let proxy = spawn_ses_proxy(&stack.ses_url).await;
-    let failing = proxy.client(&stack);
+async fn from_outcome_resends_failed_mail_and_replay_failed_covers_many_cases(backend: Backend) {
+    let (backend, faults) = backend.with_mail_faults().await;
     let (url, answers, _) = spawn_mapped_agent().await;
-    let mut h = Harness::new(stack, config(&url, "fully_autonomous"), agents(), failing).await;
+    let mut h = Harness::new(backend, config(&url, "fully_autonomous"), agents()).await;
     let mut cases = Vec::new();
     for _ in 0..3 {
         let case = h.new_case().await;
@@ -111,12 +103,7 @@ async fn from_outcome_resends_failed_mail_and_replay_failed_covers_many_cases() 
             .lock()
             .unwrap()
             .insert(case.to_string(), json!({"responseType": "Resolved", "message": "Refunded."}));
-        proxy.fail(SesFault {
-            matching: h.case(&case).await.customer,
-            status: 400,
-            error_type: "MessageRejected".into(),
-            remaining: 1,
-        });
+        faults.fail(&h.case(&case).await.customer, SendFault::Rejected, 1);
         h.one_turn(&case).await;
         cases.push(case);
     }
@@ -148,9 +135,15 @@ async fn from_outcome_resends_failed_mail_and_replay_failed_covers_many_cases() 
     }
     for case in &cases {
         assert_eq!(
-            h.stack.ses_sent_to(&h.case(case).await.customer).await.len(),
+            h.sent_to(&h.case(case).await.customer).await.len(),
             1,
             "each customer got the resolution once"
         );
     }
 }
+
+on_every_backend!(
+    from_inbound_routes_the_case_again_with_the_current_configuration,
+    from_agent_opens_a_new_turn_and_refuses_a_held_case,
+    from_outcome_resends_failed_mail_and_replay_failed_covers_many_cases,
+);
