@@ -1,6 +1,8 @@
 //! Intent classification: the LLM classifier against a fake
 //! OpenAI-compatible server on loopback (answers, failures, fallback), and
-//! the catalogue classifier on the ingest path, below the threshold.
+//! the catalogue classifier on the ingest path, below the threshold. All on
+//! the embedded store, except reading training data from S3, which needs the
+//! local stack's bucket.
 
 use std::sync::{Arc, Mutex};
 
@@ -505,6 +507,7 @@ async fn training_files_next_to_the_configuration_teach_the_classifier() {
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
+/// Stack only: the training data is an object in a bucket on moto.
 #[tokio::test]
 async fn the_inbound_function_reads_training_data_from_s3() {
     let Some(stack) = casebridge_tests::stack().await else { return };

@@ -4,6 +4,9 @@
 //! tests in `tests/src/meter.rs`; this checks the wiring: that the meter sees
 //! each request, reads the items around writes, learns the indexes from the
 //! table description, and prices the answers.
+//!
+//! Stack only: the meter wraps the DynamoDB client and prices DynamoDB
+//! requests; there is nothing of it on the embedded store.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use casebridge_tests::meter::{item_size, Item};
