@@ -1,5 +1,10 @@
 //! The case and everything stored under it. Every record is a plain serde
 //! document so both store adapters keep it the same way.
+//!
+//! Empty lists and absent values are not written (`skip_serializing_if`)
+//! and read back as their defaults: DynamoDB bills writes per started KB
+//! (twice inside a transaction), and a case head of ~1 KB is written on
+//! every step, so a hundred bytes of `null`s can double its cost.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,45 +85,45 @@ pub struct Case {
     pub workflow: WorkflowMode,
     pub subject: String,
     pub customer: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,
     /// Sent to the agent on every turn; stable for the life of the case.
     pub conversation_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent_confidence: Option<f64>,
     /// The classifier's top scores when the case was routed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intent_scores: Vec<crate::intent::IntentScore>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     /// Addresses allowed to add mail to the case by subject reference.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<String>,
     /// Message-IDs of the thread in order, for References.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thread_message_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inbound_message_id: Option<String>,
     /// The turn whose answer has not been carried out yet.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn_in_flight: Option<String>,
     /// Customer mail stored while a turn was in flight, for the next turn.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_mail: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<Escalation>,
     /// The named workflow the case runs under (none = the default workflow).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_name: Option<String>,
     /// The active follow-up record, while reminders are pending.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<String>,
     /// How the case was last resolved or closed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
     /// Times the customer wrote again after the case was closed.
     #[serde(default)]
@@ -257,7 +262,7 @@ pub struct AttachmentMeta {
     pub content_type: String,
     pub size: usize,
     /// Where agents can fetch the content (e.g. `s3://bucket/attachments/<id>/0`), when copied.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
 
@@ -268,28 +273,28 @@ pub struct MailRecord {
     pub direction: Direction,
     pub message_id: String,
     pub from: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cc: Vec<String>,
     pub subject: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
     /// Text body as received (bounded).
     pub body_text: String,
     /// What the customer wrote this time, without quoted history or signature.
     pub new_text: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentMeta>,
     pub disposition: Disposition,
     /// Where the raw MIME is (e.g. `s3://bucket/key`), when known.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_location: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
     pub received_at: DateTime<Utc>,
 }
@@ -365,12 +370,12 @@ pub struct AgentTurn {
     pub started_at: DateTime<Utc>,
     #[serde(default)]
     pub attempts: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<TurnResult>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
     /// While in flight or awaiting a callback: when the sweep gives up on it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
 }
 
@@ -478,20 +483,20 @@ pub struct OutboundMail {
     pub subject: String,
     pub body: String,
     pub message_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
     pub status: OutboundStatus,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The exact MIME handed to the mail provider (kept for audit and re-send).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_mime: Option<String>,
     pub created_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -523,13 +528,13 @@ pub struct RejectedMail {
     pub key: String,
     pub received_at: DateTime<Utc>,
     pub reason: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_location: Option<String>,
     pub size: usize,
 }

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType, StreamSpecification,
@@ -85,6 +86,31 @@ fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Res
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .ok_or_else(|| StoreError::Corrupt(format!("item has no string attribute {name}")))
+}
+
+/// `record_type` of the item that holds all timeline lines of one commit,
+/// under the sort key `EVT#<case version>`; its `doc` is the JSON list of
+/// the events (each keeps its own `EVT#<version>#<n>` id). Tables written
+/// before lines were packed hold one item per line (`record_type = Event`);
+/// both read the same, so no migration is needed.
+pub const EVENTS_TYPE: &str = "Events";
+
+/// `EVT#<version>#<n>` → `EVT#<version>`.
+fn packed_events_key(event_key: &str) -> String {
+    match event_key.rsplit_once('#') {
+        Some((head, n)) if head.len() > RecordKind::Event.prefix().len() && n.bytes().all(|b| b.is_ascii_digit()) => head.to_string(),
+        _ => event_key.to_string(),
+    }
+}
+
+/// The records an item holds: one, or the packed lines of a commit.
+fn records_of(item: &HashMap<String, AttributeValue>) -> Result<Vec<Record>, StoreError> {
+    let doc = string_attr(item, "doc")?;
+    if item.get("record_type").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(EVENTS_TYPE) {
+        decode(doc)
+    } else {
+        Ok(vec![decode(doc)?])
+    }
 }
 
 /// What a failed condition on the i-th item of a commit means.
@@ -204,7 +230,31 @@ impl DynamoStore {
             conflicts.push(conflict);
         }
 
-        for write in &commit.records {
+        // The timeline lines of one commit share one item (see `EVENTS_TYPE`).
+        let (events, records): (Vec<&RecordWrite>, Vec<&RecordWrite>) = commit
+            .records
+            .iter()
+            .partition(|w| matches!(w, RecordWrite::Create(Record::Event(_))));
+        let mut by_version: std::collections::BTreeMap<String, Vec<&Record>> = std::collections::BTreeMap::new();
+        for write in events {
+            by_version
+                .entry(packed_events_key(write.record().key()))
+                .or_default()
+                .push(write.record());
+        }
+        for (key, packed) in by_version {
+            let mut item = HashMap::new();
+            item.insert("pk".to_string(), s(&pk));
+            item.insert("sk".to_string(), s(&key));
+            item.insert("record_type".to_string(), s(EVENTS_TYPE));
+            item.insert("case_id".to_string(), s(commit.case_id.as_str()));
+            item.insert("doc".to_string(), s(encode(&packed)?));
+            conflicts.push(OnConflict::Exists(super::Existing::Record(format!("{}/{key}", commit.case_id))));
+            let put = self.put(item).condition_expression("attribute_not_exists(pk)");
+            items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
+        }
+
+        for write in records {
             let record = write.record();
             let mut item = HashMap::new();
             item.insert("pk".to_string(), s(&pk));
@@ -272,6 +322,28 @@ impl DynamoStore {
             items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
         }
         Ok((items, conflicts))
+    }
+
+    /// One conditional PutItem, its failed condition mapped like a transaction's.
+    async fn put_one(&self, put: Put, conflict: OnConflict) -> Result<(), CommitError> {
+        let mut request = self.client.put_item().table_name(put.table_name).set_item(Some(put.item));
+        request = request
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                if let Some(PutItemError::ConditionalCheckFailedException(_)) = err.as_service_error() {
+                    return Err(match conflict {
+                        OnConflict::Version(id) => CommitError::VersionConflict(id),
+                        OnConflict::Exists(what) => CommitError::AlreadyExists(what),
+                        OnConflict::State(what) => CommitError::StateMismatch(what),
+                    });
+                }
+                Err(CommitError::Store(sdk_error(err)))
+            }
+        }
     }
 
     fn case_item(&self, case: &Case) -> Result<HashMap<String, AttributeValue>, StoreError> {
@@ -346,6 +418,14 @@ impl Store for DynamoStore {
     }
 
     async fn get_record(&self, case_id: &CaseId, key: &str) -> Result<Option<Record>, StoreError> {
+        if RecordKind::of_key(key) == Some(RecordKind::Event) {
+            if let Some(item) = self.get_doc(case_pk(case_id), packed_events_key(key)).await? {
+                let found = records_of(&item)?.into_iter().find(|r| r.key() == key);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
         match self.get_doc(case_pk(case_id), key.to_string()).await? {
             Some(item) => Ok(Some(decode(string_attr(&item, "doc")?)?)),
             None => Ok(None),
@@ -361,16 +441,26 @@ impl Store for DynamoStore {
             .expression_attribute_values(":pk", s(case_pk(case_id)))
             .expression_attribute_values(":prefix", s(kind.prefix()))
             .consistent_read(true);
-        self.query_all(request, usize::MAX)
-            .await?
-            .iter()
-            .map(|item| decode(string_attr(item, "doc")?))
-            .collect()
+        let mut records = Vec::new();
+        for item in self.query_all(request, usize::MAX).await? {
+            records.extend(records_of(&item)?);
+        }
+        // Packed lines come in item order; the port promises key order.
+        records.sort_by(|a, b| a.key().cmp(b.key()));
+        Ok(records)
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         commit.validate()?;
-        let (items, conflicts) = self.build_transaction(&commit)?;
+        let (mut items, mut conflicts) = self.build_transaction(&commit)?;
+        // One item needs no transaction: a conditional PutItem is as atomic
+        // and costs half the write units.
+        if items.len() == 1 {
+            if let (Some(put), Some(conflict)) = (items.pop().and_then(|i| i.put), conflicts.pop()) {
+                return self.put_one(put, conflict).await;
+            }
+            return Err(CommitError::Store(StoreError::Backend("a one-item commit without its put".into())));
+        }
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
