@@ -3,7 +3,8 @@
 //! | item            | pk                 | sk                     | other attributes                       |
 //! |-----------------|--------------------|------------------------|----------------------------------------|
 //! | case            | `CASE#<id>`        | `CASE`                 | record_type=Case, version, status, doc |
-//! | case record     | `CASE#<id>`        | `MSG#…` `EVT#…` `WORK#…` `TURN#…` `DRAFT#…` `OUT#…` | record_type, status, case_id, doc |
+//! | case record     | `CASE#<id>`        | `MSG#…` `WORK#…` `TURN#…` `DRAFT#…` `OUT#…` `FUP#…` | record_type, status, case_id, doc |
+//! | timeline lines  | `CASE#<id>`        | `EVT#<version>` (one item per commit) | record_type=Events, case_id, doc (a list) |
 //! | Message-ID index| `MSGID#<sha256>`   | `MSGID`                | case_id, message_id                    |
 //! | rejected mail   | `REJECTED`         | `<received-at>#<key>`  | doc, `expires_at` (TTL, 90 days)       |
 //!
@@ -16,7 +17,11 @@
 //! `doc` holds the serde JSON of the case or record; `record_type` and
 //! `status` are top-level so stream filters (WorkItem INSERT → agent
 //! function, Turn with status `answered` → outcome function) and conditional
-//! writes can use them. A commit is one TransactWriteItems call.
+//! writes can use them. A commit is one TransactWriteItems call, except a
+//! commit of one item, which is one conditional PutItem (as atomic, half
+//! the write units). Tables written before timeline lines were packed hold
+//! one `EVT#<version>#<n>` item per line (`record_type=Event`); both shapes
+//! are read, so such a table needs no migration.
 
 use std::collections::HashMap;
 
