@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use casebridge::report::{aggregate, load_facts, Figures, Group, Percentiles, Period, Report};
+use casebridge::report::{aggregate_with, load_facts, Figures, Group, Percentiles, Period, Report};
 use casebridge::store::Store;
 
 use crate::local::CliError;
@@ -36,8 +36,10 @@ pub struct Options {
     pub until: DateTime<Utc>,
     pub intent: Option<String>,
     pub format: Format,
-    /// Cases looked at, at most.
+    /// Cases of the period looked at, at most.
     pub limit: usize,
+    /// Readiness thresholds and the cost model (`[report]` of the configuration).
+    pub settings: casebridge::config::ReportConfig,
 }
 
 pub async fn run<S: Store>(store: &S, options: Options) -> Result<(), CliError> {
@@ -49,7 +51,7 @@ pub async fn run<S: Store>(store: &S, options: Options) -> Result<(), CliError> 
         since: options.since,
         until: options.until,
     };
-    let report = aggregate(&facts, &period, options.intent.as_deref());
+    let report = aggregate_with(&facts, &period, options.intent.as_deref(), &options.settings);
     print!("{}", render(&report, options.format)?);
     Ok(())
 }
@@ -74,7 +76,7 @@ fn rows(report: &Report) -> Vec<(&'static str, &str, &Figures)> {
     rows
 }
 
-const COLUMNS: [&str; 28] = [
+const COLUMNS: [&str; 30] = [
     "scope",
     "name",
     "cases",
@@ -103,6 +105,8 @@ const COLUMNS: [&str; 28] = [
     "failures_invalid_answer",
     "failures_redirect",
     "failures_other",
+    "infra_cost_usd",
+    "cost_per_resolved_case_usd",
 ];
 
 fn csv(report: &Report) -> String {
@@ -145,6 +149,8 @@ fn csv(report: &Report) -> String {
             failures.invalid_answer.to_string(),
             failures.redirect.to_string(),
             failures.other.to_string(),
+            format!("{:.6}", f.infra_cost_usd),
+            f.cost_per_resolved_case_usd.map(|c| format!("{c:.6}")).unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|v| csv_field(v)).collect();
         out.push_str(&line.join(","));
@@ -239,6 +245,26 @@ fn table(report: &Report) -> String {
                 a.timeout, a.http_status, a.invalid_answer, a.redirect, a.other
             ));
         }
+        if f.cases > 0 {
+            out.push_str(&format!(
+                "{scope} {name}: infra cost ${:.4}{}\n",
+                f.infra_cost_usd,
+                f.cost_per_resolved_case_usd
+                    .map(|c| format!(", ${c:.5} per resolved case"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if !report.readiness.is_empty() {
+        out.push_str("\nready for autonomy (nothing switches on its own):\n");
+        for r in &report.readiness {
+            out.push_str(&format!(
+                "  {:<20} {:<4} {}\n",
+                r.intent,
+                if r.ready { "yes" } else { "no" },
+                r.reasons.join("; ")
+            ));
+        }
     }
     out
 }
@@ -293,7 +319,7 @@ mod tests {
             since: parse_since("2026-11-01").unwrap(),
             until: parse_until("2026-11-30").unwrap(),
         };
-        let report = aggregate(&[], &period, None);
+        let report = casebridge::report::aggregate(&[], &period, None);
         let csv = render(&report, Format::Csv).unwrap();
         assert_eq!(csv.lines().count(), 2, "header and the total row: {csv}");
         assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), COLUMNS.len());

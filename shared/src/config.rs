@@ -40,6 +40,9 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     #[serde(default)]
     pub intents: Vec<IntentConfig>,
+    /// Readiness thresholds and the cost model of the support lead's report.
+    #[serde(default)]
+    pub report: ReportConfig,
     /// The folder of the configuration file, when it came from one: relative
     /// paths in it (training data) are read from there.
     #[serde(skip)]
@@ -223,6 +226,82 @@ impl Default for SafetyConfig {
 
 fn default_reopen_days() -> u32 {
     14
+}
+
+/// `[report]`: when an intent counts as ready for autonomy, and what a mail
+/// costs. Nothing switches on its own: the report only says which intents
+/// qualify and why.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Reviewed drafts (sent or discarded) an intent needs before it can qualify.
+    #[serde(default = "default_min_reviewed_drafts")]
+    pub min_reviewed_drafts: u64,
+    /// The share of reviewed drafts sent unedited it needs, at least.
+    #[serde(default = "default_min_unedited_share")]
+    pub min_unedited_share: f64,
+    /// The share of its cases escalated it may have, at most.
+    #[serde(default = "default_max_escalation_rate")]
+    pub max_escalation_rate: f64,
+    /// Infra cost of one inbound mail's cycle in USD (DynamoDB, Lambda, S3;
+    /// the cost test's figure, docs/performance.md "Cost per case").
+    #[serde(default = "default_cost_per_inbound_mail")]
+    pub cost_per_inbound_mail_usd: f64,
+    /// SES's price of one sent mail in USD.
+    #[serde(default = "default_cost_per_sent_mail")]
+    pub cost_per_sent_mail_usd: f64,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            min_reviewed_drafts: default_min_reviewed_drafts(),
+            min_unedited_share: default_min_unedited_share(),
+            max_escalation_rate: default_max_escalation_rate(),
+            cost_per_inbound_mail_usd: default_cost_per_inbound_mail(),
+            cost_per_sent_mail_usd: default_cost_per_sent_mail(),
+        }
+    }
+}
+
+fn default_min_reviewed_drafts() -> u64 {
+    30
+}
+fn default_min_unedited_share() -> f64 {
+    0.8
+}
+fn default_max_escalation_rate() -> f64 {
+    0.2
+}
+/// $0.0863 per 1,000 refund cases of two inbound mails each.
+fn default_cost_per_inbound_mail() -> f64 {
+    0.000_043_2
+}
+/// SES: $0.10 per 1,000 mails.
+fn default_cost_per_sent_mail() -> f64 {
+    0.000_1
+}
+
+impl ReportConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (key, share) in [
+            ("min_unedited_share", self.min_unedited_share),
+            ("max_escalation_rate", self.max_escalation_rate),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("report.{key} = {share} must be between 0 and 1"));
+            }
+        }
+        for (key, cost) in [
+            ("cost_per_inbound_mail_usd", self.cost_per_inbound_mail_usd),
+            ("cost_per_sent_mail_usd", self.cost_per_sent_mail_usd),
+        ] {
+            if !cost.is_finite() || cost < 0.0 {
+                return Err(format!("report.{key} = {cost} must be a cost of 0 or more"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -592,6 +671,9 @@ impl Config {
             return invalid(format!("mail.case_prefix {:?} must be 2 to 6 letters", self.mail.case_prefix));
         }
         if let Err(message) = self.classifier.validate(&self.intents) {
+            return invalid(message);
+        }
+        if let Err(message) = self.report.validate() {
             return invalid(message);
         }
         let mut seen = std::collections::HashSet::new();

@@ -24,7 +24,15 @@
 //!   resolved cases that were not reopened;
 //! - *AI mails sent*: sent outbound mail whose text an agent wrote (questions
 //!   and resolutions, including drafts a representative sent);
-//! - *agent failures*: failed turns, by the kind their reason names.
+//! - *agent failures*: failed turns, by the kind their reason names;
+//! - *infra cost*: the cost model of `[report]` (per inbound mail's cycle,
+//!   per sent mail) over the group's mails; *per resolved case* divides it
+//!   by the group's resolved cases (automated or not);
+//! - *readiness*: an intent qualifies for autonomy when it has at least
+//!   `min_reviewed_drafts` reviewed drafts, sends at least
+//!   `min_unedited_share` of them unedited, and escalates at most
+//!   `max_escalation_rate` of its cases. The report says why or why not;
+//!   nothing switches on its own.
 //!
 //! Percentiles use the nearest-rank method (the smallest value with at least
 //! q of the values at or below it), so every figure is one observed duration.
@@ -34,6 +42,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::ReportConfig;
 use crate::ids::CaseId;
 use crate::model::{Case, DraftStatus, MailKind, OutboundStatus, Record, RecordKind, ResolutionKind, TurnResult};
 use crate::store::{Store, StoreError};
@@ -121,6 +130,12 @@ pub struct CaseFacts {
     pub drafts: Vec<DraftOutcome>,
     pub ai_mails_sent: u64,
     pub agent_failures: Vec<FailureKind>,
+    /// Inbound mail stored on the case (for the cost model).
+    #[serde(default)]
+    pub mails_in: u64,
+    /// Mail sent from the case, notices included (for the cost model).
+    #[serde(default)]
+    pub mails_sent: u64,
 }
 
 impl CaseFacts {
@@ -149,11 +164,17 @@ impl CaseFacts {
             drafts: Vec::new(),
             ai_mails_sent: 0,
             agent_failures: Vec::new(),
+            mails_in: 0,
+            mails_sent: 0,
         };
         let mut escalation_events: Vec<(DateTime<Utc>, String)> = Vec::new();
         for record in records {
             match record {
+                Record::Mail(mail) if mail.direction == crate::model::Direction::Inbound => {
+                    facts.mails_in = facts.mails_in.saturating_add(1);
+                }
                 Record::Outbound(mail) if mail.status == OutboundStatus::Sent => {
+                    facts.mails_sent = facts.mails_sent.saturating_add(1);
                     if mail.kind == MailKind::EscalationNotice {
                         continue;
                     }
@@ -277,6 +298,10 @@ pub struct Figures {
     pub time_to_resolution: Percentiles,
     pub ai_mails_sent: u64,
     pub agent_failures: FailureCounts,
+    /// The cost model over the group's mails, in USD.
+    pub infra_cost_usd: f64,
+    /// infra_cost_usd / resolved cases (automated or after an escalation).
+    pub cost_per_resolved_case_usd: Option<f64>,
 }
 
 /// One intent's or one agent's figures.
@@ -299,11 +324,74 @@ pub struct Report {
     pub by_intent: Vec<Group>,
     /// By agent name, in name order.
     pub by_agent: Vec<Group>,
+    /// Per intent (cases without one left out), in name order.
+    pub readiness: Vec<Readiness>,
+}
+
+/// Whether an intent qualifies for autonomy, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub intent: String,
+    pub ready: bool,
+    pub reviewed_drafts: u64,
+    /// Each threshold missed, or one line saying why it qualifies.
+    pub reasons: Vec<String>,
+}
+
+/// Readiness of one intent's figures against the thresholds. Pure.
+pub fn readiness(intent: &str, figures: &Figures, thresholds: &ReportConfig) -> Readiness {
+    let d = &figures.drafts;
+    let reviewed = d.sent_unedited.saturating_add(d.sent_edited).saturating_add(d.discarded);
+    let unedited = d.unedited_share.unwrap_or(0.0);
+    let escalation = figures.escalation_rate.unwrap_or(0.0);
+    let mut missed = Vec::new();
+    if reviewed < thresholds.min_reviewed_drafts {
+        missed.push(format!(
+            "{reviewed} reviewed draft(s), fewer than the {} required",
+            thresholds.min_reviewed_drafts
+        ));
+    }
+    if reviewed > 0 && unedited < thresholds.min_unedited_share {
+        missed.push(format!(
+            "{:.0}% of reviewed drafts sent unedited, below {:.0}%",
+            unedited * 100.0,
+            thresholds.min_unedited_share * 100.0
+        ));
+    }
+    if escalation > thresholds.max_escalation_rate {
+        missed.push(format!(
+            "{:.0}% of cases escalated, above {:.0}%",
+            escalation * 100.0,
+            thresholds.max_escalation_rate * 100.0
+        ));
+    }
+    let ready = missed.is_empty();
+    let reasons = if ready {
+        vec![format!(
+            "{reviewed} reviewed drafts, {:.0}% sent unedited, {:.0}% of cases escalated",
+            unedited * 100.0,
+            escalation * 100.0
+        )]
+    } else {
+        missed
+    };
+    Readiness {
+        intent: intent.to_string(),
+        ready,
+        reviewed_drafts: reviewed,
+        reasons,
+    }
+}
+
+/// [`aggregate_with`] the default `[report]` settings.
+pub fn aggregate(facts: &[CaseFacts], period: &Period, intent: Option<&str>) -> Report {
+    aggregate_with(facts, period, intent, &ReportConfig::default())
 }
 
 /// The report over the facts of cases created in `period` (and of `intent`,
-/// when given). Pure: the same facts always give the same report.
-pub fn aggregate(facts: &[CaseFacts], period: &Period, intent: Option<&str>) -> Report {
+/// when given), with the readiness thresholds and cost model of `settings`.
+/// Pure: the same facts always give the same report.
+pub fn aggregate_with(facts: &[CaseFacts], period: &Period, intent: Option<&str>, settings: &ReportConfig) -> Report {
     let selected: Vec<&CaseFacts> = facts
         .iter()
         .filter(|f| period.contains(f.created_at))
@@ -318,23 +406,31 @@ pub fn aggregate(facts: &[CaseFacts], period: &Period, intent: Option<&str>) -> 
             .into_iter()
             .map(|(name, members)| Group {
                 name: name.to_string(),
-                figures: figures(&members),
+                figures: figures(&members, settings),
             })
             .collect()
     };
+    let by_intent = group_by(|f| f.intent.as_deref());
+    let readiness = by_intent
+        .iter()
+        .filter(|g| g.name != NONE)
+        .map(|g| readiness(&g.name, &g.figures, settings))
+        .collect();
     Report {
         period: period.clone(),
         intent: intent.map(str::to_string),
-        totals: figures(&selected),
-        by_intent: group_by(|f| f.intent.as_deref()),
+        totals: figures(&selected, settings),
+        by_intent,
         by_agent: group_by(|f| f.agent.as_deref()),
+        readiness,
     }
 }
 
-fn figures(cases: &[&CaseFacts]) -> Figures {
+fn figures(cases: &[&CaseFacts], settings: &ReportConfig) -> Figures {
     let mut out = Figures::default();
     let mut first_response = Vec::new();
     let mut to_resolution = Vec::new();
+    let (mut mails_in, mut mails_sent) = (0u64, 0u64);
     let add = |n: &mut u64| *n = n.saturating_add(1);
     for f in cases {
         add(&mut out.cases);
@@ -372,6 +468,8 @@ fn figures(cases: &[&CaseFacts]) -> Figures {
             to_resolution.push(at.signed_duration_since(f.created_at).num_seconds());
         }
         out.ai_mails_sent = out.ai_mails_sent.saturating_add(f.ai_mails_sent);
+        mails_in = mails_in.saturating_add(f.mails_in);
+        mails_sent = mails_sent.saturating_add(f.mails_sent);
         for kind in &f.agent_failures {
             let a = &mut out.agent_failures;
             add(&mut a.total);
@@ -395,6 +493,10 @@ fn figures(cases: &[&CaseFacts]) -> Figures {
     out.drafts.edited_share = ratio(out.drafts.sent_edited, reviewed);
     out.first_response = percentiles(first_response);
     out.time_to_resolution = percentiles(to_resolution);
+    // Counts stay far below 2^53, so the conversions are exact.
+    out.infra_cost_usd = mails_in as f64 * settings.cost_per_inbound_mail_usd + mails_sent as f64 * settings.cost_per_sent_mail_usd;
+    let resolved = out.resolutions.automated.saturating_add(out.resolutions.after_escalation);
+    out.cost_per_resolved_case_usd = (resolved > 0).then(|| out.infra_cost_usd / resolved as f64);
     out
 }
 
@@ -446,8 +548,8 @@ fn parse_date(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("{text:?} has no midnight"))
 }
 
-/// Reads the facts of the cases created in `[since, until)`, looking at
-/// `limit` cases at most, through the Store port: `list_case_ids`, then each
+/// Reads the facts of at most `limit` cases created in `[since, until)`,
+/// through the Store port: `list_case_ids`, then each
 /// case and its records.
 ///
 /// On the embedded store this is a local scan and fine. On DynamoDB
@@ -463,7 +565,11 @@ pub async fn load_facts<S: Store>(
 ) -> Result<Vec<CaseFacts>, StoreError> {
     let period = Period { since, until };
     let mut facts = Vec::new();
-    for id in store.list_case_ids(limit).await? {
+    // The limit counts cases of the period, so it is applied after the filter.
+    for id in store.list_case_ids(usize::MAX).await? {
+        if facts.len() >= limit {
+            break;
+        }
         let Some(case) = store.get_case(&id).await? else {
             continue;
         };
@@ -471,7 +577,13 @@ pub async fn load_facts<S: Store>(
             continue;
         }
         let mut records = Vec::new();
-        for kind in [RecordKind::Outbound, RecordKind::Draft, RecordKind::Turn, RecordKind::Event] {
+        for kind in [
+            RecordKind::Mail,
+            RecordKind::Outbound,
+            RecordKind::Draft,
+            RecordKind::Turn,
+            RecordKind::Event,
+        ] {
             records.extend(store.list_records(&id, kind).await?);
         }
         facts.push(CaseFacts::from_case(&case, &records));
@@ -509,6 +621,8 @@ mod tests {
             drafts: Vec::new(),
             ai_mails_sent: 0,
             agent_failures: Vec::new(),
+            mails_in: 1,
+            mails_sent: 0,
         }
     }
 
@@ -632,6 +746,70 @@ mod tests {
     }
 
     #[test]
+    fn cost_per_resolved_case_follows_the_cost_model() {
+        let mut a = resolved("refund", ResolutionOutcome::Confirmed, 10, 60);
+        a.mails_in = 2;
+        a.mails_sent = 2;
+        let mut b = facts("refund", "bot");
+        b.mails_in = 1;
+        b.mails_sent = 1;
+        let settings = ReportConfig {
+            cost_per_inbound_mail_usd: 0.25,
+            cost_per_sent_mail_usd: 0.5,
+            ..ReportConfig::default()
+        };
+        let report = aggregate_with(&[a, b], &period(), None, &settings);
+        // 3 inbound × 0.25 + 3 sent × 0.5, over the one resolved case.
+        assert_eq!(report.totals.infra_cost_usd, 2.25);
+        assert_eq!(report.totals.cost_per_resolved_case_usd, Some(2.25));
+        let unresolved = aggregate_with(&[facts("refund", "bot")], &period(), None, &settings);
+        assert_eq!(
+            unresolved.totals.cost_per_resolved_case_usd, None,
+            "no resolved case, no per-case cost"
+        );
+    }
+
+    #[test]
+    fn readiness_names_every_threshold_an_intent_misses() {
+        let settings = ReportConfig {
+            min_reviewed_drafts: 4,
+            min_unedited_share: 0.75,
+            max_escalation_rate: 0.25,
+            ..ReportConfig::default()
+        };
+        let reviewed = |outcomes: &[DraftOutcome]| {
+            let mut f = resolved("refund", ResolutionOutcome::Confirmed, 1, 2);
+            f.drafts = outcomes.to_vec();
+            f
+        };
+        use DraftOutcome::*;
+        // refund: 4 reviewed, 3 unedited (75%), no escalation → ready.
+        let mut all = vec![reviewed(&[SentUnedited, SentUnedited]), reviewed(&[SentUnedited, SentEdited])];
+        // shipping: 2 reviewed, 1 unedited, 1 of 2 cases escalated → three reasons.
+        let mut s1 = reviewed(&[SentUnedited, Discarded]);
+        s1.intent = Some("shipping".into());
+        let mut s2 = facts("shipping", "bot");
+        s2.escalations = vec!["agent_failed".into()];
+        all.extend([s1, s2, {
+            let mut none = facts("x", "bot");
+            none.intent = None;
+            none
+        }]);
+        let report = aggregate_with(&all, &period(), None, &settings);
+        let names: Vec<&str> = report.readiness.iter().map(|r| r.intent.as_str()).collect();
+        assert_eq!(names, ["refund", "shipping"], "cases without an intent have no readiness");
+        let refund = &report.readiness[0];
+        assert!(refund.ready, "{refund:?}");
+        assert_eq!(refund.reviewed_drafts, 4);
+        let shipping = &report.readiness[1];
+        assert!(!shipping.ready);
+        assert_eq!(shipping.reasons.len(), 3, "{:?}", shipping.reasons);
+        assert!(shipping.reasons[0].contains("fewer than the 4 required"));
+        assert!(shipping.reasons[1].contains("50% of reviewed drafts sent unedited, below 75%"));
+        assert!(shipping.reasons[2].contains("50% of cases escalated, above 25%"));
+    }
+
+    #[test]
     fn empty_groups_have_no_rates() {
         let report = aggregate(&[], &period(), None);
         assert_eq!(report.totals, Figures::default());
@@ -733,6 +911,8 @@ mod tests {
                 drafts,
                 ai_mails_sent,
                 agent_failures,
+                mails_in: 1 + ai_mails_sent,
+                mails_sent: ai_mails_sent,
             },
         )
     }

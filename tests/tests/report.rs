@@ -407,3 +407,44 @@ async fn the_summary_route_serves_the_same_figures() {
     assert_eq!(status, 400, "since after until");
     let _ = std::fs::remove_dir_all(&outbox);
 }
+
+#[tokio::test]
+async fn the_limit_counts_cases_of_the_period_only() {
+    let store = seeded().await;
+    let p = period();
+    // Six cases stored, five in the period: whichever order the ids come in,
+    // the October case never takes a place of the limit.
+    assert_eq!(load_facts(&store, p.since, p.until, 5).await.unwrap().len(), 5);
+    let two = load_facts(&store, p.since, p.until, 2).await.unwrap();
+    assert_eq!(two.len(), 2);
+    assert!(two.iter().all(|f| p.contains(f.created_at)));
+}
+
+#[tokio::test]
+async fn cost_and_readiness_come_from_the_report_settings() {
+    let store = seeded().await;
+    let p = period();
+    let facts = load_facts(&store, p.since, p.until, 1_000).await.unwrap();
+    let settings = casebridge::config::ReportConfig {
+        cost_per_inbound_mail_usd: 0.0,
+        cost_per_sent_mail_usd: 1.0,
+        min_reviewed_drafts: 3,
+        min_unedited_share: 0.3,
+        max_escalation_rate: 0.6,
+    };
+    let report = casebridge::report::aggregate_with(&facts, &p, None, &settings);
+    let sent: u64 = facts.iter().map(|f| f.mails_sent).sum();
+    assert!(sent > 0, "the seeded cases sent mail");
+    assert_eq!(report.totals.infra_cost_usd, sent as f64);
+    let resolved = report.totals.resolutions.automated + report.totals.resolutions.after_escalation;
+    assert_eq!(report.totals.cost_per_resolved_case_usd, Some(sent as f64 / resolved as f64));
+    let shipping = report
+        .readiness
+        .iter()
+        .find(|r| r.intent == "shipping")
+        .expect("shipping readiness");
+    // 3 reviewed drafts, 1 unedited (33%), 1 of 2 cases escalated (50%).
+    assert!(shipping.ready, "{shipping:?}");
+    let refund = report.readiness.iter().find(|r| r.intent == "refund").expect("refund readiness");
+    assert!(!refund.ready && refund.reasons[0].contains("0 reviewed draft(s)"), "{refund:?}");
+}

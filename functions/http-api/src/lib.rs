@@ -541,7 +541,8 @@ async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
         .await
         .map_err(ApiError::from)?;
     let period = casebridge::report::Period { since, until };
-    Ok(Json(casebridge::report::aggregate(&facts, &period, query.intent.as_deref())).into_response())
+    let report = casebridge::report::aggregate_with(&facts, &period, query.intent.as_deref(), &state.config.report);
+    Ok(Json(report).into_response())
 }
 
 async fn health() -> Json<Value> {
