@@ -340,12 +340,19 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
             format,
             limit,
         } => {
+            // The thresholds and cost model come from `[report]` when a
+            // configuration is given; the report runs without one.
+            let settings = match &cli.config {
+                Some(_) => config()?.report,
+                None => casebridge::config::ReportConfig::default(),
+            };
             let options = report::Options {
                 since,
                 until,
                 intent,
                 format,
                 limit,
+                settings,
             };
             report::run(&store, options).await
         }
