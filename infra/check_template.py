@@ -1,14 +1,210 @@
 """Checks the wiring of template.yaml that matters to casebridge.
 
+Besides the wiring of functions, streams, mail and permissions, it checks the
+metrics: every metric the dashboard and the alarms name is in infra/metrics.json
+(written from shared/src/metrics.rs) with its namespace and one of its dimension
+sets, and every metric there is on the dashboard.
+
 Run with a Python that has cfn-lint installed (infra/template-check.sh does):
   python infra/check_template.py template.yaml
 Exits non-zero listing every finding.
 """
 
 import json
+import os
+import re
 import sys
 
 from cfnlint.decode import decode
+
+
+PSEUDO_PARAMETERS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::StackName": "casebridge", "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+
+
+def substitute(value, template, where, check):
+    """The text of a string or an Fn::Sub string, with every ${Name} replaced
+    by a stand-in (a parameter's default, a pseudo parameter's example), so
+    that a dashboard body or an expression can be parsed as CloudFormation
+    would hand it to CloudWatch. Every ${Name} must be a parameter, a
+    resource or a pseudo parameter; None if the value is neither form."""
+    if isinstance(value, str):
+        return value
+    if not (isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str)):
+        check(False, f"{where}: a string or a one-argument !Sub, not {json.dumps(value)[:80]}")
+        return None
+    parameters = template.get("Parameters", {})
+    resources = template.get("Resources", {})
+
+    def stand_in(match):
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in parameters:
+            default = parameters[name].get("Default")
+            check(default is not None, f"{where}: parameter {name} needs a default to be checked")
+            return str(default)
+        check(name.split(".")[0] in resources, f"{where}: ${{{name}}} names nothing in the template")
+        return name
+
+    return re.sub(r"\$\{([^}]+)\}", stand_in, value["Fn::Sub"])
+
+
+def search_metrics(expression, where, check):
+    """(namespace, metric name, dimension names) of each SEARCH in a metric math
+    expression. A SEARCH must name its schema {namespace,dimension,...} and its
+    metric names exactly, so that it can be checked against the catalogue."""
+    found = []
+    for query in re.findall(r"SEARCH\(\s*'([^']*)'", expression):
+        schemas = re.findall(r"\{([^}]*)\}", query)
+        names = re.findall(r'MetricName\s*=\s*"([^"]+)"', query)
+        check(len(schemas) == 1 and names, f"{where}: SEARCH names one schema and its metric names: {query}")
+        for schema in schemas[:1]:
+            parts = [p.strip().strip('"') for p in schema.split(",")]
+            found.extend((parts[0], name, parts[1:]) for name in names)
+    return found
+
+
+def expression_ids(expression):
+    """The metric ids a metric math expression refers to (ids start with a
+    lower-case letter; functions such as IF and FILL are upper case), outside
+    quoted SEARCH text."""
+    unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "", expression)
+    return set(re.findall(r"\b[a-z][A-Za-z0-9_]*\b", unquoted))
+
+
+def check_metrics(template, functions, of_type, check):
+    """The dashboard and the alarms name only metrics the functions emit, in
+    the catalogue's namespace and with one of its dimension sets (the
+    catalogue, infra/metrics.json, is written from shared/src/metrics.rs by
+    its test), and the dashboard shows every metric emitted."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics.json")) as f:
+        catalogue = json.load(f)
+    namespace = catalogue["namespace"]
+    dimension_sets = [sorted(s) for s in catalogue["dimension_sets"]]
+    emitted = [m["name"] for m in catalogue["metrics"]]
+    resources = template["Resources"]
+    parameters = template.get("Parameters", {})
+
+    # EMF lines on in every function (the default in Lambda, and said in Globals).
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    check(variables.get("CASEBRIDGE_EMF") == "on", "Globals: CASEBRIDGE_EMF on")
+    for name, function in functions.items():
+        own = function["Properties"].get("Environment", {}).get("Variables", {})
+        check(own.get("CASEBRIDGE_EMF", "on") == "on", f"{name}: EMF lines not turned off")
+
+    def check_metric(where, ns, metric, dimensions):
+        if isinstance(ns, str) and ns.startswith("AWS/"):
+            return  # CloudWatch's own metrics (Lambda errors, queue depth)
+        check(ns == namespace, f"{where}: namespace {ns!r}, the functions emit {namespace!r}")
+        check(metric in emitted, f"{where}: metric {metric!r} is not in infra/metrics.json")
+        check(sorted(dimensions) in dimension_sets, f"{where}: {metric} with dimensions {sorted(dimensions)}; emitted with {dimension_sets}")
+
+    # Alarms: every metric they read is emitted; expressions refer to their own ids.
+    alarm_action = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    alarms = of_type("AWS::CloudWatch::Alarm")
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        check(props.get("AlarmActions") == alarm_action, f"{name}: alarm actions to AlarmTopicArn when it is set")
+        if "MetricName" in props:
+            check_metric(name, props.get("Namespace"), props["MetricName"], [d["Name"] for d in props.get("Dimensions", [])])
+        queries = props.get("Metrics", [])
+        ids = {q.get("Id") for q in queries}
+        check(not queries or sum(1 for q in queries if q.get("ReturnData", True)) == 1, f"{name}: exactly one query returns data")
+        for query in queries:
+            stat = query.get("MetricStat")
+            if stat:
+                metric = stat.get("Metric", {})
+                check_metric(f"{name}.{query.get('Id')}", metric.get("Namespace"), metric.get("MetricName"), [d["Name"] for d in metric.get("Dimensions", [])])
+            if "Expression" in query:
+                expression = substitute(query["Expression"], template, f"{name}.{query.get('Id')}", check) or ""
+                for ns, metric, dims in search_metrics(expression, f"{name}.{query.get('Id')}", check):
+                    check_metric(f"{name}.{query.get('Id')}", ns, metric, dims)
+                unknown = expression_ids(expression) - ids
+                check(not unknown, f"{name}.{query.get('Id')}: expression refers to unknown ids {sorted(unknown)}")
+
+    def reads(alarm, metric):
+        props = alarm["Properties"]
+        if props.get("MetricName") == metric:
+            return True
+        return any(q.get("MetricStat", {}).get("Metric", {}).get("MetricName") == metric for q in props.get("Metrics", []))
+
+    # The escalation-rate spike: escalations over cases opened, with enough cases, above a parameter.
+    rate = [a["Properties"] for a in alarms.values() if reads(a, "Escalations") and reads(a, "CasesOpened")]
+    check(len(rate) == 1, "one escalation-rate alarm (Escalations over CasesOpened)")
+    for props in rate[:1]:
+        stats = {q["Id"]: q["MetricStat"] for q in props.get("Metrics", []) if "MetricStat" in q}
+        by_metric = {s["Metric"]["MetricName"]: i for i, s in stats.items()}
+        returned = [q for q in props.get("Metrics", []) if q.get("ReturnData", True)]
+        expression = substitute(returned[0].get("Expression", ""), template, "escalation rate", check) if returned else ""
+        escalated, opened = by_metric.get("Escalations"), by_metric.get("CasesOpened")
+        check(escalated and opened and re.search(rf"\b{escalated}\b.*/\s*{opened}\b", expression or ""), f"escalation rate divides {escalated} by {opened}: {expression}")
+        check({s.get("Stat") for s in stats.values()} == {"Sum"} and len({s.get("Period") for s in stats.values()}) == 1, "escalation rate: sums over one period")
+        raw = json.dumps(returned[0].get("Expression")) if returned else ""
+        check("${EscalationRateMinCases}" in raw, "escalation rate: only with EscalationRateMinCases cases or more")
+        check(props.get("Threshold") == {"Ref": "EscalationRateThreshold"}, "escalation rate: threshold EscalationRateThreshold")
+        check(props.get("ComparisonOperator") == "GreaterThanThreshold", "escalation rate: above the threshold")
+        check(props.get("TreatMissingData") == "notBreaching", "escalation rate: missing data is not breaching")
+
+    # The agent-failure spike: the sum of agent failures above a parameter.
+    failures = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "AgentFailures"]
+    check(len(failures) == 1, "one agent-failure alarm")
+    for props in failures[:1]:
+        check(props.get("Namespace") == namespace and not props.get("Dimensions"), "agent failures: the total over all agents")
+        check(props.get("Statistic") == "Sum", "agent failures: summed")
+        check(props.get("Threshold") == {"Ref": "AgentFailureThreshold"}, "agent failures: threshold AgentFailureThreshold")
+        check(props.get("ComparisonOperator") == "GreaterThanThreshold", "agent failures: above the threshold")
+        check(props.get("TreatMissingData") == "notBreaching", "agent failures: missing data is not breaching")
+    for parameter in ["EscalationRateThreshold", "EscalationRateMinCases", "AgentFailureThreshold"]:
+        p = parameters.get(parameter, {})
+        check(p.get("Type") == "Number" and "Default" in p, f"parameter {parameter}: a number with a default")
+
+    # The dashboard: valid JSON once substituted, only emitted metrics, every emitted metric.
+    dashboards = of_type("AWS::CloudWatch::Dashboard")
+    check(len(dashboards) == 1, "one CloudWatch dashboard")
+    shown = set()
+    for name, dashboard in dashboards.items():
+        text = substitute(dashboard["Properties"].get("DashboardBody"), template, f"{name}.DashboardBody", check)
+        try:
+            body = json.loads(text or "")
+        except ValueError as e:
+            check(False, f"{name}: DashboardBody is not JSON once substituted: {e}")
+            continue
+        widgets = body.get("widgets", [])
+        check(widgets, f"{name}: has widgets")
+        for index, widget in enumerate(widgets):
+            if widget.get("type") != "metric":
+                continue
+            props = widget.get("properties", {})
+            where = f"{name} widget {index} ({props.get('title', '')[:40]})"
+            check(props.get("region") == PSEUDO_PARAMETERS["AWS::Region"], f"{where}: region ${{AWS::Region}}")
+            ids, expressions, previous = set(), [], []
+            for entry in props.get("metrics", []):
+                if entry and isinstance(entry[0], dict):
+                    options = entry[0]
+                    expressions.append(options.get("expression", ""))
+                else:
+                    options = entry[-1] if entry and isinstance(entry[-1], dict) else {}
+                    fields = [f for f in entry if not isinstance(f, dict)]
+                    # "." repeats the previous entry's field at that position.
+                    fields = [previous[i] if f == "." and i < len(previous) else f for i, f in enumerate(fields)]
+                    previous = fields
+                    check(len(fields) >= 2 and len(fields) % 2 == 0, f"{where}: metric entry {entry}")
+                    if len(fields) >= 2:
+                        check_metric(where, fields[0], fields[1], fields[2::2])
+                        shown.add(fields[1])
+                if "id" in options:
+                    ids.add(options["id"])
+            for expression in expressions:
+                for ns, metric, dims in search_metrics(expression, where, check):
+                    check_metric(where, ns, metric, dims)
+                    shown.add(metric)
+                if "SEARCH(" not in expression:
+                    unknown = expression_ids(expression) - ids
+                    check(not unknown, f"{where}: expression refers to unknown ids {sorted(unknown)}")
+    missing = [m for m in emitted if m not in shown]
+    check(not missing, f"dashboard: metrics emitted but not shown: {missing}")
 
 
 def main(path: str) -> int:
@@ -47,7 +243,6 @@ def main(path: str) -> int:
     dlq = "StreamDeadLetterQueue"
     # What each function's stream filters and schedules must be comes from the
     # trigger table (shared/src/triggers.rs), written to infra/triggers.json by its test.
-    import os
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "triggers.json")) as f:
         triggers = json.load(f)
     expected_filters = {}
@@ -140,6 +335,8 @@ def main(path: str) -> int:
     check(json.dumps({"Fn::GetAtt": [dlq, "QueueName"]}) in watched, "alarm on dead-letter depth")
     for name in functions:
         check(json.dumps({"Ref": name}) in watched, f"alarm on {name} errors")
+
+    check_metrics(template, functions, of_type, check)
 
     # Representatives behind the JWT authorizer; agent routes authenticate in the function.
     api = resources["CasebridgeHttpApi"]["Properties"]["Auth"]
