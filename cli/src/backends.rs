@@ -10,7 +10,7 @@ use casebridge::mail::{MailError, MailSender, OutgoingMail, SendReceipt};
 use casebridge::model::{Case, Record, RecordKind, RejectedMail};
 use casebridge::store::dynamo::DynamoStore;
 use casebridge::store::sqlite::SqliteStore;
-use casebridge::store::{Commit, CommitError, DueItem, Queue, QueueItem, Store, StoreError};
+use casebridge::store::{Commit, CommitError, DailyCount, DueItem, Queue, QueueItem, Store, StoreError};
 
 use crate::local::CliError;
 
@@ -99,6 +99,12 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.list_queue(queue, limit).await,
             AnyStore::Dynamo(s) => s.list_queue(queue, limit).await,
+        }
+    }
+    async fn daily_counts(&self, since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<Vec<DailyCount>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.daily_counts(since, until).await,
+            AnyStore::Dynamo(s) => s.daily_counts(since, until).await,
         }
     }
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

@@ -94,6 +94,100 @@ pub async fn run_store_conformance<S: Store>(store: &S) {
     invalid_commits_are_refused(store).await;
     due_index_lists_due_turns_only(store).await;
     queues_list_pending_drafts_and_escalated_cases(store).await;
+    daily_counters_add_with_their_commit_only(store).await;
+}
+
+/// The counters move with the commit that carries them, and only then: a
+/// commit refused by its guard adds nothing.
+async fn daily_counters_add_with_their_commit_only<S: Store>(store: &S) {
+    use crate::metrics::Fact;
+    use crate::store::{Count, StoreError};
+    // A day no other run of a shared table uses (days after year 2100).
+    let offset = i64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 256 + i64::from(uuid::Uuid::new_v4().as_bytes()[1]);
+    let day = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap_or_default() + Duration::days(offset);
+    let next = day + Duration::days(1);
+    let count = |day, intent: &str, fact| Count {
+        day,
+        intent: intent.into(),
+        agent: Some("refunds".into()),
+        fact,
+    };
+    let id = CaseId::generate("CT");
+    let mut commit = Commit::new(id.clone());
+    commit.case = Some(CaseWrite::Create(sample_case(&id)));
+    commit.counts = vec![
+        count(day, "refund", Fact::CaseOpened),
+        count(day, "refund", Fact::Escalated),
+        count(day, "refund", Fact::CaseOpened),
+        count(day, "billing", Fact::AgentFailed),
+        count(next, "refund", Fact::DraftSentEdited),
+    ];
+    store.commit(commit).await.expect("commit with counters");
+    let mut got: Vec<(chrono::NaiveDate, String, &str, u64)> = store
+        .daily_counts(day, next)
+        .await
+        .expect("read counters")
+        .into_iter()
+        .map(|c| (c.day, c.intent, c.fact.metric_name(), c.value))
+        .collect();
+    got.sort();
+    let want = vec![
+        (day, "billing".to_string(), "AgentFailures", 1),
+        (day, "refund".to_string(), "CasesOpened", 2),
+        (day, "refund".to_string(), "Escalations", 1),
+        (next, "refund".to_string(), "DraftsSentEdited", 1),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(store.daily_counts(next, next).await.unwrap().len(), 1, "one day only");
+
+    // The same facts on a commit its version guard refuses: nothing added.
+    let case = store.get_case(&id).await.unwrap().expect("case");
+    let mut stale = case.clone();
+    stale.version = 0;
+    let mut refused = Commit::new(id.clone());
+    refused.case = Some(CaseWrite::Update(stale));
+    refused.counts = vec![count(day, "refund", Fact::CaseOpened)];
+    assert!(matches!(store.commit(refused).await, Err(CommitError::VersionConflict(_))));
+    // A create-only claim already taken: nothing added either.
+    let mut again = Commit::new(id.clone());
+    again.case = Some(CaseWrite::Create(sample_case(&id)));
+    again.counts = vec![count(day, "refund", Fact::CaseOpened)];
+    assert!(store.commit(again).await.is_err());
+    let opened: u64 = store
+        .daily_counts(day, day)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.intent == "refund" && c.fact == Fact::CaseOpened)
+        .map(|c| c.value)
+        .sum();
+    assert_eq!(opened, 2, "refused commits add nothing");
+
+    // A guarded update adds to the same counters.
+    let mut update = Commit::new(id.clone());
+    update.case = Some(CaseWrite::Update(case));
+    update.counts = vec![count(day, "refund", Fact::CaseOpened)];
+    store.commit(update).await.expect("update with counters");
+    let opened: u64 = store
+        .daily_counts(day, day)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.intent == "refund" && c.fact == Fact::CaseOpened)
+        .map(|c| c.value)
+        .sum();
+    assert_eq!(opened, 3);
+
+    // Counters alone are not a commit; periods are bounded.
+    let mut alone = Commit::new(id.clone());
+    alone.counts = vec![count(day, "refund", Fact::CaseOpened)];
+    assert!(matches!(
+        store.commit(alone).await,
+        Err(CommitError::Store(StoreError::InvalidCommit(_)))
+    ));
+    assert!(matches!(store.daily_counts(next, day).await, Err(StoreError::OutOfRange(_))));
+    let far = day + Duration::days(crate::store::MAX_COUNTER_DAYS);
+    assert!(matches!(store.daily_counts(day, far).await, Err(StoreError::OutOfRange(_))));
 }
 
 async fn queues_list_pending_drafts_and_escalated_cases<S: Store>(store: &S) {

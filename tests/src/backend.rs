@@ -24,7 +24,7 @@ use casebridge::model::{Case, OutboundMail, Record, RecordKind, RejectedMail};
 use casebridge::raw_mail::{FolderRawMail, RawMailError, RawMailSource, S3RawMail};
 use casebridge::store::dynamo::DynamoStore;
 use casebridge::store::sqlite::SqliteStore;
-use casebridge::store::{CaseWrite, Commit, CommitError, DueItem, Queue, QueueItem, Store, StoreError};
+use casebridge::store::{CaseWrite, Commit, CommitError, DailyCount, DueItem, Queue, QueueItem, Store, StoreError};
 use serde_json::{json, Value};
 
 use crate::{spawn_ses_proxy, unique, SesFault, SesProxy, Stack, StreamTap, MAIL_PREFIX};
@@ -451,6 +451,10 @@ impl Store for TestStore {
         delegate!(self, s => s.list_queue(queue, limit).await)
     }
 
+    async fn daily_counts(&self, since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<Vec<DailyCount>, StoreError> {
+        delegate!(self, s => s.daily_counts(since, until).await)
+    }
+
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         delegate!(self, s => s.list_case_ids(limit).await)
     }
@@ -618,6 +622,10 @@ impl Store for EmbeddedStore {
 
     async fn list_queue(&self, queue: Queue, limit: usize) -> Result<Vec<QueueItem>, StoreError> {
         self.inner.list_queue(queue, limit).await
+    }
+
+    async fn daily_counts(&self, since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<Vec<DailyCount>, StoreError> {
+        self.inner.daily_counts(since, until).await
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

@@ -36,7 +36,7 @@ use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
 use aws_sdk_dynamodb::Client;
 
 use super::{case_queue, due_text, record_queue, DueItem, Queue, QueueItem};
-use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, RecordWrite, Store, StoreError};
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, DailyCount, RecordWrite, Store, StoreError};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -99,6 +99,18 @@ fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Res
 /// before lines were packed hold one item per line (`record_type = Event`);
 /// both read the same, so no migration is needed.
 pub const EVENTS_TYPE: &str = "Events";
+
+/// Daily counters: item `STATS#<day>#<shard>` / `INTENT#<intent>`, one
+/// number attribute per fact, added to (`ADD`) in the transaction of the
+/// change that made the fact true. The shard (the case's due shard) spreads
+/// a busy day's writes over [`DUE_SHARDS`] partitions; a day is read with
+/// one query per shard.
+pub const STATS_PREFIX: &str = "STATS#";
+const STATS_TYPE: &str = "Stats";
+
+fn stats_pk(day: chrono::NaiveDate, shard: u32) -> String {
+    format!("{STATS_PREFIX}{day}#{shard}")
+}
 
 /// `EVT#<version>#<n>` → `EVT#<version>`.
 fn packed_events_key(event_key: &str) -> String {
@@ -326,6 +338,30 @@ impl DynamoStore {
             conflicts.push(OnConflict::Exists(super::Existing::Message(entry.message_id.clone())));
             items.push(TransactWriteItem::builder().put(put.build().map_err(backend)?).build());
         }
+
+        // No condition: the counters ride on the transaction's other items,
+        // whose guards make the change (and so the count) happen once.
+        let shard = due_shard(&commit.case_id);
+        for ((day, intent), facts) in commit.grouped_counts() {
+            let mut update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(stats_pk(day, shard)))
+                .key("sk", s(format!("INTENT#{intent}")))
+                .expression_attribute_names("#rt", "record_type")
+                .expression_attribute_names("#intent", "intent")
+                .expression_attribute_values(":rt", s(STATS_TYPE))
+                .expression_attribute_values(":intent", s(intent));
+            let mut adds = Vec::new();
+            for (i, (fact, n)) in facts.iter().enumerate() {
+                update = update
+                    .expression_attribute_names(format!("#m{i}"), fact.metric_name())
+                    .expression_attribute_values(format!(":n{i}"), AttributeValue::N(n.to_string()));
+                adds.push(format!("#m{i} :n{i}"));
+            }
+            update = update.update_expression(format!("SET #rt = :rt, #intent = :intent ADD {}", adds.join(", ")));
+            conflicts.push(OnConflict::State(format!("counter {day}/{intent}")));
+            items.push(TransactWriteItem::builder().update(update.build().map_err(backend)?).build());
+        }
         Ok((items, conflicts))
     }
 
@@ -460,7 +496,7 @@ impl Store for DynamoStore {
         let (mut items, mut conflicts) = self.build_transaction(&commit)?;
         // One item needs no transaction: a conditional PutItem is as atomic
         // and costs half the write units.
-        if items.len() == 1 {
+        if items.len() == 1 && items[0].put.is_some() {
             if let (Some(put), Some(conflict)) = (items.pop().and_then(|i| i.put), conflicts.pop()) {
                 return self.put_one(put, conflict).await;
             }
@@ -585,6 +621,48 @@ impl Store for DynamoStore {
             });
         }
         Ok(items)
+    }
+
+    async fn daily_counts(&self, since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<Vec<DailyCount>, StoreError> {
+        super::check_counter_period(since, until)?;
+        let mut totals: std::collections::BTreeMap<(chrono::NaiveDate, String, &'static str), u64> = Default::default();
+        let mut day = since;
+        while day <= until {
+            for shard in 0..DUE_SHARDS {
+                let request = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(stats_pk(day, shard)))
+                    .consistent_read(true);
+                for item in self.query_all(request, usize::MAX).await? {
+                    let intent = string_attr(&item, "intent")?.to_string();
+                    for fact in crate::metrics::Fact::ALL {
+                        let Some(AttributeValue::N(n)) = item.get(fact.metric_name()) else {
+                            continue;
+                        };
+                        let n: u64 = n.parse().map_err(|_| StoreError::Corrupt(format!("bad counter {n:?}")))?;
+                        let total = totals.entry((day, intent.clone(), fact.metric_name())).or_default();
+                        *total = total.saturating_add(n);
+                    }
+                }
+            }
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+        totals
+            .into_iter()
+            .filter(|(_, value)| *value > 0)
+            .map(|((day, intent, metric), value)| {
+                Ok(DailyCount {
+                    day,
+                    intent,
+                    fact: super::fact_named(metric).ok_or_else(|| StoreError::Corrupt(format!("unknown counter {metric:?}")))?,
+                    value,
+                })
+            })
+            .collect()
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {

@@ -23,6 +23,23 @@ pub enum StoreError {
     Corrupt(String),
     #[error("commit is not valid: {0}")]
     InvalidCommit(String),
+    #[error("request out of range: {0}")]
+    OutOfRange(String),
+}
+
+/// The longest period [`Store::daily_counts`] reads in one call.
+pub const MAX_COUNTER_DAYS: i64 = 400;
+
+/// Refuses a counter period that is reversed or longer than [`MAX_COUNTER_DAYS`].
+pub fn check_counter_period(since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<(), StoreError> {
+    let days = (until - since).num_days();
+    if days < 0 {
+        return Err(StoreError::OutOfRange(format!("{since} is after {until}")));
+    }
+    if days >= MAX_COUNTER_DAYS {
+        return Err(StoreError::OutOfRange(format!("{} days, over {MAX_COUNTER_DAYS}", days + 1)));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Error)]
@@ -107,12 +124,38 @@ pub struct MessageIndexEntry {
     pub must_be_new: bool,
 }
 
+/// One fact of a case's life (a resolution, an escalation, a reviewed
+/// draft…) added to the day's counter of its intent, in the same commit as
+/// the change that made it true, so it is counted exactly once. The
+/// counters answer the report on a store where reading every case is a
+/// table scan (DynamoDB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    pub day: chrono::NaiveDate,
+    /// The case's intent, or [`crate::report::NONE`].
+    pub intent: String,
+    /// The case's agent: a dimension of the metric line, not of the stored counter.
+    pub agent: Option<String>,
+    pub fact: crate::metrics::Fact,
+}
+
+/// A day's counter of one fact for one intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyCount {
+    pub day: chrono::NaiveDate,
+    pub intent: String,
+    pub fact: crate::metrics::Fact,
+    pub value: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Commit {
     pub case_id: CaseId,
     pub case: Option<CaseWrite>,
     pub records: Vec<RecordWrite>,
     pub message_index: Vec<MessageIndexEntry>,
+    /// Counters to add to; written only with something else.
+    pub counts: Vec<Count>,
 }
 
 /// DynamoDB transactions hold at most 100 items.
@@ -125,7 +168,22 @@ impl Commit {
             case: None,
             records: Vec::new(),
             message_index: Vec::new(),
+            counts: Vec::new(),
         }
+    }
+
+    /// The distinct (day, intent) counters this commit adds to, with the
+    /// increments of each: one item per counter in a transaction.
+    pub fn grouped_counts(&self) -> std::collections::BTreeMap<(chrono::NaiveDate, &str), Vec<(crate::metrics::Fact, u64)>> {
+        let mut groups: std::collections::BTreeMap<(chrono::NaiveDate, &str), Vec<(crate::metrics::Fact, u64)>> = Default::default();
+        for count in &self.counts {
+            let facts = groups.entry((count.day, count.intent.as_str())).or_default();
+            match facts.iter_mut().find(|(f, _)| *f == count.fact) {
+                Some((_, n)) => *n = n.saturating_add(1),
+                None => facts.push((count.fact, 1)),
+            }
+        }
+        groups
     }
 
     pub fn validate(&self) -> Result<(), StoreError> {
@@ -133,6 +191,7 @@ impl Commit {
         if items == 0 {
             return Err(StoreError::InvalidCommit("empty commit".into()));
         }
+        let items = items + self.grouped_counts().len();
         if items > MAX_COMMIT_ITEMS {
             return Err(StoreError::InvalidCommit(format!("{items} items, over {MAX_COMMIT_ITEMS}")));
         }
@@ -188,6 +247,15 @@ pub trait Store: Send + Sync {
     /// What waits for a representative: pending drafts, or escalated cases;
     /// oldest first (an index query, never a scan).
     fn list_queue(&self, queue: Queue, limit: usize) -> impl Future<Output = Result<Vec<QueueItem>, StoreError>> + Send;
+
+    /// The daily counters of days `since ..= until`, every intent and fact
+    /// with a count (key lookups per day, never a scan). A period over
+    /// [`MAX_COUNTER_DAYS`] or reversed is refused ([`StoreError::OutOfRange`]).
+    fn daily_counts(
+        &self,
+        since: chrono::NaiveDate,
+        until: chrono::NaiveDate,
+    ) -> impl Future<Output = Result<Vec<DailyCount>, StoreError>> + Send;
 
     /// Ids of all cases, for operators' tools. Not for request paths.
     fn list_case_ids(&self, limit: usize) -> impl Future<Output = Result<Vec<CaseId>, StoreError>> + Send;
@@ -262,4 +330,9 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreErro
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The fact a stored counter name stands for.
+pub(crate) fn fact_named(name: &str) -> Option<crate::metrics::Fact> {
+    crate::metrics::Fact::ALL.into_iter().find(|f| f.metric_name() == name)
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{case_queue, due_text, record_queue, DueItem, Queue, QueueItem};
-use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, Existing, RecordWrite, Store, StoreError};
+use super::{decode, encode, message_index_key, CaseWrite, Commit, CommitError, DailyCount, Existing, RecordWrite, Store, StoreError};
 use crate::ids::CaseId;
 use crate::model::{Case, Record, RecordKind, RejectedMail};
 
@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS message_index (
 CREATE TABLE IF NOT EXISTS rejected (
     sort_key TEXT PRIMARY KEY,
     doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daily_counts (
+    day TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (day, intent, metric)
 );
 ";
 
@@ -187,6 +194,22 @@ impl SqliteStore {
                 .map_err(backend)?
                 .execute(params![key, entry.message_id, entry.case_id.as_str()])
                 .map_err(backend)?;
+        }
+        for ((day, intent), facts) in commit.grouped_counts() {
+            for (fact, n) in facts {
+                tx.prepare_cached(
+                    "INSERT INTO daily_counts (day, intent, metric, value) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (day, intent, metric) DO UPDATE SET value = value + excluded.value",
+                )
+                .map_err(backend)?
+                .execute(params![
+                    day.to_string(),
+                    intent,
+                    fact.metric_name(),
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                ])
+                .map_err(backend)?;
+            }
         }
         tx.commit().map_err(backend)?;
         Ok(())
@@ -343,6 +366,38 @@ impl Store for SqliteStore {
 
     fn lists_cases_cheaply(&self) -> bool {
         true
+    }
+
+    async fn daily_counts(&self, since: chrono::NaiveDate, until: chrono::NaiveDate) -> Result<Vec<DailyCount>, StoreError> {
+        super::check_counter_period(since, until)?;
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT day, intent, metric, value FROM daily_counts WHERE day >= ?1 AND day <= ?2 ORDER BY day, intent, metric",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([since.to_string(), until.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(day, intent, metric, value)| {
+                Ok(DailyCount {
+                    day: day.parse().map_err(|_| StoreError::Corrupt(format!("bad counter day {day:?}")))?,
+                    intent,
+                    fact: super::fact_named(&metric).ok_or_else(|| StoreError::Corrupt(format!("unknown counter {metric:?}")))?,
+                    value: u64::try_from(value).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
