@@ -36,6 +36,7 @@
 //! | HandedBack         | escalated, with an agent     | idle or agent_working                 | open turn for pending mail |
 //! | ReprocessRequested | not closed, no turn          | agent_working                         | open turn |
 
+use crate::metrics::Fact;
 use chrono::{DateTime, Utc};
 
 use crate::decision::{decide, Action, DraftReason, Options, Situation};
@@ -215,6 +216,42 @@ pub enum Effect {
 pub struct Transition {
     pub next: Lifecycle,
     pub effects: Vec<Effect>,
+    /// The support lead's facts this transition makes true (see
+    /// [`facts_between`]); counted once, with the write of `next`.
+    pub facts: Vec<Fact>,
+}
+
+/// The lifecycle facts of a change from `before` to `after`: a resolution
+/// reached (by its kind), a reopening, an escalation (a take-over counts, as
+/// in the report), an agent failure recorded. Draft outcomes, mail sent and
+/// cases opened are counted by the steps that write them, which know what
+/// the reducer does not (the draft was edited, the send went out).
+pub fn facts_between(before: &Lifecycle, after: &Lifecycle, event: &CaseEvent<'_>) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    if let (false, CaseState::Closed { resolution: Some(r), .. }) = (matches!(before.state, CaseState::Closed { .. }), &after.state) {
+        facts.push(match r.kind {
+            ResolutionKind::Confirmed => Fact::ResolvedConfirmed,
+            ResolutionKind::Assumed => Fact::ResolvedAssumed,
+            ResolutionKind::ClosedByAgent => Fact::ClosedByAgent,
+        });
+    }
+    if after.reopened > before.reopened {
+        facts.push(Fact::Reopened);
+    }
+    if matches!(after.state, CaseState::Escalated(_)) && !matches!(before.state, CaseState::Escalated(_)) {
+        facts.push(Fact::Escalated);
+    }
+    if let CaseEvent::AnswerRecorded {
+        result: TurnResult::Failed { .. },
+        ..
+    } = event
+    {
+        facts.push(Fact::AgentFailed);
+    }
+    if matches!(event, CaseEvent::DraftDiscarded) {
+        facts.push(Fact::DraftDiscarded);
+    }
+    facts
 }
 
 /// The event does not apply to the case as it is; nothing changes.
@@ -279,10 +316,12 @@ impl Builder<'_> {
         }
     }
 
-    fn done(self) -> Result<Transition, Refused> {
+    fn done(self, before: &Lifecycle, event: &CaseEvent<'_>) -> Result<Transition, Refused> {
+        let facts = facts_between(before, &self.next, event);
         Ok(Transition {
             next: self.next,
             effects: self.effects,
+            facts,
         })
     }
 }
@@ -296,7 +335,7 @@ pub fn apply(current: &Lifecycle, event: CaseEvent<'_>, policy: &Policy<'_>) -> 
         effects: Vec::new(),
         policy,
     };
-    match event {
+    match event.clone() {
         CaseEvent::MailAccepted { mail, thanks_only } => {
             let escalated = matches!(b.next.state, CaseState::Escalated(_));
             if policy.agent.is_none() && !escalated {
@@ -311,7 +350,7 @@ pub fn apply(current: &Lifecycle, event: CaseEvent<'_>, policy: &Policy<'_>) -> 
                     b.close(Some(ResolutionKind::Confirmed));
                     b.note("case_closed", "the customer confirmed the resolution with a thank-you");
                     b.status_line(before);
-                    return b.done();
+                    return b.done(current, &event);
                 }
             }
             b.next.pending.push(mail.to_string());
@@ -517,7 +556,7 @@ pub fn apply(current: &Lifecycle, event: CaseEvent<'_>, policy: &Policy<'_>) -> 
             b.status_line(before);
         }
     }
-    b.done()
+    b.done(current, &event)
 }
 
 #[cfg(test)]
@@ -623,6 +662,80 @@ mod tests {
             assert_eq!(opened(&t) == ["MSG#2"], turn_opened, "{label}");
             assert_eq!(t.next.pending == ["MSG#2"], left_pending, "{label}");
             assert!(t.effects.contains(&Effect::JoinThread), "{label}");
+        }
+    }
+
+    /// Which support-lead facts each transition counts (and that the ones
+    /// that change nothing count nothing).
+    #[test]
+    fn facts_table() {
+        let failed = TurnResult::Failed { reason: "timeout".into() };
+        let resolve_case = answer(ResponseType::ResolveCase, false);
+        let question = answer(ResponseType::Question, false);
+        let recorded = |result| CaseEvent::AnswerRecorded {
+            turn: "TURN#1",
+            result,
+            workflow: WorkflowMode::FullyAutonomous,
+            options: Options::default(),
+        };
+        let follow_up = || CaseState::Resolved {
+            follow_up: Some("FUP#1".into()),
+        };
+        let mail = |thanks_only| CaseEvent::MailAccepted {
+            mail: "MSG#2",
+            thanks_only,
+        };
+        let due = |sent| CaseEvent::FollowUpDue {
+            follow_up: "FUP#1",
+            reminders_sent: sent,
+            reminders: 2,
+        };
+        let rows: Vec<(Lifecycle, CaseEvent<'_>, Vec<Fact>)> = vec![
+            (
+                with(CaseState::Resolved { follow_up: None }, None, &[]),
+                mail(true),
+                vec![Fact::ResolvedConfirmed],
+            ),
+            (with(follow_up(), None, &[]), due(2), vec![Fact::ResolvedAssumed]),
+            (with(follow_up(), None, &[]), due(1), vec![]),
+            (
+                with(CaseState::AgentWorking, Some("TURN#1"), &[]),
+                recorded(&resolve_case),
+                vec![Fact::ClosedByAgent],
+            ),
+            (with(CaseState::AgentWorking, Some("TURN#1"), &[]), recorded(&question), vec![]),
+            (
+                with(CaseState::AgentWorking, Some("TURN#1"), &[]),
+                recorded(&failed),
+                vec![Fact::Escalated, Fact::AgentFailed],
+            ),
+            (with(closed(), None, &[]), mail(false), vec![Fact::Reopened]),
+            (
+                with(CaseState::Idle, None, &[]),
+                CaseEvent::Unrouted { reason: "no agent" },
+                vec![Fact::Escalated],
+            ),
+            (
+                with(CaseState::Idle, None, &[]),
+                CaseEvent::TakenOver { who: "rita" },
+                vec![Fact::Escalated],
+            ),
+            // Already held: taking it over does not count a second escalation.
+            (
+                with(CaseState::Escalated(escalation()), None, &[]),
+                CaseEvent::TakenOver { who: "rita" },
+                vec![],
+            ),
+            (
+                with(CaseState::PendingReview, None, &[]),
+                CaseEvent::DraftDiscarded,
+                vec![Fact::DraftDiscarded],
+            ),
+            (with(CaseState::Idle, None, &[]), CaseEvent::RecordedOnly, vec![]),
+        ];
+        for (i, (from, event, want)) in rows.into_iter().enumerate() {
+            let t = apply(&from, event.clone(), &policy("TURN#2")).unwrap_or_else(|e| panic!("row {i}: refused: {e}"));
+            assert_eq!(t.facts, want, "row {i}: {event:?} from {:?}", from.state);
         }
     }
 

@@ -526,6 +526,24 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// The day counters of the last and the next fortnight, summed over
+    /// intents, by metric name; None on the stack, whose table other tests
+    /// write counters to at the same time.
+    pub async fn counted(&self) -> Option<std::collections::BTreeMap<&'static str, u64>> {
+        self.backend.as_stack().is_none().then_some(())?;
+        let today = chrono::Utc::now().date_naive();
+        let counts = self
+            .store
+            .daily_counts(today - chrono::Duration::days(14), today + chrono::Duration::days(14))
+            .await
+            .expect("daily counters");
+        let mut sums = std::collections::BTreeMap::new();
+        for count in counts {
+            *sums.entry(count.fact.metric_name()).or_insert(0) += count.value;
+        }
+        Some(sums)
+    }
+
     pub async fn new(backend: Backend, config: Config, agents: casebridge::agent_client::HttpAgentClient) -> Harness {
         let store = backend.store().await;
         let tap = backend.tap(&store).await;

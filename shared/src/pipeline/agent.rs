@@ -119,7 +119,7 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
                 turn.status = TurnStatus::Skipped;
                 turn.finished_at = Some(now);
                 // The reducer clears the turn and notes why (agents may not work: never refused).
-                for effect in enter(env, &mut case, &timeline, CaseEvent::TurnSkipped { turn: turn_key }).unwrap_or_default() {
+                for effect in enter(env, &mut case, &mut timeline, CaseEvent::TurnSkipped { turn: turn_key }).unwrap_or_default() {
                     let _ = common_effect(effect, &mut timeline, &mut commit);
                 }
                 Claim::Done(TurnOutcome::Skipped {
@@ -151,7 +151,7 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
             };
             case.updated_at = now;
             commit.records.push(RecordWrite::Create(Record::Turn(turn)));
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             // The turn record is create-only: whoever writes it first calls the agent.
             Ok(Attempt::write(commit, claim, handled))
@@ -205,7 +205,7 @@ async fn record_answer<S: Store>(
                 record: Record::Turn(turn),
                 expected_status: expected.as_str(),
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             Ok(Attempt::write(
                 commit,
@@ -255,7 +255,7 @@ async fn await_callback<S: Store>(
                 record: Record::Turn(turn),
                 expected_status: TurnStatus::InFlight.as_str(),
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             Ok(Attempt::write(
                 commit,

@@ -524,7 +524,7 @@ fn stored(
     case: CaseWrite,
     mail: MailRecord,
     work_item: Option<String>,
-    timeline: Timeline,
+    mut timeline: Timeline,
     index: impl Fn(&CaseId) -> Vec<MessageIndexEntry>,
 ) -> (Commit, IngestOutcome) {
     let case_id = case.case().id.clone();
@@ -537,7 +537,10 @@ fn stored(
         work_item,
     };
     commit.records.insert(0, RecordWrite::Create(Record::Mail(mail)));
-    commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+    if new_case {
+        timeline.count(crate::metrics::Fact::CaseOpened);
+    }
+    timeline.write_into(&mut commit, case.case());
     commit.message_index = index(&case_id);
     commit.case = Some(case);
     (commit, outcome)

@@ -96,6 +96,8 @@ pub(crate) struct Timeline {
     version: u64,
     at: DateTime<Utc>,
     events: Vec<TimelineEvent>,
+    /// The support lead's facts this commit makes true.
+    facts: Vec<crate::metrics::Fact>,
 }
 
 impl Timeline {
@@ -106,7 +108,29 @@ impl Timeline {
             version: case.version + 1,
             at,
             events: Vec::new(),
+            facts: Vec::new(),
         }
+    }
+
+    /// Counts `fact` with this commit (see [`Timeline::write_into`]).
+    pub(crate) fn count(&mut self, fact: crate::metrics::Fact) {
+        self.facts.push(fact);
+    }
+
+    /// Puts the timeline lines and the day's counters of the facts into
+    /// `commit`. The counters ride on the commit's guards (the case version,
+    /// a create-only claim), so a fact is counted exactly when its change lands.
+    pub(crate) fn write_into(self, commit: &mut crate::store::Commit, case: &Case) {
+        let intent = case.intent.as_deref().unwrap_or(crate::report::NONE);
+        commit.counts.extend(self.facts.iter().map(|&fact| crate::store::Count {
+            day: self.at.date_naive(),
+            intent: intent.to_string(),
+            agent: case.agent.clone(),
+            fact,
+        }));
+        commit
+            .records
+            .extend(self.events.into_iter().map(|e| crate::store::RecordWrite::Create(Record::Event(e))));
     }
 
     pub(crate) fn add(&mut self, kind: &str, detail: impl Into<String>) {
@@ -127,10 +151,6 @@ impl Timeline {
     /// The key a turn opened by this commit gets.
     pub(crate) fn turn_key(&self) -> String {
         self.record_key("TURN#")
-    }
-
-    pub(crate) fn into_records(self) -> impl Iterator<Item = Record> {
-        self.events.into_iter().map(Record::Event)
     }
 }
 
@@ -198,11 +218,14 @@ pub(crate) fn common_effect(
 pub(crate) fn enter(
     env: StepEnv<'_>,
     case: &mut Case,
-    timeline: &Timeline,
+    timeline: &mut Timeline,
     event: crate::lifecycle::CaseEvent<'_>,
 ) -> Result<Vec<crate::lifecycle::Effect>, crate::lifecycle::Refused> {
     let next_turn = timeline.turn_key();
     let transition = crate::lifecycle::apply(&case.lifecycle(), event, &policy(env, case, &next_turn, timeline.at))?;
     case.set_lifecycle(transition.next);
+    for fact in transition.facts {
+        timeline.count(fact);
+    }
     Ok(transition.effects)
 }

@@ -152,7 +152,7 @@ async fn apply_plan<S: Store>(
                 options,
             };
             // An answer is never refused: every (state, result) has a plan.
-            let effects = enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
+            let effects = enter(env, &mut case, &mut timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
             let mut next_work_item = None;
             for effect in effects {
                 match effect {
@@ -207,7 +207,7 @@ async fn apply_plan<S: Store>(
                 record: Record::Turn(turn),
                 expected_status: TurnStatus::Answered.as_str(),
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             // The turn moves answered → done once: a second run finds it done.
             Ok(Attempt::write(commit, (Some(plan), next_work_item), (None, None)))
@@ -501,6 +501,9 @@ async fn finish_send<S: Store>(
                         "mail_sent",
                         format!("{} sent to {}", outbound.kind.as_str(), outbound.to.join(", ")),
                     );
+                    if outbound.kind.is_ai_written() {
+                        timeline.count(crate::metrics::Fact::AiMailSent);
+                    }
                     if outbound.kind != MailKind::EscalationNotice && !case.thread_message_ids.contains(&outbound.message_id) {
                         case.thread_message_ids.push(outbound.message_id.clone());
                     }
@@ -528,7 +531,7 @@ async fn finish_send<S: Store>(
                         reason: &reason,
                         to_customer: outbound.kind != MailKind::EscalationNotice,
                     };
-                    for effect in enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))? {
+                    for effect in enter(env, &mut case, &mut timeline, event).map_err(|r| PipelineError::Commit(r.0))? {
                         match effect {
                             Effect::NotifyQueue { reason } => notify_queue(env, &case, &mut commit, &reason, &origin, &suffix, now)?,
                             other => {
@@ -543,7 +546,7 @@ async fn finish_send<S: Store>(
                 record: Record::Outbound(outbound.clone()),
                 expected_status: OutboundStatus::Sending.as_str(),
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             // Only this sender holds the claim (`sending`): losing it is a fault.
             Ok(Attempt::Write {
@@ -604,7 +607,7 @@ pub async fn send_draft<S: Store, M: MailSender>(
                 kind: draft.kind,
             };
             // A closed case takes no mail but its own closure notice.
-            let Ok(effects) = enter(env, &mut case, &timeline, event) else {
+            let Ok(effects) = enter(env, &mut case, &mut timeline, event) else {
                 return Ok(Attempt::Done(false));
             };
             for effect in effects {
@@ -615,6 +618,11 @@ pub async fn send_draft<S: Store, M: MailSender>(
                     }
                 }
             }
+            timeline.count(if edited {
+                crate::metrics::Fact::DraftSentEdited
+            } else {
+                crate::metrics::Fact::DraftSentUnedited
+            });
             draft.status = DraftStatus::Sent;
             draft.edited = edited;
             draft.body = outbound.body.clone();
@@ -629,7 +637,7 @@ pub async fn send_draft<S: Store, M: MailSender>(
                 record: Record::Draft(draft),
                 expected_status: "pending_review",
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             // A double click finds the draft no longer pending.
             Ok(Attempt::write(commit, true, false))
@@ -710,7 +718,7 @@ async fn follow_up_once<S: Store>(
                 reminders_sent: follow_up.reminders_sent,
                 reminders,
             };
-            let effects = enter(env, &mut case, &timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
+            let effects = enter(env, &mut case, &mut timeline, event).map_err(|r| PipelineError::Commit(r.0))?;
             let mut what = String::new();
             for effect in effects {
                 match effect {
@@ -755,7 +763,7 @@ async fn follow_up_once<S: Store>(
                 record: Record::FollowUp(follow_up),
                 expected_status: "active",
             });
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             Ok(Attempt::write(commit, Some(what), None))
         },

@@ -45,7 +45,7 @@ where
                 Err(reason) => return Ok(Attempt::Done(ActionOutcome::Refused { reason })),
             };
             case.updated_at = now;
-            commit.records.extend(timeline.into_records().map(RecordWrite::Create));
+            timeline.write_into(&mut commit, &case);
             commit.case = Some(CaseWrite::Update(case));
             Ok(Attempt::write(
                 commit,
