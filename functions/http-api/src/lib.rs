@@ -513,10 +513,12 @@ struct SummaryQuery {
     intent: Option<String>,
 }
 
-/// The support lead's numbers (`casebridge::report`), as `casebridge report
-/// --format json` prints them. Only on stores that list cases cheaply (the
-/// embedded store): on DynamoDB it would scan the table on a request path,
-/// and the per-day counters that would answer it there are not built yet.
+/// The support lead's numbers. On a store that lists cases cheaply (the
+/// embedded one): `casebridge::report` over the cases created in the
+/// period, as `casebridge report --format json` prints it. On DynamoDB, where
+/// that would scan the table on a request path: the per-day counters of the
+/// period's days (`casebridge::daily`, `"source": "daily_counters"`), one
+/// query per day and shard, at most `MAX_COUNTER_DAYS` days.
 async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     _: Representative,
@@ -531,11 +533,13 @@ async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
         return Err(bad("since must be before until".into()));
     }
     if !state.store.lists_cases_cheaply() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_available",
-            "this store would be scanned; run `casebridge report` instead",
-        ));
+        // `until` is exclusive: its day counts only when the period ends after midnight.
+        let first = since.date_naive();
+        let last = (until - chrono::Duration::nanoseconds(1)).date_naive();
+        casebridge::store::check_counter_period(first, last).map_err(|e| bad(e.to_string()))?;
+        let counts = state.store.daily_counts(first, last).await.map_err(ApiError::from)?;
+        let summary = casebridge::daily::summarize(&counts, first, last, query.intent.as_deref());
+        return Ok(Json(summary).into_response());
     }
     let facts = casebridge::report::load_facts(&state.store, since, until, SUMMARY_CASE_LIMIT)
         .await
