@@ -88,7 +88,8 @@ pub enum Fact {
     DraftSentEdited,
     /// A representative discarded an agent's draft.
     DraftDiscarded,
-    /// A mail written by the agent was sent to the customer without review.
+    /// A mail written by the agent (a question or a resolution, a reviewed draft
+    /// included) was sent to the customer, as the report counts it.
     AiMailSent,
     /// An agent call failed for good (errors after retries, invalid answer,
     /// or no answer before the deadline).
@@ -154,7 +155,7 @@ impl Fact {
             Fact::DraftSentUnedited => "an agent draft a representative sent unchanged",
             Fact::DraftSentEdited => "an agent draft a representative edited, then sent",
             Fact::DraftDiscarded => "an agent draft a representative discarded",
-            Fact::AiMailSent => "an agent-written mail sent to the customer without review",
+            Fact::AiMailSent => "an agent-written mail (question or resolution, reviewed drafts included) sent to the customer",
             Fact::AgentFailed => "an agent call that failed for good (errors after retries, invalid answer, deadline)",
         }
     }
