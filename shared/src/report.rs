@@ -236,6 +236,14 @@ impl Period {
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.since <= at && at < self.until
     }
+
+    /// The first and the last (inclusive) UTC day the period touches: the
+    /// days of the per-day counters. `until` is exclusive, so its own day
+    /// counts only when the period ends after midnight.
+    pub fn days(&self) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let last = self.until - chrono::Duration::nanoseconds(1);
+        (self.since.date_naive(), last.max(self.since).date_naive())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -97,6 +97,16 @@ pub async fn run_store_conformance<S: Store>(store: &S) {
     daily_counters_add_with_their_commit_only(store).await;
 }
 
+/// The day's count of refund cases opened.
+async fn refunds_opened<S: Store>(store: &S, day: chrono::NaiveDate) -> u64 {
+    let counts = store.daily_counts(day, day).await.expect("read counters");
+    counts
+        .iter()
+        .filter(|c| c.intent == "refund" && c.fact == crate::metrics::Fact::CaseOpened)
+        .map(|c| c.value)
+        .sum()
+}
+
 /// The counters move with the commit that carries them, and only then: a
 /// commit refused by its guard adds nothing.
 async fn daily_counters_add_with_their_commit_only<S: Store>(store: &S) {
@@ -153,14 +163,7 @@ async fn daily_counters_add_with_their_commit_only<S: Store>(store: &S) {
     again.case = Some(CaseWrite::Create(sample_case(&id)));
     again.counts = vec![count(day, "refund", Fact::CaseOpened)];
     assert!(store.commit(again).await.is_err());
-    let opened: u64 = store
-        .daily_counts(day, day)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|c| c.intent == "refund" && c.fact == Fact::CaseOpened)
-        .map(|c| c.value)
-        .sum();
+    let opened = refunds_opened(store, day).await;
     assert_eq!(opened, 2, "refused commits add nothing");
 
     // A guarded update adds to the same counters.
@@ -168,14 +171,7 @@ async fn daily_counters_add_with_their_commit_only<S: Store>(store: &S) {
     update.case = Some(CaseWrite::Update(case));
     update.counts = vec![count(day, "refund", Fact::CaseOpened)];
     store.commit(update).await.expect("update with counters");
-    let opened: u64 = store
-        .daily_counts(day, day)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|c| c.intent == "refund" && c.fact == Fact::CaseOpened)
-        .map(|c| c.value)
-        .sum();
+    let opened = refunds_opened(store, day).await;
     assert_eq!(opened, 3);
 
     // Counters alone are not a commit; periods are bounded.

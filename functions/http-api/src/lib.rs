@@ -532,10 +532,9 @@ async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
     if since >= until {
         return Err(bad("since must be before until".into()));
     }
+    let period = casebridge::report::Period { since, until };
     if !state.store.lists_cases_cheaply() {
-        // `until` is exclusive: its day counts only when the period ends after midnight.
-        let first = since.date_naive();
-        let last = (until - chrono::Duration::nanoseconds(1)).date_naive();
+        let (first, last) = period.days();
         casebridge::store::check_counter_period(first, last).map_err(|e| bad(e.to_string()))?;
         let counts = state.store.daily_counts(first, last).await.map_err(ApiError::from)?;
         let summary = casebridge::daily::summarize(&counts, first, last, query.intent.as_deref());
@@ -544,7 +543,6 @@ async fn metrics_summary<S: Store + 'static, M: MailSender + 'static>(
     let facts = casebridge::report::load_facts(&state.store, since, until, SUMMARY_CASE_LIMIT)
         .await
         .map_err(ApiError::from)?;
-    let period = casebridge::report::Period { since, until };
     let report = casebridge::report::aggregate_with(&facts, &period, query.intent.as_deref(), &state.config.report);
     Ok(Json(report).into_response())
 }
