@@ -1,19 +1,24 @@
-//! The report's figures on a seeded embedded store whose numbers are known:
-//! cases written through the Store port with the records the pipeline
-//! leaves (outbound mail, drafts, turns, timeline events), then read back
-//! with `load_facts` and aggregated. No local stack needed.
+//! The report's figures on a seeded store whose numbers are known: cases
+//! written through the Store port with the records the pipeline leaves
+//! (outbound mail, drafts, turns, timeline events) and the day counters its
+//! commits add, then read back with `load_facts` and aggregated. The figures
+//! are asserted on the embedded store; the same seed is checked on every
+//! backend (DynamoDB on moto with the local stack), counters and
+//! `/metrics/summary` included.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use casebridge::ids::CaseId;
+use casebridge::metrics::Fact;
 use casebridge::model::*;
 use casebridge::protocol::{AgentResponse, ResponseType};
 use casebridge::report::{aggregate, load_facts, FailureCounts, Percentiles, Period, Report, ResolutionCounts};
 use casebridge::store::sqlite::SqliteStore;
-use casebridge::store::{CaseWrite, Commit, RecordWrite, Store};
+use casebridge::store::{CaseWrite, Commit, Count, RecordWrite, Store};
 use casebridge::testing::sample_case;
+use casebridge_tests::{on_every_backend, Backend};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap()
@@ -78,7 +83,7 @@ fn outbound(id: String, kind: MailKind, status: OutboundStatus, sent_at: Option<
     })
 }
 
-async fn write(store: &SqliteStore, seed: Seed) -> CaseId {
+async fn write<S: Store>(store: &S, seed: Seed) -> CaseId {
     let id = CaseId::generate("CB");
     let at = |min: i64| seed.created + Duration::minutes(min);
     let mut case = sample_case(&id);
@@ -165,7 +170,49 @@ async fn write(store: &SqliteStore, seed: Seed) -> CaseId {
             at(2),
         ));
     }
+    // The day counters the pipeline adds with the changes that made each
+    // fact true, on the day it became true.
+    let mut facts = vec![(Fact::CaseOpened, 0)];
+    if let Some((kind, min)) = seed.resolution {
+        facts.push((
+            match kind {
+                ResolutionKind::Confirmed => Fact::ResolvedConfirmed,
+                ResolutionKind::Assumed => Fact::ResolvedAssumed,
+                _ => Fact::ClosedByAgent,
+            },
+            min,
+        ));
+        if seed.reopened > 0 {
+            facts.push((Fact::Reopened, min + 1));
+        }
+    }
+    if seed.escalated {
+        facts.push((Fact::Escalated, 2));
+    }
+    for (kind, min) in &seed.sent {
+        if matches!(kind, MailKind::Question | MailKind::Resolution) {
+            facts.push((Fact::AiMailSent, *min));
+        }
+    }
+    for (status, edited) in &seed.drafts {
+        match (status, edited) {
+            (DraftStatus::Sent, true) => facts.push((Fact::DraftSentEdited, 2)),
+            (DraftStatus::Sent, false) => facts.push((Fact::DraftSentUnedited, 2)),
+            (DraftStatus::Discarded, _) => facts.push((Fact::DraftDiscarded, 2)),
+            _ => {}
+        }
+    }
+    facts.extend(seed.failed_turns.iter().map(|_| (Fact::AgentFailed, 1)));
     let mut commit = Commit::new(id.clone());
+    commit.counts = facts
+        .into_iter()
+        .map(|(fact, min)| Count {
+            day: at(min).date_naive(),
+            intent: seed.intent.into(),
+            agent: Some(seed.agent.into()),
+            fact,
+        })
+        .collect();
     commit.case = Some(CaseWrite::Create(case));
     commit.records = records.into_iter().map(RecordWrite::Create).collect();
     store.commit(commit).await.expect("seed commit");
@@ -175,9 +222,14 @@ async fn write(store: &SqliteStore, seed: Seed) -> CaseId {
 /// Five cases in November, one in October (outside the period).
 async fn seeded() -> SqliteStore {
     let store = SqliteStore::in_memory().unwrap();
+    seed_into(&store).await;
+    store
+}
+
+async fn seed_into<S: Store>(store: &S) {
     // 1. refund, confirmed: first response 10 min, resolved after 60 min.
     write(
-        &store,
+        store,
         Seed {
             resolution: Some((ResolutionKind::Confirmed, 60)),
             sent: vec![(MailKind::Resolution, 10)],
@@ -187,7 +239,7 @@ async fn seeded() -> SqliteStore {
     .await;
     // 2. refund, assumed after two reminders: 30 min, 3 days.
     write(
-        &store,
+        store,
         Seed {
             resolution: Some((ResolutionKind::Assumed, 4_320)),
             sent: vec![(MailKind::Resolution, 30), (MailKind::Reminder, 1_440), (MailKind::Reminder, 2_880)],
@@ -197,7 +249,7 @@ async fn seeded() -> SqliteStore {
     .await;
     // 3. refund, confirmed then reopened: 20 min; no time to resolution.
     write(
-        &store,
+        store,
         Seed {
             resolution: Some((ResolutionKind::Confirmed, 120)),
             reopened: 1,
@@ -210,7 +262,7 @@ async fn seeded() -> SqliteStore {
     // 4. shipping, semi-autonomous: drafts sent edited, sent unedited,
     //    discarded and pending; first response 45 min, confirmed after 5 h.
     write(
-        &store,
+        store,
         Seed {
             resolution: Some((ResolutionKind::Confirmed, 300)),
             sent: vec![(MailKind::Question, 45), (MailKind::Resolution, 200)],
@@ -227,7 +279,7 @@ async fn seeded() -> SqliteStore {
     // 5. shipping, the agent timed out and the case escalated; an earlier
     //    turn failed with HTTP 503.
     write(
-        &store,
+        store,
         Seed {
             escalated: true,
             failed_turns: vec![
@@ -240,7 +292,7 @@ async fn seeded() -> SqliteStore {
     .await;
     // 6. October: outside the period.
     write(
-        &store,
+        store,
         Seed {
             created: Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap(),
             resolution: Some((ResolutionKind::Confirmed, 1)),
@@ -249,7 +301,6 @@ async fn seeded() -> SqliteStore {
         },
     )
     .await;
-    store
 }
 
 async fn report(intent: Option<&str>) -> Report {
@@ -448,3 +499,108 @@ async fn cost_and_readiness_come_from_the_report_settings() {
     let refund = report.readiness.iter().find(|r| r.intent == "refund").expect("refund readiness");
     assert!(!refund.ready && refund.reasons[0].contains("0 reviewed draft(s)"), "{refund:?}");
 }
+
+/// The same seed on every backend: the cases read back into the same report
+/// (on DynamoDB the records go through its item layout), and the day
+/// counters written with the seed's commits sum to the seed's facts — which
+/// is what `GET /metrics/summary` answers on DynamoDB.
+async fn the_seeded_numbers_hold_on_every_backend(backend: Backend) {
+    use casebridge::daily::summarize;
+    let store = backend.store().await;
+    seed_into(&store).await;
+    let p = period();
+    let facts = load_facts(&store, p.since, p.until, 1_000).await.unwrap();
+    assert_eq!(facts.len(), 5, "the October case is not loaded");
+    let here = serde_json::to_value(aggregate(&facts, &p, None)).unwrap();
+    assert_eq!(here, serde_json::to_value(report(None).await).unwrap(), "on {}", backend.name());
+
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let summary = summarize(&store.daily_counts(day(1), day(30)).await.unwrap(), day(1), day(30), None);
+    let counts = &summary.totals.counts;
+    let want = [
+        // Cases opened in November; the October case opened on the 31st.
+        ("CasesOpened", 5),
+        // Counters are by the day a fact became true: the October case was
+        // resolved a minute after midnight on 1 November, so its confirmed
+        // resolution and its resolution mail count here — unlike the case
+        // report, which counts the cases created in the period.
+        ("ResolutionsConfirmed", 4),
+        ("ResolutionsAssumed", 1),
+        ("CasesClosedByAgent", 0),
+        ("CasesReopened", 1),
+        ("Escalations", 1),
+        ("DraftsSentUnedited", 1),
+        ("DraftsSentEdited", 1),
+        ("DraftsDiscarded", 1),
+        ("AiMailsSent", 7),
+        ("AgentFailures", 2),
+    ];
+    for (metric, value) in want {
+        assert_eq!(
+            counts.get(metric).copied(),
+            Some(value),
+            "{metric} on {}: {counts:?}",
+            backend.name()
+        );
+    }
+    let intents: Vec<(&str, u64)> = summary
+        .by_intent
+        .iter()
+        .map(|i| (i.intent.as_str(), i.figures.counts["CasesOpened"]))
+        .collect();
+    assert_eq!(intents, [("refund", 3), ("shipping", 2)]);
+    let shipping = summarize(
+        &store.daily_counts(day(1), day(30)).await.unwrap(),
+        day(1),
+        day(30),
+        Some("shipping"),
+    );
+    assert_eq!(shipping.totals.counts["AgentFailures"], 2);
+    assert_eq!(shipping.totals.escalation_rate, Some(0.5));
+    // The first days of November hold only the October case's late facts.
+    let first = summarize(&store.daily_counts(day(1), day(9)).await.unwrap(), day(1), day(9), None);
+    assert_eq!(first.totals.counts["CasesOpened"], 0);
+    assert_eq!(first.totals.counts["ResolutionsConfirmed"], 1);
+
+    // The route answers from the cases where listing them is cheap (the
+    // embedded store) and from these counters on DynamoDB.
+    let (status, body) = summary_route(store, "/metrics/summary?since=2026-11-01&until=2026-11-30").await;
+    assert_eq!(status, 200, "{body}");
+    if backend.as_stack().is_some() {
+        assert_eq!(body["source"], "daily_counters");
+        assert_eq!(body, serde_json::to_value(&summary).unwrap());
+    } else {
+        assert_eq!(body, here);
+    }
+}
+
+/// `GET uri` on the HTTP API over `store`, as representative rita.
+async fn summary_route<S: Store + 'static>(store: S, uri: &str) -> (u16, serde_json::Value) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use casebridge_http_api::{router, ApiState, RepresentativeAuth};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let outbox = std::env::temp_dir().join(format!("casebridge-report-{}", uuid::Uuid::new_v4().simple()));
+    let app = router(Arc::new(ApiState {
+        store,
+        mailer: casebridge::mail::outbox::OutboxMailer::new(&outbox).unwrap(),
+        config: casebridge_tests::config("http://127.0.0.1:9/invoke", "fully_autonomous"),
+        secrets: Arc::new(casebridge::secrets::Secrets::env_only()),
+        clock: Arc::new(casebridge::pipeline::SystemClock),
+        representatives: RepresentativeAuth::StaticToken("rep-token-0123456789".into()),
+    }));
+    let request = Request::get(uri)
+        .header("x-casebridge-representative", "rita")
+        .header("authorization", "Bearer rep-token-0123456789")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let _ = std::fs::remove_dir_all(&outbox);
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+on_every_backend!(the_seeded_numbers_hold_on_every_backend);
