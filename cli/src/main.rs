@@ -12,6 +12,7 @@ mod inbox;
 mod intent_tools;
 mod local;
 mod ops;
+mod replay;
 mod report;
 mod runtime;
 
@@ -113,6 +114,11 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         limit: usize,
     },
+    /// Replay historical mail (a folder of .eml, a maildir or an mbox) through
+    /// the pipeline in shadow mode on a scratch embedded store, and print the
+    /// report and the drafts that would have gone out, per intent. Resumable:
+    /// run it again on the same input to finish an interrupted replay.
+    Replay(replay::Args),
     /// Check the configuration and the store and say what to fix: one line per
     /// check (ok, WARN, FAIL); the exit code is non-zero when any check fails.
     Doctor {
@@ -269,6 +275,10 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         };
         return doctor::run(options).await;
     }
+    if let Command::Replay(args) = &cli.command {
+        // Before the global store is opened: a replay opens (and may refuse) its own scratch store.
+        return replay::run(args.options(&cli.store, cli.config.as_deref())?).await;
+    }
     let (store, mailer) = backends::open(&cli.store, &cli.outbox).await?;
     let db_path = PathBuf::from(cli.store.strip_prefix("sqlite:").unwrap_or_default());
     let config = || -> Result<casebridge::config::Config, local::CliError> {
@@ -288,7 +298,7 @@ async fn run(cli: Cli) -> Result<(), local::CliError> {
         .await
     };
     match cli.command {
-        Command::Demo { .. } | Command::Intent { .. } | Command::Doctor { .. } => Ok(()),
+        Command::Demo { .. } | Command::Intent { .. } | Command::Doctor { .. } | Command::Replay(_) => Ok(()),
         Command::InitTable => match &store {
             backends::AnyStore::Dynamo(dynamo) => {
                 dynamo.create_table().await?;
