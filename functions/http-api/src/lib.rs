@@ -8,12 +8,15 @@
 //! path, direction and body — see `casebridge::agent_auth`) and
 //! [`Representative`] (in AWS, API Gateway's JWT authorizer has checked the
 //! token and the name comes from its claims; locally, a static bearer token).
-//! An agent reads only cases routed to it.
+//! An agent reads only cases routed to it, over REST or over MCP (`POST /mcp`,
+//! [`mcp`]; docs/mcp.md).
 //!
 //! Errors are JSON `{"code": "...", "message": "..."}` with a stable code; a
 //! refused request changes nothing.
 
 use std::sync::Arc;
+
+pub mod mcp;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
@@ -53,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/cases/{caseId}/hand-back"),
     ("GET", "/cases/{caseId}/timeline"),
     ("GET", "/metrics/summary"),
+    ("POST", "/mcp"),
 ];
 
 /// Cases a summary looks at, at most: the request path stays bounded.
@@ -60,7 +64,7 @@ const SUMMARY_CASE_LIMIT: usize = 100_000;
 
 pub const REPRESENTATIVE_HEADER: &str = "x-casebridge-representative";
 /// Largest request body accepted (a draft edit, an agent answer).
-const MAX_BODY: usize = 256 * 1024;
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// How representatives are authenticated.
 #[derive(Debug, Clone)]
@@ -184,12 +188,14 @@ pub struct AuthenticatedAgent {
     pub body: Bytes,
 }
 
-impl<S: Store + 'static, M: MailSender + 'static> FromRequest<Arc<ApiState<S, M>>> for AuthenticatedAgent {
-    type Rejection = ApiError;
-
-    async fn from_request(request: axum::extract::Request, state: &Arc<ApiState<S, M>>) -> Result<Self, ApiError> {
-        let (parts, body) = request.into_parts();
-        let body = LimitedBody::read(body).await?;
+impl AuthenticatedAgent {
+    /// Checks that the request (its head and the body read from it) comes from
+    /// the agent it names; the agent's name and the body otherwise.
+    pub async fn authenticate<S: Store + 'static, M: MailSender + 'static>(
+        state: &ApiState<S, M>,
+        parts: &Parts,
+        body: Bytes,
+    ) -> Result<AuthenticatedAgent, ApiError> {
         let headers = &parts.headers;
         let name = header(headers, AGENT_HEADER).ok_or_else(|| ApiError::unauthorized("name the agent in X-Casebridge-Agent"))?;
         let agent = state.config.agent(name).ok_or_else(|| ApiError::unauthorized("unknown agent"))?;
@@ -234,6 +240,16 @@ impl<S: Store + 'static, M: MailSender + 'static> FromRequest<Arc<ApiState<S, M>
             name: agent.name.clone(),
             body,
         })
+    }
+}
+
+impl<S: Store + 'static, M: MailSender + 'static> FromRequest<Arc<ApiState<S, M>>> for AuthenticatedAgent {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &Arc<ApiState<S, M>>) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let body = LimitedBody::read(body).await?;
+        AuthenticatedAgent::authenticate(state, &parts, body).await
     }
 }
 
@@ -568,6 +584,7 @@ pub fn router<S: Store + 'static, M: MailSender + 'static>(state: Arc<ApiState<S
         .route("/cases/{case_id}/hand-back", post(hand_back_route::<S, M>))
         .route("/cases/{case_id}/timeline", get(timeline::<S, M>))
         .route("/metrics/summary", get(metrics_summary::<S, M>))
+        .route("/mcp", post(mcp::handle::<S, M>))
         .fallback(not_found)
         .with_state(state)
 }
