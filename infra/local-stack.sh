@@ -15,6 +15,10 @@ MOTO_VERSION=5.2.5
 FLASK_VERSION=3.1.3
 FLASK_CORS_VERSION=6.0.2
 SES_LOCAL_VERSION=2.10.2
+# The reference implementations the interop tests talk to: an A2A agent
+# (a2a-sdk) and an MCP client (mcp), in a venv of their own.
+A2A_SDK_VERSION=1.3.0
+MCP_VERSION=2.3.0
 # For the TypeScript verifier of agent signatures (examples/verifiers), compiled by the tests.
 TYPESCRIPT_VERSION=5.9.3
 TYPES_NODE_VERSION=20.19.8
@@ -26,6 +30,12 @@ install() {
     "$STATE/venv/bin/pip" install --quiet --disable-pip-version-check \
       "moto[dynamodb,s3,server]==$MOTO_VERSION" "flask==$FLASK_VERSION" "flask-cors==$FLASK_CORS_VERSION"
     echo "$MOTO_VERSION" > "$STATE/venv/.moto-version"
+  fi
+  if [ ! -x "$STATE/interop/bin/python" ] || ! grep -qx "$A2A_SDK_VERSION $MCP_VERSION" "$STATE/interop/.versions" 2>/dev/null; then
+    python3 -m venv "$STATE/interop"
+    "$STATE/interop/bin/pip" install --quiet --disable-pip-version-check \
+      "a2a-sdk[http-server]==$A2A_SDK_VERSION" "mcp==$MCP_VERSION"
+    echo "$A2A_SDK_VERSION $MCP_VERSION" > "$STATE/interop/.versions"
   fi
   if [ ! -x "$STATE/node/node_modules/.bin/aws-ses-v2-local" ] || [ ! -x "$STATE/node/node_modules/.bin/tsc" ] \
     || ! grep -q "\"$TYPESCRIPT_VERSION\"" "$STATE/node/node_modules/typescript/package.json" 2>/dev/null; then
@@ -83,6 +93,7 @@ export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$MOTO_PORT
 export CASEBRIDGE_SES_LOCAL_URL=http://127.0.0.1:$SES_PORT
 export CASEBRIDGE_MOTO_URL=http://127.0.0.1:$MOTO_PORT
 export CASEBRIDGE_TSC=$STATE/node/node_modules/.bin/tsc
+export CASEBRIDGE_INTEROP_PYTHON=$STATE/interop/bin/python
 VARS
 }
 

@@ -33,7 +33,7 @@ fn mail(case: usize, reply: bool, minutes: usize) -> String {
     let base = 1_793_606_400i64; // 2026-11-02T08:00:00Z
     let minutes = i64::try_from(minutes).unwrap_or(0);
     let date = chrono::DateTime::from_timestamp(base + minutes * 60, 0).unwrap_or_default();
-    let (subject, body) = if case % 2 == 0 {
+    let (subject, body) = if case.is_multiple_of(2) {
         ("Refund for my order", "My order arrived damaged and I would like a refund, please.")
     } else {
         ("Where is my order?", "My parcel has not arrived yet. What is the tracking number?")

@@ -32,7 +32,7 @@ use casebridge::config::{AgentConfig, Config};
 use casebridge::ids::CaseId;
 use casebridge::inbound::Verdicts;
 use casebridge::model::{MailKind, OutboundStatus, Record, RecordKind, TurnStatus};
-use casebridge::pipeline::agent::{accept_callback, run_turn, sweep_overdue, CallbackOutcome, TurnOutcome};
+use casebridge::pipeline::agent::{accept_callback, agent_request, run_turn, sweep_overdue, CallbackOutcome, TurnOutcome};
 use casebridge::pipeline::inbound::{ingest, InboundDelivery, IngestOutcome};
 use casebridge::pipeline::outcome::{carry_out, run_follow_ups};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
@@ -398,10 +398,7 @@ impl ReplayAgents<'_> {
 }
 
 fn failed(error: AgentCallError) -> AgentCallOutcome {
-    AgentCallOutcome {
-        result: Err(error),
-        attempts: 0,
-    }
+    AgentCallOutcome::new(Err(error), 0)
 }
 
 /// One line of a recording: what one agent call gave. Written as JSON
@@ -418,6 +415,9 @@ struct RecordedCall {
     intent: Option<String>,
     #[serde(default = "one")]
     attempts: u32,
+    /// An A2A task the answer left waiting for the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote_task: Option<String>,
     #[serde(flatten)]
     gave: Gave,
 }
@@ -466,6 +466,7 @@ impl RecordedCall {
             agent: agent.name.clone(),
             intent: request.intent.clone(),
             attempts: outcome.attempts,
+            remote_task: outcome.remote_task.clone(),
             gave,
         }
     }
@@ -488,6 +489,7 @@ impl RecordedCall {
         AgentCallOutcome {
             result,
             attempts: self.attempts,
+            remote_task: self.remote_task.clone(),
         }
     }
 }
@@ -692,12 +694,7 @@ impl Replayer<'_> {
                 let (Some(case), Some(agent)) = (p.store.get_case(&case_id).await?, p.config.agent(&turn.agent).cloned()) else {
                     continue;
                 };
-                let request = AgentRequest {
-                    case_id: case.id.to_string(),
-                    conversation_id: case.conversation_id.clone(),
-                    turn_id: Some(turn.public_id(&case.id)),
-                    intent: case.intent.clone(),
-                };
+                let request = agent_request(&p.store, &case, &turn, &agent).await?;
                 let outcome = self.agents.call(&agent, &request, None).await;
                 let Ok(AgentReply::Answer(answer)) = outcome.result else {
                     self.failures.push(BadInput {
@@ -1346,6 +1343,7 @@ mod tests {
             agent: "refund-agent".into(),
             intent: Some("refund".into()),
             attempts: 1,
+            remote_task: None,
             gave: Gave::Error(RecordedError::Timeout { ms: 2000 }),
         };
         let line = serde_json::to_string(&call).unwrap();

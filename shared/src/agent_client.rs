@@ -3,6 +3,9 @@
 //! timeouts, connection errors, 429 (honouring Retry-After) and 5xx — never
 //! past the caller's deadline — then a strictly validated answer, an
 //! "accepted, answer comes later" (202, async agents), or a typed error.
+//! An agent with `protocol = "a2a"` gets the same transport, authentication,
+//! retries and redirect refusal; only the body (an A2A `SendMessage`) and
+//! the reading of the reply differ (`crate::a2a`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,10 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
+use crate::a2a::A2aError;
 use crate::agent_auth::{
     credentials, sign_v1, sign_v2, AgentCredentials, Direction, RequestFacts, KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
-use crate::config::{AgentConfig, AgentMode, HmacScheme};
+use crate::config::{AgentConfig, AgentMode, AgentProtocol, HmacScheme};
 use crate::protocol::{parse_agent_response, AgentRequest, AgentResponse, AgentResponseError, MAX_AGENT_RESPONSE_BYTES};
 use crate::secrets::SecretResolver;
 
@@ -36,6 +40,19 @@ pub enum AgentCallError {
     Config(String),
     #[error("agent answered 202 Accepted but is configured as synchronous")]
     UnexpectedAccepted,
+    /// An A2A reply that is not an answer (an RPC error, a task left working, …).
+    #[error("{0}")]
+    A2a(A2aError),
+}
+
+impl From<A2aError> for AgentCallError {
+    fn from(e: A2aError) -> Self {
+        match e {
+            // The answer itself broke the contract: the same kind as a bad casebridge answer.
+            A2aError::Answer(invalid) => AgentCallError::Invalid(invalid),
+            other => AgentCallError::A2a(other),
+        }
+    }
 }
 
 impl AgentCallError {
@@ -43,9 +60,11 @@ impl AgentCallError {
         match self {
             AgentCallError::Timeout(_) | AgentCallError::Transport(_) => true,
             AgentCallError::Status(code) => *code == 429 || *code >= 500,
-            AgentCallError::Redirect(_) | AgentCallError::Invalid(_) | AgentCallError::Config(_) | AgentCallError::UnexpectedAccepted => {
-                false
-            }
+            AgentCallError::Redirect(_)
+            | AgentCallError::Invalid(_)
+            | AgentCallError::Config(_)
+            | AgentCallError::UnexpectedAccepted
+            | AgentCallError::A2a(_) => false,
         }
     }
 }
@@ -61,7 +80,24 @@ pub enum AgentReply {
 pub struct AgentCallOutcome {
     pub result: Result<AgentReply, AgentCallError>,
     pub attempts: u32,
+    /// An A2A task waiting for the customer's reply (the answer is a
+    /// `Question`): the next turn of the case continues it.
+    pub remote_task: Option<String>,
 }
+
+impl AgentCallOutcome {
+    /// An outcome with no A2A task to continue.
+    pub fn new(result: Result<AgentReply, AgentCallError>, attempts: u32) -> AgentCallOutcome {
+        AgentCallOutcome {
+            result,
+            attempts,
+            remote_task: None,
+        }
+    }
+}
+
+/// What one attempt gave: the reply and the A2A task to continue.
+type Attempted = Result<(AgentReply, Option<String>), AgentCallError>;
 
 /// The port the agent step calls agents through.
 pub trait AgentClient: Send + Sync {
@@ -112,14 +148,20 @@ impl HttpAgentClient {
         agent: &AgentConfig,
         body: &[u8],
         turn_id: Option<&str>,
+        rpc_id: &str,
         credentials: &AgentCredentials,
-    ) -> (Result<AgentReply, AgentCallError>, Option<Duration>) {
+    ) -> (Attempted, Option<Duration>) {
         let mut call = self
             .http
             .post(&agent.url)
             .timeout(Duration::from_millis(agent.timeout_ms))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
+        if agent.protocol == AgentProtocol::A2a {
+            call = call
+                .header(crate::a2a::VERSION_HEADER, crate::a2a::PROTOCOL_VERSION)
+                .header(crate::a2a::EXTENSIONS_HEADER, crate::a2a::CASE_EXTENSION);
+        }
         if let Some(turn) = turn_id {
             call = call.header("Idempotency-Key", turn);
         }
@@ -161,9 +203,9 @@ impl HttpAgentClient {
         };
         let status = response.status();
         if status == reqwest::StatusCode::ACCEPTED {
-            return match agent.mode {
-                AgentMode::Async => (Ok(AgentReply::Accepted), None),
-                AgentMode::Sync => (Err(AgentCallError::UnexpectedAccepted), None),
+            return match (agent.protocol, agent.mode) {
+                (AgentProtocol::Casebridge, AgentMode::Async) => (Ok((AgentReply::Accepted, None)), None),
+                _ => (Err(AgentCallError::UnexpectedAccepted), None),
             };
         }
         if status.is_redirection() {
@@ -178,13 +220,19 @@ impl HttpAgentClient {
                 .map(Duration::from_secs);
             return (Err(AgentCallError::Status(status.as_u16())), retry_after);
         }
-        match read_bounded(response, agent.timeout_ms).await {
-            Ok(body) => (
-                parse_agent_response(&body).map(AgentReply::Answer).map_err(AgentCallError::from),
-                None,
-            ),
-            Err(e) => (Err(e), None),
-        }
+        let body = match read_bounded(response, agent.timeout_ms).await {
+            Ok(body) => body,
+            Err(e) => return (Err(e), None),
+        };
+        let reply = match agent.protocol {
+            AgentProtocol::Casebridge => parse_agent_response(&body)
+                .map(|answer| (AgentReply::Answer(answer), None))
+                .map_err(AgentCallError::from),
+            AgentProtocol::A2a => crate::a2a::parse_reply(&body, rpc_id)
+                .map(|reply| (AgentReply::Answer(reply.answer), reply.continue_task))
+                .map_err(AgentCallError::from),
+        };
+        (reply, None)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -238,27 +286,24 @@ impl AgentClient for HttpAgentClient {
     async fn call(&self, agent: &AgentConfig, request: &AgentRequest, deadline: Option<DateTime<Utc>>) -> AgentCallOutcome {
         let credentials = match credentials(self.secrets.as_ref(), agent).await {
             Ok(credentials) => credentials,
-            Err(e) => {
-                return AgentCallOutcome {
-                    result: Err(AgentCallError::Config(e.to_string())),
-                    attempts: 0,
-                }
+            Err(e) => return AgentCallOutcome::new(Err(AgentCallError::Config(e.to_string())), 0),
+        };
+        let (body, rpc_id) = match agent.protocol {
+            AgentProtocol::Casebridge => (serde_json::to_vec(request), String::new()),
+            AgentProtocol::A2a => {
+                let message = crate::a2a::send_message(request);
+                (serde_json::to_vec(&message), message.id)
             }
         };
-        let body = match serde_json::to_vec(request) {
+        let body = match body {
             Ok(body) => body,
-            Err(e) => {
-                return AgentCallOutcome {
-                    result: Err(AgentCallError::Config(e.to_string())),
-                    attempts: 0,
-                }
-            }
+            Err(e) => return AgentCallOutcome::new(Err(AgentCallError::Config(e.to_string())), 0),
         };
         let per_attempt = Duration::from_millis(agent.timeout_ms);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), &credentials).await;
+            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), &rpc_id, &credentials).await;
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
                     let wait = retry_after
@@ -268,13 +313,23 @@ impl AgentClient for HttpAgentClient {
                         let next_end = Utc::now() + wait + per_attempt + DEADLINE_MARGIN;
                         if next_end > deadline {
                             tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, "agent call failed; no time left for another attempt");
-                            return AgentCallOutcome { result: Err(e), attempts };
+                            return AgentCallOutcome::new(Err(e), attempts);
                         }
                     }
                     tracing::warn!(agent = %agent.name, attempt = attempts, error = %e, wait_ms = wait.as_millis() as u64, "agent call failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
-                result => return AgentCallOutcome { result, attempts },
+                result => {
+                    let (result, remote_task) = match result {
+                        Ok((reply, task)) => (Ok(reply), task),
+                        Err(e) => (Err(e), None),
+                    };
+                    return AgentCallOutcome {
+                        result,
+                        attempts,
+                        remote_task,
+                    };
+                }
             }
         }
     }

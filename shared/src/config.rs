@@ -504,6 +504,21 @@ pub struct AgentConfig {
     /// How long an async agent has to post its answer before the case escalates.
     #[serde(default = "default_async_answer_secs")]
     pub async_answer_within_secs: u64,
+    /// What the agent speaks: casebridge's own JSON (the default) or A2A 1.0
+    /// over JSON-RPC, `url` then being the agent's JSON-RPC endpoint.
+    #[serde(default)]
+    pub protocol: AgentProtocol,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentProtocol {
+    /// `POST {caseId, conversationId, turnId, intent}`, the answer in the
+    /// response or, for `mode = "async"`, on the callback route.
+    #[default]
+    Casebridge,
+    /// Agent2Agent 1.0, JSON-RPC binding (`crate::a2a`).
+    A2a,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -707,6 +722,14 @@ impl Config {
             if agent.max_attempts == 0 || agent.timeout_ms == 0 || agent.async_answer_within_secs == 0 {
                 return invalid(format!("agent {:?} needs max_attempts and timeout_ms above 0", agent.name));
             }
+            if agent.protocol == AgentProtocol::A2a && agent.mode == AgentMode::Async {
+                // A2A's own long-running path is push notifications and GetTask,
+                // not casebridge's callback route; neither is built yet.
+                return invalid(format!(
+                    "agent {:?}: protocol = \"a2a\" answers in the SendMessage reply; mode = \"async\" is for casebridge's own protocol",
+                    agent.name
+                ));
+            }
         }
         let mut intents = std::collections::HashSet::new();
         for intent in &self.intents {
@@ -788,6 +811,25 @@ agent = "refunds"
         assert!(config.mail.is_own_address("Escalations@Example.COM"));
         assert!(!config.mail.is_own_address("ann@customer.example"));
         assert!(!config.mail.is_own_address("@example.com"));
+    }
+
+    #[test]
+    fn an_agent_speaks_casebridge_unless_it_says_a2a() {
+        let config = Config::from_toml(BASE).unwrap();
+        assert_eq!(config.agents[0].protocol, AgentProtocol::Casebridge);
+        let a2a = BASE.replace(
+            "url = \"http://127.0.0.1:9/invoke\"",
+            "url = \"http://127.0.0.1:9/a2a\"\nprotocol = \"a2a\"",
+        );
+        assert_eq!(Config::from_toml(&a2a).unwrap().agents[0].protocol, AgentProtocol::A2a);
+        // A2A answers in the SendMessage reply: casebridge's async callback is not its path.
+        let a2a_async = a2a.replace("protocol = \"a2a\"", "protocol = \"a2a\"\nmode = \"async\"");
+        assert!(matches!(Config::from_toml(&a2a_async), Err(ConfigError::Invalid(m)) if m.contains("a2a")));
+        let unknown = BASE.replace(
+            "url = \"http://127.0.0.1:9/invoke\"",
+            "url = \"http://127.0.0.1:9/x\"\nprotocol = \"grpc\"",
+        );
+        assert!(matches!(Config::from_toml(&unknown), Err(ConfigError::Parse(_))));
     }
 
     #[test]

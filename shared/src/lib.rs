@@ -6,6 +6,7 @@
 //! ([`store`], [`mail`], [`agent_client`], [`raw_mail`]) and the three
 //! pipeline steps ([`pipeline`]).
 
+pub mod a2a;
 pub mod address;
 pub mod agent_auth;
 pub mod agent_client;

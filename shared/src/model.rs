@@ -377,6 +377,10 @@ pub struct AgentTurn {
     /// While in flight or awaiting a callback: when the sweep gives up on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// An A2A agent's task left waiting for the customer (the turn's answer
+    /// is a question): the case's next turn continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_task: Option<String>,
 }
 
 impl AgentTurn {

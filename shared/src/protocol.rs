@@ -24,6 +24,15 @@ pub struct AgentRequest {
     /// The intent the case was routed by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
+    /// What the customer wrote in the turn's mails (new text only). Not in
+    /// casebridge's own request body — its agents read the context route —
+    /// but an A2A agent gets it as the message's text part.
+    #[serde(skip)]
+    pub new_text: Vec<String>,
+    /// The A2A task the turn continues (the agent's last answer asked the
+    /// customer a question); never on casebridge's own wire.
+    #[serde(skip)]
+    pub remote_task: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -269,6 +269,7 @@ fn turn(id: &str, status: TurnStatus, due_at: Option<chrono::DateTime<Utc>>) -> 
         result: None,
         finished_at: None,
         due_at,
+        remote_task: None,
     })
 }
 

@@ -51,11 +51,18 @@ fn request_schema_and_type_agree() {
         conversation_id: "c".into(),
         turn_id: Some("t".into()),
         intent: None,
+        new_text: vec!["not on the wire".into()],
+        remote_task: Some("not on the wire either".into()),
     };
     let value = serde_json::to_value(&request).unwrap();
     assert!(validator.is_valid(&value));
     assert_eq!(value["caseId"], "CB-0000000000");
     assert_eq!(value["conversationId"], "c");
+    assert_eq!(
+        value.as_object().unwrap().len(),
+        3,
+        "only the contract's fields go on the wire: {value}"
+    );
     for bad in [
         json!({"caseId": "x"}),
         json!({"conversationId": "x"}),

@@ -389,6 +389,8 @@ async fn retries_stop_before_the_deadline(backend: Backend) {
         conversation_id: "c".into(),
         turn_id: None,
         intent: None,
+        new_text: Vec::new(),
+        remote_task: None,
     };
     use casebridge::agent_client::AgentClient;
     let outcome = h.agent.agents.call(&h.config.agents[0], &request, Some(deadline)).await;

@@ -145,6 +145,7 @@ async fn write<S: Store>(store: &S, seed: Seed) -> CaseId {
             }),
             finished_at: Some(at(1)),
             due_at: None,
+            remote_task: None,
         }));
     }
     if seed.escalated {

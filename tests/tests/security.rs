@@ -167,6 +167,8 @@ fn request(case: &CaseId) -> AgentRequest {
         conversation_id: "conversation-1".into(),
         turn_id: Some(format!("{case}.0000000001")),
         intent: Some("refund".into()),
+        new_text: Vec::new(),
+        remote_task: None,
     }
 }
 

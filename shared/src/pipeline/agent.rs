@@ -9,11 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use super::step::{guarded, Attempt};
 use super::{common_effect, enter, load_case, load_record, PipelineError, StepEnv, Timeline};
 use crate::agent_client::{AgentCallOutcome, AgentClient, AgentReply};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, AgentProtocol};
 use crate::ids::CaseId;
 use crate::lifecycle::CaseEvent;
-use crate::model::{AgentTurn, Case, Record, TurnResult, TurnStatus};
-use crate::protocol::{parse_agent_response, AgentRequest};
+use crate::model::{AgentTurn, Case, Record, RecordKind, TurnResult, TurnStatus};
+use crate::protocol::{parse_agent_response, AgentRequest, ResponseType};
 use crate::store::{CaseWrite, Commit, RecordWrite, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,14 +61,15 @@ pub async fn run_turn<S: Store, A: AgentClient>(
         Claim::Call { agent, turn, case } => (agent, turn, case),
         Claim::Done(outcome) => return Ok(outcome),
     };
-    let request = AgentRequest {
-        case_id: case.id.to_string(),
-        conversation_id: case.conversation_id.clone(),
-        turn_id: Some(turn.public_id(&case.id)),
-        intent: case.intent.clone(),
-    };
+    let request = agent_request(store, &case, &turn, &agent).await?;
     tracing::info!(case = %case.id, turn = %turn.id, agent = %agent.name, "calling agent");
-    let AgentCallOutcome { result, attempts } = agents.call(&agent, &request, env.deadline).await;
+    let AgentCallOutcome {
+        result,
+        attempts,
+        remote_task,
+    } = agents.call(&agent, &request, env.deadline).await;
+    let mut turn = turn;
+    turn.remote_task = remote_task;
     let result = match result {
         Ok(AgentReply::Answer(response)) => TurnResult::Answered { response },
         Ok(AgentReply::Accepted) => {
@@ -83,6 +84,46 @@ pub async fn run_turn<S: Store, A: AgentClient>(
         }
     };
     record_answer(env, store, case_id, turn, TurnStatus::InFlight, result, attempts).await
+}
+
+/// What the agent is asked for a claimed turn.
+pub async fn agent_request<S: Store>(store: &S, case: &Case, turn: &AgentTurn, agent: &AgentConfig) -> Result<AgentRequest, PipelineError> {
+    let (new_text, remote_task) = match agent.protocol {
+        AgentProtocol::Casebridge => (Vec::new(), None),
+        AgentProtocol::A2a => a2a_turn_input(store, &case.id, turn).await?,
+    };
+    Ok(AgentRequest {
+        case_id: case.id.to_string(),
+        conversation_id: case.conversation_id.clone(),
+        turn_id: Some(turn.public_id(&case.id)),
+        intent: case.intent.clone(),
+        new_text,
+        remote_task,
+    })
+}
+
+/// What an A2A agent is sent besides the case: the new text of the turn's
+/// mails, and the task to continue when the case's previous turn left one
+/// waiting for the customer (its answer was a question).
+async fn a2a_turn_input<S: Store>(store: &S, case_id: &CaseId, turn: &AgentTurn) -> Result<(Vec<String>, Option<String>), PipelineError> {
+    let mut texts = Vec::new();
+    for id in &turn.mail_ids {
+        if let Some(Record::Mail(mail)) = store.get_record(case_id, id).await? {
+            texts.push(mail.new_text);
+        }
+    }
+    let previous = store
+        .list_records(case_id, RecordKind::Turn)
+        .await?
+        .into_iter()
+        .filter_map(Record::into_turn)
+        .filter(|t| t.id < turn.id)
+        .max_by(|a, b| a.id.cmp(&b.id));
+    let waiting = previous.and_then(|t| match (&t.result, t.remote_task) {
+        (Some(TurnResult::Answered { response }), Some(task)) if response.response_type == ResponseType::Question => Some(task),
+        _ => None,
+    });
+    Ok((texts, waiting))
 }
 
 async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, work_item_key: &str) -> Result<Claim, PipelineError> {
@@ -110,6 +151,7 @@ async fn claim_turn<S: Store>(env: StepEnv<'_>, store: &S, case_id: &CaseId, wor
                 result: None,
                 finished_at: None,
                 due_at: None,
+                remote_task: None,
             };
             let mut timeline = Timeline::for_commit(&case, now);
             let mut commit = Commit::new(case_id.clone());
