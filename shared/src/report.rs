@@ -557,14 +557,13 @@ fn parse_date(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
 }
 
 /// Reads the facts of at most `limit` cases created in `[since, until)`,
-/// through the Store port: `list_case_ids`, then each
-/// case and its records.
+/// through the Store port (`Store::scan_cases`: on SQLite one pass, elsewhere
+/// case by case).
 ///
 /// On the embedded store this is a local scan and fine. On DynamoDB
 /// `list_case_ids` scans the table: this is for the CLI (an operator's run),
-/// never for a request path. The per-day counters the DynamoDB side needs for
-/// request paths (updated with each case's terminal transitions) are not
-/// built yet.
+/// never for a request path; request paths on DynamoDB read the day
+/// counters (`crate::daily`).
 pub async fn load_facts<S: Store>(
     store: &S,
     since: DateTime<Utc>,
@@ -572,31 +571,21 @@ pub async fn load_facts<S: Store>(
     limit: usize,
 ) -> Result<Vec<CaseFacts>, StoreError> {
     let period = Period { since, until };
-    let mut facts = Vec::new();
     // The limit counts cases of the period, so it is applied after the filter.
-    for id in store.list_case_ids(usize::MAX).await? {
-        if facts.len() >= limit {
-            break;
-        }
-        let Some(case) = store.get_case(&id).await? else {
-            continue;
-        };
-        if !period.contains(case.created_at) {
-            continue;
-        }
-        let mut records = Vec::new();
-        for kind in [
-            RecordKind::Mail,
-            RecordKind::Outbound,
-            RecordKind::Draft,
-            RecordKind::Turn,
-            RecordKind::Event,
-        ] {
-            records.extend(store.list_records(&id, kind).await?);
-        }
-        facts.push(CaseFacts::from_case(&case, &records));
-    }
-    Ok(facts)
+    store
+        .scan_cases(
+            &[
+                RecordKind::Mail,
+                RecordKind::Outbound,
+                RecordKind::Draft,
+                RecordKind::Turn,
+                RecordKind::Event,
+            ],
+            limit,
+            |case| period.contains(case.created_at),
+            CaseFacts::from_case,
+        )
+        .await
 }
 
 #[cfg(test)]

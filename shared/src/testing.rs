@@ -95,6 +95,61 @@ pub async fn run_store_conformance<S: Store>(store: &S) {
     due_index_lists_due_turns_only(store).await;
     queues_list_pending_drafts_and_escalated_cases(store).await;
     daily_counters_add_with_their_commit_only(store).await;
+    scanned_cases_are_the_cases_with_their_records(store).await;
+}
+
+/// `scan_cases` answers what reading case by case answers: the cases
+/// `select` keeps, in id order, with their records of the kinds asked for
+/// (others left out) in key order, at most `limit` of them.
+async fn scanned_cases_are_the_cases_with_their_records<S: Store>(store: &S) {
+    let mut ids = Vec::new();
+    let mut extra = None;
+    for n in 0..4 {
+        let id = CaseId::generate("CT");
+        let mut commit = Commit::new(id.clone());
+        commit.case = Some(CaseWrite::Create(sample_case(&id)));
+        commit.records = vec![
+            RecordWrite::Create(outbound(&format!("OUT#{n:04}"), OutboundStatus::Pending)),
+            RecordWrite::Create(turn("TURN#0000000001", TurnStatus::Done, None)),
+            RecordWrite::Create(event("EVT#0000000001#000", "not asked for")),
+        ];
+        if n == 1 {
+            commit.records.push(RecordWrite::Create(outbound("OUT#9999", OutboundStatus::Sent)));
+            extra = Some(id.clone());
+        }
+        store.commit(commit).await.expect("seed a case");
+        ids.push(id);
+    }
+    let extra = extra.expect("the case with two mails");
+    // Three of ours, one left out; the store may hold other tests' cases too.
+    let left_out = ids.iter().find(|id| **id != extra).cloned().expect("another case");
+    ids.retain(|id| *id != left_out);
+    ids.sort();
+    let wanted: std::collections::HashSet<CaseId> = ids.iter().cloned().collect();
+    let kinds = [RecordKind::Turn, RecordKind::Outbound];
+    let keys = |case: &Case, records: &[Record]| (case.id.clone(), records.iter().map(|r| r.key().to_string()).collect::<Vec<_>>());
+    let scanned = store
+        .scan_cases(&kinds, usize::MAX, |c| wanted.contains(&c.id), keys)
+        .await
+        .expect("scan");
+    let mut expected = Vec::new();
+    for id in &ids {
+        let case = store.get_case(id).await.expect("read").expect("a case");
+        let mut records = Vec::new();
+        for kind in kinds {
+            records.extend(store.list_records(id, kind).await.expect("list"));
+        }
+        records.sort_by(|a, b| a.key().cmp(b.key()));
+        expected.push(keys(&case, &records));
+    }
+    assert_eq!(scanned, expected);
+    let with_two = scanned.iter().find(|(id, _)| *id == extra).expect("the case with two mails");
+    assert_eq!(with_two.1, ["OUT#0001", "OUT#9999", "TURN#0000000001"], "{scanned:?}");
+    let two = store
+        .scan_cases(&kinds, 2, |c| wanted.contains(&c.id), keys)
+        .await
+        .expect("scan with a limit");
+    assert_eq!(two, expected[..2], "the limit counts kept cases");
 }
 
 /// The day's count of refund cases opened.

@@ -265,6 +265,48 @@ pub trait Store: Send + Sync {
     fn lists_cases_cheaply(&self) -> bool {
         false
     }
+
+    /// Every case `select` keeps, with its records of `kinds` (all in one
+    /// key order), turned into `T` by `map`; in case id order, at most `limit`
+    /// of them. For the report and operators' tools, like `list_case_ids`:
+    /// on DynamoDB it scans. This default reads case by case; a store that
+    /// can read everything in one pass (SQLite) overrides it, and the
+    /// conformance suite holds both to the same answer.
+    fn scan_cases<T, K, M>(
+        &self,
+        kinds: &[RecordKind],
+        limit: usize,
+        select: K,
+        mut map: M,
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send
+    where
+        T: Send,
+        K: Fn(&Case) -> bool + Send,
+        M: FnMut(&Case, &[Record]) -> T + Send,
+    {
+        let kinds = kinds.to_vec();
+        async move {
+            let mut out = Vec::new();
+            for id in self.list_case_ids(usize::MAX).await? {
+                if out.len() >= limit {
+                    break;
+                }
+                let Some(case) = self.get_case(&id).await? else {
+                    continue;
+                };
+                if !select(&case) {
+                    continue;
+                }
+                let mut records = Vec::new();
+                for kind in &kinds {
+                    records.extend(self.list_records(&id, *kind).await?);
+                }
+                records.sort_by(|a, b| a.key().cmp(b.key()));
+                out.push(map(&case, &records));
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

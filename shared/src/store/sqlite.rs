@@ -400,6 +400,73 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    /// Two statements stepped side by side over one connection: the cases
+    /// in id order, and the records of `kinds` in (case id, key) order, the
+    /// table's primary key, merged as they go. Records of cases `select`
+    /// drops are not decoded. No per-case query: a report over 100,000 cases
+    /// is one pass (`tests/benches/report.rs`).
+    async fn scan_cases<T, K, M>(&self, kinds: &[RecordKind], limit: usize, select: K, mut map: M) -> Result<Vec<T>, StoreError>
+    where
+        T: Send,
+        K: Fn(&Case) -> bool + Send,
+        M: FnMut(&Case, &[Record]) -> T + Send,
+    {
+        let wanted: Vec<&str> = kinds.iter().map(|k| k.type_name()).collect();
+        let connection = self.lock()?;
+        let mut cases = connection.prepare("SELECT id, doc FROM cases ORDER BY id").map_err(backend)?;
+        let mut records = connection
+            .prepare("SELECT case_id, record_type, doc FROM records ORDER BY case_id, key")
+            .map_err(backend)?;
+        let mut case_rows = cases.query([]).map_err(backend)?;
+        let mut record_rows = records.query([]).map_err(backend)?;
+        // The record row read but not yet used: (case id, type, doc).
+        let mut pending: Option<(String, String, String)> = None;
+        let next_record = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<(String, String, String)>, StoreError> {
+            match rows.next().map_err(backend)? {
+                Some(row) => Ok(Some((
+                    row.get(0).map_err(backend)?,
+                    row.get(1).map_err(backend)?,
+                    row.get(2).map_err(backend)?,
+                ))),
+                None => Ok(None),
+            }
+        };
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(row) = case_rows.next().map_err(backend)? else {
+                break;
+            };
+            let id: String = row.get(0).map_err(backend)?;
+            let doc: String = row.get(1).map_err(backend)?;
+            let case: Case = decode(&doc)?;
+            let keep = select(&case);
+            let mut own = Vec::new();
+            loop {
+                if pending.is_none() {
+                    pending = next_record(&mut record_rows)?;
+                }
+                let Some((case_id, record_type, doc)) = &pending else {
+                    break;
+                };
+                match case_id.as_str().cmp(id.as_str()) {
+                    // A record of a case not in the table (none are written so): skipped.
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => {
+                        if keep && wanted.contains(&record_type.as_str()) {
+                            own.push(decode::<Record>(doc)?);
+                        }
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+                pending = None;
+            }
+            if keep {
+                out.push(map(&case, &own));
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection
