@@ -319,7 +319,8 @@ fn open_scratch(path: &Path, input: &Path) -> Result<SqliteStore, CliError> {
             [Utc::now().to_rfc3339(), input.display().to_string()],
         )?;
     }
-    Ok(SqliteStore::open(path)?)
+    // Its work can be redone (a resumed replay does), so no sync per commit.
+    Ok(SqliteStore::open_scratch(path)?)
 }
 
 // ---------------------------------------------------------------- clock

@@ -63,6 +63,18 @@ impl SqliteStore {
         SqliteStore::with_connection(connection)
     }
 
+    /// A store whose last transactions may be lost to a power cut (never to
+    /// a crashed or killed process) in exchange for no fsync per commit
+    /// (WAL with `synchronous = NORMAL`; the file stays consistent). For
+    /// scratch stores whose work can be redone, like `casebridge replay`'s;
+    /// the live store keeps the default, a sync per commit.
+    pub fn open_scratch(path: &Path) -> Result<SqliteStore, StoreError> {
+        let connection = Connection::open(path).map_err(backend)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        SqliteStore::with_connection(connection)
+    }
+
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
         SqliteStore::with_connection(Connection::open_in_memory().map_err(backend)?)
     }
