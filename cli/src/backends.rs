@@ -119,6 +119,17 @@ impl Store for AnyStore {
             AnyStore::Dynamo(s) => s.lists_cases_cheaply(),
         }
     }
+    async fn scan_cases<T, K, M>(&self, kinds: &[RecordKind], limit: usize, select: K, map: M) -> Result<Vec<T>, StoreError>
+    where
+        T: Send,
+        K: Fn(&Case) -> bool + Send,
+        M: FnMut(&Case, &[Record]) -> T + Send,
+    {
+        match self {
+            AnyStore::Sqlite(s) => s.scan_cases(kinds, limit, select, map).await,
+            AnyStore::Dynamo(s) => s.scan_cases(kinds, limit, select, map).await,
+        }
+    }
 }
 
 impl MailSender for AnyMailer {

@@ -40,12 +40,12 @@ use casebridge::protocol::{parse_agent_response, AgentRequest};
 use casebridge::report::{aggregate_with, load_facts, Period};
 use casebridge::store::sqlite::SqliteStore;
 use casebridge::store::{Commit, RecordWrite, Store};
-use casebridge::triggers::{on_change, Change, ChangeKind, Step};
+use casebridge::triggers::Step;
 
 use crate::backends::{AnyMailer, AnyStore};
 use crate::local::{CliError, LocalPipeline};
-use crate::report::{render, Format};
-use crate::runtime::Job;
+use crate::report::{csv_field, render, Format};
+use crate::runtime::{Job, ANSWERED_TURN, NEW_WORK_ITEM};
 
 /// The global `--store` default: replay then puts its scratch store next to the input.
 pub const DEFAULT_GLOBAL_STORE: &str = "sqlite:.casebridge/cases.db";
@@ -555,29 +555,6 @@ fn load_recording(path: &Path) -> Result<HashMap<RecordingKey, RecordedCall>, Cl
 
 // ---------------------------------------------------------------- steps
 
-const ANSWERED_TURN: Change<'static> = Change {
-    kind: ChangeKind::Modify,
-    record_type: "Turn",
-    status: Some("answered"),
-    origin: None,
-};
-
-const NEW_WORK_ITEM: Change<'static> = Change {
-    kind: ChangeKind::Insert,
-    record_type: "WorkItem",
-    status: None,
-    origin: None,
-};
-
-fn job_for(case_id: &CaseId, key: &str, change: Change<'_>) -> Option<Job> {
-    on_change(&change).map(|trigger| Job {
-        case_id: case_id.clone(),
-        step: trigger.step,
-        key: key.to_string(),
-        attempts: 0,
-    })
-}
-
 struct Replayer<'a> {
     pipeline: &'a LocalPipeline,
     agents: ReplayAgents<'a>,
@@ -606,7 +583,7 @@ impl Replayer<'_> {
                 match outcome {
                     TurnOutcome::Answered { turn, .. } => {
                         self.agent_calls += 1;
-                        Ok(job_for(case_id, &turn, ANSWERED_TURN).into_iter().collect())
+                        Ok(Job::for_change(case_id, &turn, ANSWERED_TURN).into_iter().collect())
                     }
                     TurnOutcome::AwaitingCallback { .. } => {
                         self.agent_calls += 1;
@@ -620,7 +597,7 @@ impl Replayer<'_> {
                 Ok(report
                     .next_work_item
                     .as_ref()
-                    .and_then(|work| job_for(case_id, work, NEW_WORK_ITEM))
+                    .and_then(|work| Job::for_change(case_id, work, NEW_WORK_ITEM))
                     .into_iter()
                     .collect())
             }
@@ -656,7 +633,7 @@ impl Replayer<'_> {
             Ok(swept) => jobs.extend(
                 swept
                     .into_iter()
-                    .filter_map(|(case_id, turn)| job_for(&case_id, &turn, ANSWERED_TURN)),
+                    .filter_map(|(case_id, turn)| Job::for_change(&case_id, &turn, ANSWERED_TURN)),
             ),
             Err(e) => self.failures.push(BadInput {
                 source: source.to_string(),
@@ -719,7 +696,7 @@ impl Replayer<'_> {
                 let env = StepEnv::new(&p.config, &self.clock);
                 if accept_callback(env, &p.store, &case_id, &turn.id, &turn.agent, &body).await? == CallbackOutcome::Accepted {
                     self.agent_calls += 1;
-                    let jobs = job_for(&case_id, &turn.id, ANSWERED_TURN).into_iter().collect();
+                    let jobs = Job::for_change(&case_id, &turn.id, ANSWERED_TURN).into_iter().collect();
                     self.run_jobs("(resume)", jobs).await;
                 }
             }
@@ -1120,60 +1097,21 @@ async fn scan_store(store: &AnyStore, period: &Period, dir: Option<&Path>) -> Re
         mail_sent: 0,
         agent_turns: 0,
     };
-    for id in store.list_case_ids(usize::MAX >> 1).await? {
-        let Some(case) = store.get_case(&id).await? else {
-            continue;
-        };
-        let mut notices = 0;
-        for mail in store
-            .list_records(&id, RecordKind::Outbound)
-            .await?
-            .into_iter()
-            .filter_map(Record::into_outbound)
-        {
-            match mail.status {
-                OutboundStatus::Pending => {
-                    scan.notices_pending += 1;
-                    notices += usize::from(mail.kind == MailKind::EscalationNotice);
-                }
-                OutboundStatus::Sent | OutboundStatus::Sending => scan.mail_sent += 1,
-                _ => {}
-            }
-        }
-        scan.agent_turns += store
-            .list_records(&id, RecordKind::Turn)
-            .await?
-            .into_iter()
-            .filter_map(Record::into_turn)
-            .filter(|t| t.status != TurnStatus::Skipped)
-            .count();
+    let kinds = [RecordKind::Outbound, RecordKind::Turn, RecordKind::Event, RecordKind::Draft];
+    for case in store.scan_cases(&kinds, usize::MAX, |_| true, CaseScan::of).await? {
+        scan.notices_pending += case.pending;
+        scan.mail_sent += case.sent;
+        scan.agent_turns += case.turns;
         if !period.contains(case.created_at) {
             continue;
         }
-        let intent = case.intent.clone().unwrap_or_else(|| casebridge::report::NONE.to_string());
+        let (id, intent) = (&case.id, &case.intent);
         let shadow = scan.by_intent.entry(intent.clone()).or_default();
         shadow.cases += 1;
-        shadow.held_for_representatives += notices.min(1);
-        for event in store
-            .list_records(&id, RecordKind::Event)
-            .await?
-            .into_iter()
-            .filter_map(Record::into_event)
-            .filter(|e| e.kind == "answer_recorded")
-        {
-            // The decision table's shadow notes: "shadow mode: would escalate (…)" / "would close (…)".
-            if event.detail.starts_with("shadow mode: would escalate") {
-                shadow.would_escalate += 1;
-            } else if event.detail.starts_with("shadow mode: would close") {
-                shadow.would_close += 1;
-            }
-        }
-        for draft in store
-            .list_records(&id, RecordKind::Draft)
-            .await?
-            .into_iter()
-            .filter_map(Record::into_draft)
-        {
+        shadow.held_for_representatives += case.notices.min(1);
+        shadow.would_escalate += case.would_escalate;
+        shadow.would_close += case.would_close;
+        for draft in &case.drafts {
             shadow.drafts += 1;
             match draft.kind {
                 MailKind::Question => shadow.questions += 1,
@@ -1183,7 +1121,7 @@ async fn scan_store(store: &AnyStore, period: &Period, dir: Option<&Path>) -> Re
             let public = casebridge_http_api::public_draft_id(&draft.id);
             let file = match dir {
                 Some(dir) => {
-                    let folder = dir.join(file_part(&intent));
+                    let folder = dir.join(file_part(intent));
                     std::fs::create_dir_all(&folder)?;
                     let path = folder.join(format!("{}_{}.txt", file_part(&id.to_string()), file_part(&public)));
                     let text = format!(
@@ -1216,6 +1154,65 @@ async fn scan_store(store: &AnyStore, period: &Period, dir: Option<&Path>) -> Re
     scan.drafts
         .sort_by(|a, b| (&a.intent, a.created_at, &a.case).cmp(&(&b.intent, b.created_at, &b.case)));
     Ok(scan)
+}
+
+/// What one case of the scratch store contributes to the summary, read in
+/// the store's one pass over cases and records.
+struct CaseScan {
+    id: CaseId,
+    intent: String,
+    created_at: DateTime<Utc>,
+    /// Outbound mail left pending, and how many of it are queue notices.
+    pending: usize,
+    notices: usize,
+    /// Outbound mail marked sent or sending.
+    sent: usize,
+    /// Turns that called an agent (not skipped).
+    turns: usize,
+    would_escalate: usize,
+    would_close: usize,
+    drafts: Vec<casebridge::model::Draft>,
+}
+
+impl CaseScan {
+    fn of(case: &casebridge::model::Case, records: &[Record]) -> CaseScan {
+        let mut scan = CaseScan {
+            id: case.id.clone(),
+            intent: case.intent.clone().unwrap_or_else(|| casebridge::report::NONE.to_string()),
+            created_at: case.created_at,
+            pending: 0,
+            notices: 0,
+            sent: 0,
+            turns: 0,
+            would_escalate: 0,
+            would_close: 0,
+            drafts: Vec::new(),
+        };
+        for record in records {
+            match record {
+                Record::Outbound(mail) => match mail.status {
+                    OutboundStatus::Pending => {
+                        scan.pending += 1;
+                        scan.notices += usize::from(mail.kind == MailKind::EscalationNotice);
+                    }
+                    OutboundStatus::Sent | OutboundStatus::Sending => scan.sent += 1,
+                    _ => {}
+                },
+                Record::Turn(turn) if turn.status != TurnStatus::Skipped => scan.turns += 1,
+                // The decision table's shadow notes: "shadow mode: would escalate (…)" / "would close (…)".
+                Record::Event(event) if event.kind == "answer_recorded" => {
+                    if event.detail.starts_with("shadow mode: would escalate") {
+                        scan.would_escalate += 1;
+                    } else if event.detail.starts_with("shadow mode: would close") {
+                        scan.would_close += 1;
+                    }
+                }
+                Record::Draft(draft) => scan.drafts.push(draft.clone()),
+                _ => {}
+            }
+        }
+        scan
+    }
 }
 
 fn table(summary: &Summary, drafts: &[DraftLine], wrote_files: bool) -> String {
@@ -1286,21 +1283,6 @@ fn table(summary: &Summary, drafts: &[DraftLine], wrote_files: bool) -> String {
         out.push_str("\nstopped early: run again to resume\n");
     }
     out
-}
-
-/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so
-/// a spreadsheet does not run it as a formula (as `casebridge report` does).
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ fn csv(report: &Report) -> String {
 /// Quotes a field that holds a comma, a quote or a line break (RFC 4180);
 /// a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does
 /// not run a name as a formula.
-fn csv_field(value: &str) -> String {
+pub(crate) fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) {
         format!("'{value}")
     } else {

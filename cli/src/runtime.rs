@@ -53,7 +53,7 @@ pub struct Job {
 
 impl Job {
     /// The job a stored change triggers, by the trigger table.
-    fn for_change(case_id: &CaseId, key: &str, change: Change<'_>) -> Option<Job> {
+    pub(crate) fn for_change(case_id: &CaseId, key: &str, change: Change<'_>) -> Option<Job> {
         on_change(&change).map(|trigger| Job {
             case_id: case_id.clone(),
             step: trigger.step,
@@ -67,14 +67,16 @@ impl Job {
     }
 }
 
-const ANSWERED_TURN: Change<'static> = Change {
+/// The change an answered turn is (the stream's MODIFY to `answered`).
+pub(crate) const ANSWERED_TURN: Change<'static> = Change {
     kind: ChangeKind::Modify,
     record_type: "Turn",
     status: Some("answered"),
     origin: None,
 };
 
-const NEW_WORK_ITEM: Change<'static> = Change {
+/// The change a new work item is.
+pub(crate) const NEW_WORK_ITEM: Change<'static> = Change {
     kind: ChangeKind::Insert,
     record_type: "WorkItem",
     status: None,

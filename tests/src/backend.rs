@@ -462,6 +462,14 @@ impl Store for TestStore {
     fn lists_cases_cheaply(&self) -> bool {
         delegate!(self, s => s.lists_cases_cheaply())
     }
+    async fn scan_cases<T, K, M>(&self, kinds: &[RecordKind], limit: usize, select: K, map: M) -> Result<Vec<T>, StoreError>
+    where
+        T: Send,
+        K: Fn(&Case) -> bool + Send,
+        M: FnMut(&Case, &[casebridge::model::Record]) -> T + Send,
+    {
+        delegate!(self, s => s.scan_cases(kinds, limit, select, map).await)
+    }
 }
 
 /// The SQLite store, writing the stream a DynamoDB table with
@@ -634,6 +642,14 @@ impl Store for EmbeddedStore {
 
     fn lists_cases_cheaply(&self) -> bool {
         self.inner.lists_cases_cheaply()
+    }
+    async fn scan_cases<T, K, M>(&self, kinds: &[RecordKind], limit: usize, select: K, map: M) -> Result<Vec<T>, StoreError>
+    where
+        T: Send,
+        K: Fn(&Case) -> bool + Send,
+        M: FnMut(&Case, &[casebridge::model::Record]) -> T + Send,
+    {
+        self.inner.scan_cases(kinds, limit, select, map).await
     }
 }
 
