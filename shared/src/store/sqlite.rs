@@ -414,15 +414,27 @@ impl Store for SqliteStore {
 
     /// Two statements stepped side by side over one connection: the cases
     /// in id order, and the records of `kinds` in (case id, key) order, the
-    /// table's primary key, merged as they go. Records of cases `select`
-    /// drops are not decoded. No per-case query: a report over 100,000 cases
-    /// is one pass (`tests/benches/report.rs`).
+    /// table's primary key, merged as they go. No per-case query: a report
+    /// over 100,000 cases is one pass (`tests/benches/report.rs`).
+    ///
+    /// Reading and decoding overlap: this thread steps SQLite and hands each
+    /// case's raw documents over in batches; a scoped thread decodes them,
+    /// applies `select` (records of a dropped case are not decoded) and
+    /// `map`, in order. JSON decoding costs about as much as the reads, so
+    /// on two cores the pass takes about the longer of the two, not their
+    /// sum. The connection never leaves this thread (it is not `Sync`).
     async fn scan_cases<T, K, M>(&self, kinds: &[RecordKind], limit: usize, select: K, mut map: M) -> Result<Vec<T>, StoreError>
     where
         T: Send,
         K: Fn(&Case) -> bool + Send,
         M: FnMut(&Case, &[Record]) -> T + Send,
     {
+        /// One case as read: its document and its wanted records' (documents).
+        struct Raw {
+            doc: String,
+            records: Vec<String>,
+        }
+        const BATCH: usize = 256;
         let wanted: Vec<&str> = kinds.iter().map(|k| k.type_name()).collect();
         let connection = self.lock()?;
         let mut cases = connection.prepare("SELECT id, doc FROM cases ORDER BY id").map_err(backend)?;
@@ -431,52 +443,82 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let mut case_rows = cases.query([]).map_err(backend)?;
         let mut record_rows = records.query([]).map_err(backend)?;
-        // The record row read but not yet used: (case id, type, doc).
-        let mut pending: Option<(String, String, String)> = None;
-        let next_record = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<(String, String, String)>, StoreError> {
-            match rows.next().map_err(backend)? {
-                Some(row) => Ok(Some((
-                    row.get(0).map_err(backend)?,
-                    row.get(1).map_err(backend)?,
-                    row.get(2).map_err(backend)?,
-                ))),
-                None => Ok(None),
-            }
+        let text = |row: &rusqlite::Row<'_>, i: usize| -> Result<String, StoreError> {
+            Ok(row.get_ref(i).map_err(backend)?.as_str().map_err(|e| backend(e.into()))?.to_owned())
         };
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let Some(row) = case_rows.next().map_err(backend)? else {
-                break;
-            };
-            let id: String = row.get(0).map_err(backend)?;
-            let doc: String = row.get(1).map_err(backend)?;
-            let case: Case = decode(&doc)?;
-            let keep = select(&case);
-            let mut own = Vec::new();
-            loop {
-                if pending.is_none() {
-                    pending = next_record(&mut record_rows)?;
-                }
-                let Some((case_id, record_type, doc)) = &pending else {
-                    break;
-                };
-                match case_id.as_str().cmp(id.as_str()) {
-                    // A record of a case not in the table (none are written so): skipped.
-                    std::cmp::Ordering::Less => {}
-                    std::cmp::Ordering::Equal => {
-                        if keep && wanted.contains(&record_type.as_str()) {
-                            own.push(decode::<Record>(doc)?);
+
+        std::thread::scope(|scope| {
+            let (batches, inbox) = std::sync::mpsc::sync_channel::<Vec<Raw>>(4);
+            let decoder = scope.spawn(move || -> Result<Vec<T>, StoreError> {
+                let mut out = Vec::new();
+                for batch in inbox {
+                    for raw in batch {
+                        if out.len() >= limit {
+                            // Dropping the receiver stops the reader.
+                            return Ok(out);
                         }
+                        let case: Case = decode(&raw.doc)?;
+                        if !select(&case) {
+                            continue;
+                        }
+                        let own = raw.records.iter().map(|doc| decode::<Record>(doc)).collect::<Result<Vec<_>, _>>()?;
+                        out.push(map(&case, &own));
                     }
-                    std::cmp::Ordering::Greater => break,
                 }
-                pending = None;
-            }
-            if keep {
-                out.push(map(&case, &own));
-            }
-        }
-        Ok(out)
+                Ok(out)
+            });
+
+            let read = (|| -> Result<(), StoreError> {
+                // The record row read but not yet merged: (case id, its document if wanted).
+                let mut pending: Option<(String, Option<String>)> = None;
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(row) = case_rows.next().map_err(backend)? {
+                    let id = row.get_ref(0).map_err(backend)?.as_str().map_err(|e| backend(e.into()))?.to_owned();
+                    let mut raw = Raw {
+                        doc: text(row, 1)?,
+                        records: Vec::new(),
+                    };
+                    loop {
+                        if pending.is_none() {
+                            pending = match record_rows.next().map_err(backend)? {
+                                Some(row) => {
+                                    let case_id = text(row, 0)?;
+                                    let kind = row.get_ref(1).map_err(backend)?.as_str().map_err(|e| backend(e.into()))?;
+                                    let doc = if wanted.contains(&kind) { Some(text(row, 2)?) } else { None };
+                                    Some((case_id, doc))
+                                }
+                                None => None,
+                            };
+                        }
+                        let Some((case_id, doc)) = &mut pending else {
+                            break;
+                        };
+                        match case_id.as_str().cmp(id.as_str()) {
+                            // A record of a case not in the table (none are written so): skipped.
+                            std::cmp::Ordering::Less => {}
+                            std::cmp::Ordering::Equal => raw.records.extend(doc.take()),
+                            std::cmp::Ordering::Greater => break,
+                        }
+                        pending = None;
+                    }
+                    batch.push(raw);
+                    if batch.len() == BATCH && batches.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                        // The decoder stopped: the limit is reached or a document is corrupt.
+                        return Ok(());
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = batches.send(batch);
+                }
+                Ok(())
+            })();
+            drop(batches);
+            let decoded = decoder
+                .join()
+                .map_err(|_| StoreError::Backend("the scan's decoding thread panicked".into()))?;
+            read?;
+            decoded
+        })
     }
 
     async fn list_case_ids(&self, limit: usize) -> Result<Vec<CaseId>, StoreError> {
