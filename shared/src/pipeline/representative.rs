@@ -107,6 +107,19 @@ pub async fn discard_draft<S: Store>(
     draft_key: &str,
     who: &str,
 ) -> Result<ActionOutcome, PipelineError> {
+    discard_draft_because(env, store, case_id, draft_key, who, None).await
+}
+
+/// Discards a pending draft; the representative's reason, if given, is on
+/// the timeline line that names them.
+pub async fn discard_draft_because<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    draft_key: &str,
+    who: &str,
+    reason: Option<&str>,
+) -> Result<ActionOutcome, PipelineError> {
     let Some(mut draft) = store.get_record(case_id, draft_key).await?.and_then(Record::into_draft) else {
         return Err(PipelineError::RecordNotFound(format!("{case_id}/{draft_key}")));
     };
@@ -117,7 +130,11 @@ pub async fn discard_draft<S: Store>(
     }
     draft.status = DraftStatus::Discarded;
     update_case(env, store, case_id, |case, timeline, commit| {
-        timeline.add("draft_discarded", format!("{who} discarded the {} draft", draft.kind.as_str()));
+        let because = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        timeline.add(
+            "draft_discarded",
+            format!("{who} discarded the {} draft{because}", draft.kind.as_str()),
+        );
         act(env, case, timeline, commit, CaseEvent::DraftDiscarded)?;
         commit.records.push(RecordWrite::ReplaceIfStatus {
             record: Record::Draft(draft.clone()),
