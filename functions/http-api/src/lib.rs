@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+pub mod console;
 pub mod mcp;
 
 use axum::body::Bytes;
@@ -36,7 +37,7 @@ use casebridge::mail::MailSender;
 use casebridge::model::{parse_public_turn_id, Record, RecordKind};
 use casebridge::pipeline::agent::{accept_callback, CallbackOutcome};
 use casebridge::pipeline::outcome::{send_draft, DraftSendOutcome};
-use casebridge::pipeline::representative::{discard_draft, hand_back, take_over, ActionOutcome};
+use casebridge::pipeline::representative::{discard_draft_because, hand_back, take_over, ActionOutcome};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::secrets::SecretResolver;
 use casebridge::store::{Queue, Store};
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/cases/{caseId}/take-over"),
     ("POST", "/cases/{caseId}/hand-back"),
     ("GET", "/cases/{caseId}/timeline"),
+    ("GET", "/cases/{caseId}"),
     ("GET", "/metrics/summary"),
     ("POST", "/mcp"),
 ];
@@ -367,6 +369,12 @@ async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
             .map_err(ApiError::from)?
             .and_then(Record::into_draft)
         {
+            let intent = state
+                .store
+                .get_case(&item.case_id)
+                .await
+                .map_err(ApiError::from)?
+                .and_then(|c| c.intent);
             drafts.push(json!({
                 "caseId": item.case_id,
                 "draftId": public_draft_id(&draft.id),
@@ -376,6 +384,7 @@ async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
                 "body": draft.body,
                 "reason": draft.reason,
                 "createdAt": draft.created_at,
+                "intent": intent,
             }));
         }
     }
@@ -428,15 +437,40 @@ async fn discard_draft_route<S: Store + 'static, M: MailSender + 'static>(
     State(state): Shared<S, M>,
     Path((case_id, draft_id)): Path<(String, String)>,
     Representative(who): Representative,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let case_id = parse_case(&case_id)?;
     let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
+    let reason = discard_reason(&body)?;
     let env = StepEnv::new(&state.config, state.clock.as_ref());
     action_response(
-        discard_draft(env, &state.store, &case_id, &key, &who)
+        discard_draft_because(env, &state.store, &case_id, &key, &who, reason.as_deref())
             .await
             .map_err(ApiError::store)?,
     )
+}
+
+/// Longest discard reason kept on the timeline, in characters.
+const MAX_REASON_CHARS: usize = 500;
+
+/// The optional `{"reason": "..."}` of a discard; an empty body gives none.
+fn discard_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not JSON: {e}")))?;
+    match value.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(Value::String(text)) if text.chars().count() <= MAX_REASON_CHARS => Ok(Some(text.trim().to_string())),
+        Some(Value::String(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        )),
+        Some(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_body", "reason must be a string")),
+    }
 }
 
 async fn escalations<S: Store + 'static, M: MailSender + 'static>(
@@ -454,6 +488,8 @@ async fn escalations<S: Store + 'static, M: MailSender + 'static>(
                 "queue": case.escalation.as_ref().map(|e| e.queue.clone()),
                 "reason": case.escalation.as_ref().map(|e| e.reason.clone()),
                 "since": item.since,
+                "intent": case.intent,
+                "agent": case.agent,
             }));
         }
     }
@@ -521,6 +557,53 @@ async fn timeline<S: Store + 'static, M: MailSender + 'static>(
     )
 }
 
+/// The case as a representative reads it: the agent's context (thread with
+/// new and full text, turns with what they answered, intent and scores) plus
+/// the agent, the workflow, the escalation and every draft of the case.
+async fn case_view<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path(case_id): Path<String>,
+    _: Representative,
+) -> Result<Response, ApiError> {
+    let case_id = parse_case(&case_id)?;
+    let (case, context) = case_context(&state.store, &case_id).await.map_err(ApiError::store)?;
+    let drafts: Vec<Value> = state
+        .store
+        .list_records(&case_id, RecordKind::Draft)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .filter_map(Record::into_draft)
+        .map(|d| {
+            json!({
+                "draftId": public_draft_id(&d.id),
+                "kind": d.kind.as_str(),
+                "status": d.status,
+                "to": d.to,
+                "subject": d.subject,
+                "body": d.body,
+                "reason": d.reason,
+                "createdAt": d.created_at,
+                "edited": d.edited,
+            })
+        })
+        .collect();
+    let mut view = serde_json::to_value(context).map_err(|e| ApiError::store(PipelineError::Commit(e.to_string())))?;
+    if let Value::Object(fields) = &mut view {
+        fields.insert("agent".into(), json!(case.agent));
+        fields.insert("workflow".into(), json!(case.workflow));
+        fields.insert(
+            "escalation".into(),
+            json!(case
+                .escalation
+                .as_ref()
+                .map(|e| json!({"queue": e.queue, "reason": e.reason, "at": e.at}))),
+        );
+        fields.insert("drafts".into(), Value::Array(drafts));
+    }
+    Ok(Json(view).into_response())
+}
+
 #[derive(serde::Deserialize)]
 struct SummaryQuery {
     since: String,
@@ -583,8 +666,10 @@ pub fn router<S: Store + 'static, M: MailSender + 'static>(state: Arc<ApiState<S
         .route("/cases/{case_id}/take-over", post(take_over_route::<S, M>))
         .route("/cases/{case_id}/hand-back", post(hand_back_route::<S, M>))
         .route("/cases/{case_id}/timeline", get(timeline::<S, M>))
+        .route("/cases/{case_id}", get(case_view::<S, M>))
         .route("/metrics/summary", get(metrics_summary::<S, M>))
         .route("/mcp", post(mcp::handle::<S, M>))
+        .merge(console::router())
         .fallback(not_found)
         .with_state(state)
 }
