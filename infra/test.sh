@@ -23,6 +23,18 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== browser for the console's tests: chromium, chromium-driver, axe-core (pinned, in target/)"
+AXE_CORE_VERSION=4.10.3
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium chromium-driver \
+    || { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }
+fi
+if [ "$(node -p 'require("./target/axe-core/node_modules/axe-core/package.json").version' 2>/dev/null)" != "$AXE_CORE_VERSION" ]; then
+  npm install --prefix target/axe-core --no-save --no-audit --no-fund "axe-core@$AXE_CORE_VERSION"
+fi
+# The console's browser test fails, rather than skips, without them.
+export CASEBRIDGE_REQUIRE_BROWSER=1
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== load and faults (small): real handlers on the local stack, invariants checked"
