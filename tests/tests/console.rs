@@ -830,6 +830,25 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
         "{timeline}"
     );
 
+    // Sent as drafted, by keyboard: not counted as edited.
+    let send = browser
+        .wait(&format!("section.case[data-case='{hold_case}'] button.send-draft"))
+        .await;
+    browser
+        .run(
+            "arguments[0].focus(); return document.activeElement === arguments[0];",
+            json!([{ELEMENT: send.0}]),
+        )
+        .await;
+    browser.keys("\u{E006}").await; // Return on the focused button.
+    browser.wait(&format!("section.case[data-case='{hold_case}'] ul.done-drafts")).await;
+    let sent = c.h.drafts(hold_case).await;
+    let sent = sent.iter().find(|d| d.status == DraftStatus::Sent).expect("the draft was sent");
+    assert!(!sent.edited, "sent as drafted: {sent:?}");
+    let mails = c.h.sent_to(&c.h.case(hold_case).await.customer).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].text.contains("<b>Which</b> order was it?"), "{}", mails[0].text);
+
     // Held cases (no agent): their own queue, no hand back offered.
     browser.goto(&format!("{base}/#/held")).await;
     browser.wait(&format!("#case-queue tr[data-case='{held}']")).await;

@@ -67,7 +67,8 @@ export const api = {
   escalations: () => call("GET", "/escalations"),
   caseView: (caseId) => call("GET", path(caseId)),
   timeline: (caseId) => call("GET", `${path(caseId)}/timeline`),
-  sendDraft: (caseId, draftId, body) => call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/send`, { body }),
+  sendDraft: (caseId, draftId, body) =>
+    call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/send`, body === undefined ? {} : { body }),
   discardDraft: (caseId, draftId, reason) =>
     call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/discard`, reason ? { reason } : {}),
   takeOver: (caseId) => call("POST", `${path(caseId)}/take-over`),

@@ -147,7 +147,12 @@ async function act(button, what, action, caseId) {
 async function showCase(caseId, focus = true) {
   const [view, timeline] = await Promise.all([api.caseView(caseId), api.timeline(caseId)]);
   const handlers = {
-    sendDraft: (draft, body, button) => act(button, "Sending the reply", () => api.sendDraft(caseId, draft.draftId, body), caseId),
+    sendDraft: (draft, body, button) => {
+      // Unchanged text is sent as the draft (not counted as edited); a
+      // textarea gives line ends as \n whatever the draft had.
+      const unchanged = body === draft.body.replace(/\r\n?/g, "\n");
+      return act(button, "Sending the reply", () => api.sendDraft(caseId, draft.draftId, unchanged ? undefined : body), caseId);
+    },
     discardDraft: (draft, reason, button) =>
       act(button, "Discarding the draft", () => api.discardDraft(caseId, draft.draftId, reason.trim()), caseId),
     takeOver: (button) => act(button, "Taking the case over", () => api.takeOver(caseId), caseId),
