@@ -34,7 +34,7 @@ fn millis(name: &str, default: u64) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rmcp=warn".into()))
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fake = args.iter().any(|a| a == "--fake-llm");
