@@ -484,8 +484,25 @@ impl Browser {
         self.must(reqwest::Method::POST, "/actions", Some(body)).await;
     }
 
+    /// A screenshot of the whole page (the window grown to its height for it).
     async fn screenshot(&self, name: &str) {
+        let height = self
+            .run(
+                "return Math.min(4000, Math.max(900, document.documentElement.scrollHeight));",
+                json!([]),
+            )
+            .await
+            .as_u64()
+            .unwrap_or(900);
+        self.must(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": 1366, "height": height})),
+        )
+        .await;
         let data = self.must(reqwest::Method::GET, "/screenshot", None).await;
+        self.must(reqwest::Method::POST, "/window/rect", Some(json!({"width": 1366, "height": 900})))
+            .await;
         let png = base64_decode(data.as_str().unwrap_or(""));
         let dir = workspace().join("target/console-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
