@@ -768,6 +768,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(drafts[0].edited && drafts[0].status == DraftStatus::Sent, "{drafts:?}");
     let timeline = browser.text("#timeline").await;
     assert!(timeline.contains("question draft sent by a representative (edited)"), "{timeline}");
+    assert!(timeline.contains(&format!("{NAME} sent the question draft")), "{timeline}");
     browser.goto(&format!("{base}/#/drafts")).await;
     browser
         .wait_until(

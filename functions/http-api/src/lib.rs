@@ -36,8 +36,8 @@ use casebridge::ids::CaseId;
 use casebridge::mail::MailSender;
 use casebridge::model::{parse_public_turn_id, Record, RecordKind};
 use casebridge::pipeline::agent::{accept_callback, CallbackOutcome};
-use casebridge::pipeline::outcome::{send_draft, DraftSendOutcome};
-use casebridge::pipeline::representative::{discard_draft_because, hand_back, take_over, ActionOutcome};
+use casebridge::pipeline::outcome::DraftSendOutcome;
+use casebridge::pipeline::representative::{discard_draft_because, hand_back, send_draft_by, take_over, ActionOutcome};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::secrets::SecretResolver;
 use casebridge::store::{Queue, Store};
@@ -417,7 +417,7 @@ async fn send_draft_route<S: Store + 'static, M: MailSender + 'static>(
         }
     };
     let env = StepEnv::new(&state.config, state.clock.as_ref());
-    match send_draft(env, &state.store, &state.mailer, &case_id, &key, edited)
+    match send_draft_by(env, &state.store, &state.mailer, &case_id, &key, edited, &who)
         .await
         .map_err(ApiError::store)?
     {

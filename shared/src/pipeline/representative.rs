@@ -2,6 +2,7 @@
 //! stop), hand it back (agents resume, with the mail that came meanwhile),
 //! discard a draft, and reprocess the case from a chosen step.
 
+use super::outcome::DraftSendOutcome;
 use super::step::{guarded, Attempt};
 use super::{common_effect, enter, load_case, PipelineError, StepEnv, Timeline};
 use crate::ids::CaseId;
@@ -143,6 +144,45 @@ pub async fn discard_draft_because<S: Store>(
         Ok("draft discarded".into())
     })
     .await
+}
+
+/// Sends a reviewed draft through `outcome::send_draft` (exactly once; a
+/// second request finds it handled) and then names the representative on the
+/// timeline. The name is a second commit after the send's: if that one fails
+/// the mail is still sent, the draft's own line ("sent by a representative")
+/// stands and the failure is logged. A closed case (its closure notice) is not
+/// written to again.
+pub async fn send_draft_by<S: Store, M: MailSender>(
+    env: StepEnv<'_>,
+    store: &S,
+    mailer: &M,
+    case_id: &CaseId,
+    draft_key: &str,
+    edited_body: Option<String>,
+    who: &str,
+) -> Result<DraftSendOutcome, PipelineError> {
+    let outcome = super::outcome::send_draft(env, store, mailer, case_id, draft_key, edited_body).await?;
+    if matches!(outcome, DraftSendOutcome::Sent { .. }) {
+        let kind = draft_key.rsplit('#').next().unwrap_or_default().replace('_', " ");
+        let named = update_case(env, store, case_id, |case, timeline, _| {
+            if case.status == CaseStatus::Closed {
+                return Err("the case is closed".into());
+            }
+            timeline.add("draft_sent_by", format!("{who} sent the {kind} draft"));
+            Ok(String::new())
+        })
+        .await;
+        match named {
+            Ok(ActionOutcome::Done { .. }) => {}
+            Ok(ActionOutcome::Refused { reason }) => {
+                tracing::info!(case = %case_id, draft = %draft_key, %reason, "draft sent; the sender is not named on the timeline")
+            }
+            Err(e) => {
+                tracing::warn!(case = %case_id, draft = %draft_key, error = %e, "draft sent; naming the sender on the timeline failed")
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 /// The step a case is reprocessed from.
