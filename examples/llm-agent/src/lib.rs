@@ -7,8 +7,9 @@
 //!   its agent card at `GET /.well-known/agent-card.json`.
 //!
 //! Either way it reads the case over casebridge's MCP server ([`mcp`]),
-//! asks an OpenAI-compatible chat completions endpoint ([`llm`]) with tool
-//! use against a small fake order service ([`orders`]), and answers
+//! asks an OpenAI-compatible chat completions endpoint ([`llm`]) or Amazon
+//! Bedrock ([`bedrock`]) with tool use against a small fake order service
+//! ([`orders`]), and answers
 //! `Question`, `Resolved` or `UnableToResolve` ([`turn`]). [`fake_llm`] is a
 //! scripted stand-in for the model, so it all runs offline.
 //!
@@ -16,6 +17,7 @@
 //! answer's type; never mail text, model output, tokens or keys.
 
 pub mod a2a;
+pub mod bedrock;
 pub mod fake_llm;
 pub mod llm;
 pub mod mcp;
@@ -36,7 +38,7 @@ use axum::{Json, Router};
 use casebridge::protocol::{AgentRequest, AgentResponse};
 use serde_json::Value;
 
-use crate::llm::{LlmClient, LlmSettings};
+use crate::llm::{LlmClient, LlmSettings, Model};
 use crate::mcp::{CaseReader, McpError, McpSettings};
 use crate::orders::OrderService;
 use crate::turn::{unable, TurnOutcome};
@@ -80,6 +82,8 @@ pub struct Settings {
     /// For the whole read of a case over MCP.
     pub mcp_timeout: Duration,
     pub llm: LlmSettings,
+    /// Amazon Bedrock (Converse) instead of the OpenAI-compatible endpoint in `llm`.
+    pub bedrock: Option<bedrock::BedrockSettings>,
     /// Model completions per turn at most.
     pub max_rounds: u32,
     /// For the whole turn (read, model rounds, tools); past it the agent
@@ -104,6 +108,7 @@ impl Settings {
                 api_key,
                 timeout: Duration::from_secs(30),
             },
+            bedrock: None,
             max_rounds: 6,
             turn_timeout: Duration::from_secs(60),
             refund_limit_cents: orders::DEFAULT_REFUND_LIMIT_CENTS,
@@ -114,7 +119,7 @@ impl Settings {
 struct AgentState {
     settings: Settings,
     reader: CaseReader,
-    llm: LlmClient,
+    llm: Model,
     orders: OrderService,
     answers: Mutex<(HashMap<String, AgentResponse>, VecDeque<String>)>,
 }
@@ -327,7 +332,10 @@ pub fn router(settings: Settings) -> Result<Router, StartError> {
     })?;
     let state = Arc::new(AgentState {
         reader,
-        llm: LlmClient::new(settings.llm.clone())?,
+        llm: match &settings.bedrock {
+            Some(bedrock) => Model::Bedrock(bedrock.clone()),
+            None => Model::OpenAi(LlmClient::new(settings.llm.clone())?),
+        },
         orders: OrderService::new(settings.refund_limit_cents),
         answers: Mutex::new((HashMap::new(), VecDeque::new())),
         settings,

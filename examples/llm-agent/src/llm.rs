@@ -278,6 +278,29 @@ impl LlmClient {
     }
 }
 
+/// The model a turn asks: an OpenAI-compatible endpoint, or Amazon Bedrock.
+pub enum Model {
+    OpenAi(LlmClient),
+    Bedrock(crate::bedrock::BedrockSettings),
+}
+
+impl Model {
+    /// The model's name, as sent in the request.
+    pub fn name(&self) -> &str {
+        match self {
+            Model::OpenAi(client) => client.model(),
+            Model::Bedrock(settings) => &settings.model_id,
+        }
+    }
+
+    pub async fn complete(&self, request: &ChatRequest) -> Result<ChatMessage, LlmError> {
+        match self {
+            Model::OpenAi(client) => client.complete(request).await,
+            Model::Bedrock(settings) => crate::bedrock::complete(settings, request).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,9 @@
 //! - `LLM_BASE_URL` (e.g. `https://api.openai.com`), `LLM_MODEL` (default
 //!   `gpt-4o-mini`), `LLM_API_KEY` (optional, never logged), `LLM_TIMEOUT_MS`
 //!   (default 30000), `LLM_MAX_ROUNDS` (default 6), `AGENT_TURN_TIMEOUT_MS` (default 60000).
+//! - `LLM_PROVIDER=bedrock`: Amazon Bedrock's Converse API instead, with
+//!   `BEDROCK_MODEL_ID` (required), `BEDROCK_MAX_TOKENS` (default 1024) and the
+//!   SDK's usual credentials and region (`AWS_REGION`, `AWS_PROFILE`, a role).
 //! - `--fake-llm`: the scripted fake model on a loopback port instead (offline).
 
 use std::time::Duration;
@@ -53,13 +56,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(token)) => AgentSecret::Bearer(token),
         _ => AgentSecret::None,
     };
+    let bedrock = !fake && env("LLM_PROVIDER").is_some_and(|p| p.eq_ignore_ascii_case("bedrock"));
     let (base_url, model, api_key) = if fake {
         let fake = fake_llm::spawn("127.0.0.1:0".parse()?, Script::Refund).await?;
         println!("fake LLM (scripted refund conversation) on {}", fake.base_url);
         (fake.base_url, "fake-refund-script".to_string(), None)
+    } else if bedrock {
+        let model_id = env("BEDROCK_MODEL_ID").ok_or("BEDROCK_MODEL_ID is required with LLM_PROVIDER=bedrock")?;
+        (String::new(), model_id, None)
     } else {
         (
-            env("LLM_BASE_URL").ok_or("LLM_BASE_URL is required (or pass --fake-llm)")?,
+            env("LLM_BASE_URL").ok_or("LLM_BASE_URL is required (or LLM_PROVIDER=bedrock, or --fake-llm)")?,
             env("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
             env("LLM_API_KEY"),
         )
@@ -68,10 +75,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = Settings::new(&agent_name, auth, &mcp_url, &base_url, &model, api_key);
     settings.llm.timeout = millis("LLM_TIMEOUT_MS", 30_000)?;
     settings.turn_timeout = millis("AGENT_TURN_TIMEOUT_MS", 60_000)?;
+    if bedrock {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let max_tokens = match env("BEDROCK_MAX_TOKENS") {
+            None => 1024,
+            Some(v) => v.parse().map_err(|_| "BEDROCK_MAX_TOKENS must be a number")?,
+        };
+        settings.bedrock = Some(llm_agent::bedrock::BedrockSettings {
+            client: aws_sdk_bedrockruntime::Client::new(&aws),
+            model_id: model.clone(),
+            max_tokens,
+            timeout: settings.llm.timeout,
+        });
+    }
     if let Some(rounds) = env("LLM_MAX_ROUNDS") {
         settings.max_rounds = rounds.parse().map_err(|_| "LLM_MAX_ROUNDS must be a number")?;
     }
-    tracing::info!(agent = %agent_name, auth = ?settings.auth, mcp = %mcp_url, model = %model, "starting");
+    let provider = if bedrock { "bedrock" } else { "openai-compatible" };
+    tracing::info!(agent = %agent_name, auth = ?settings.auth, mcp = %mcp_url, provider, model = %model, "starting");
     let bound = spawn(addr, settings).await?;
     println!("llm agent listening: casebridge protocol http://{bound}/invoke, A2A http://{bound}/a2a");
     tokio::signal::ctrl_c().await?;

@@ -14,7 +14,7 @@ use casebridge::protocol::{validate_agent_response, AgentResponse, ResponseType}
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError, Tool};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, Model, Tool};
 use crate::mcp::CaseFile;
 use crate::orders::OrderService;
 
@@ -157,11 +157,11 @@ pub fn first_messages(file: &CaseFile) -> Vec<ChatMessage> {
 }
 
 /// Runs the model to an answer within `max_rounds` completions.
-pub async fn run(llm: &LlmClient, orders: &OrderService, file: &CaseFile, max_rounds: u32) -> Result<TurnOutcome, LlmError> {
+pub async fn run(llm: &Model, orders: &OrderService, file: &CaseFile, max_rounds: u32) -> Result<TurnOutcome, LlmError> {
     let mut tools = OrderService::tools();
     tools.push(answer_tool());
     let mut request = ChatRequest {
-        model: llm.model().to_string(),
+        model: llm.name().to_string(),
         messages: first_messages(file),
         tools,
         tool_choice: Some("required".into()),
