@@ -43,7 +43,8 @@ async function signIn(event) {
     remember(token, name);
     $("sign-in-token").value = "";
     alarm("");
-    if (!location.hash || location.hash === "#") location.hash = "#/drafts";
+    // replaceState, unlike setting the hash, fires no hashchange (one route, not two).
+    if (!location.hash || location.hash === "#") history.replaceState(null, "", "#/drafts");
     await route();
   } catch (error) {
     alarm(error instanceof ApiError && error.status === 401 ? "That token was refused. Check it and try again." : describe(error));
