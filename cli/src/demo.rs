@@ -24,7 +24,35 @@ use crate::local::{CliError, LocalPipeline, Run};
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
 const FIRST_MAIL: &[u8] = include_bytes!("../../examples/mail/refund-request.eml");
 
-pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
+/// `casebridge demo --llm-agent [casebridge|a2a]`: the example LLM agent
+/// (`examples/llm-agent`) instead of the refund agent, over casebridge's
+/// protocol or A2A, reading the case over MCP and answered by the scripted
+/// fake model on loopback (offline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LlmDemo {
+    Casebridge,
+    A2a,
+}
+
+/// The first mail and the customer's reply text of the scenario. The LLM
+/// agent looks orders up by number: the first mail names none, so it asks,
+/// and the reply gives it.
+fn scenario(llm: Option<LlmDemo>) -> (Vec<u8>, &'static str) {
+    match llm {
+        None => (FIRST_MAIL.to_vec(), "Hi, it was $42.50."),
+        Some(_) => {
+            let mail = String::from_utf8_lossy(FIRST_MAIL)
+                .replace("Subject: Refund for order #1234", "Subject: Broken mugs, refund please")
+                .replace(
+                    "my order #1234 arrived damaged and I would like a refund, please.",
+                    "the mugs I ordered arrived damaged and I would like a refund, please.",
+                );
+            (mail.into_bytes(), "Hi, it was order #1234.")
+        }
+    }
+}
+
+pub async fn run(outbox: &Path, db: &Path, llm: Option<LlmDemo>) -> Result<(), CliError> {
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", db.display());
         if Path::new(&path).exists() {
@@ -64,18 +92,57 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
         representatives: casebridge_http_api::RepresentativeAuth::StaticToken(token),
     });
     let api_addr = casebridge_http_api::spawn_local(loopback, api_state).await?;
-    let settings = refund_agent::AgentSettings {
-        casebridge_api: format!("http://{api_addr}"),
-        agent_name: "refund-agent".into(),
-        auth: refund_agent::AgentSecret::Hmac {
-            key_id: "demo".into(),
-            secret: key,
-        },
+    let (agent_url, agent_line) = match llm {
+        None => {
+            let settings = refund_agent::AgentSettings {
+                casebridge_api: format!("http://{api_addr}"),
+                agent_name: "refund-agent".into(),
+                auth: refund_agent::AgentSecret::Hmac {
+                    key_id: "demo".into(),
+                    secret: key,
+                },
+            };
+            let agent_addr = refund_agent::spawn(loopback, settings).await?;
+            let url = format!("http://{agent_addr}/invoke");
+            let line = format!("refund-agent at {url} (case context from http://{api_addr})");
+            (url, line)
+        }
+        Some(protocol) => {
+            let fake = llm_agent::fake_llm::spawn(loopback, llm_agent::fake_llm::Script::Refund).await?;
+            let llm_settings = llm_agent::Settings::new(
+                "refund-agent",
+                llm_agent::AgentSecret::Hmac {
+                    key_id: "demo".into(),
+                    secret: key,
+                },
+                &format!("http://{api_addr}/mcp"),
+                &fake.base_url,
+                "fake-refund-script",
+                None,
+            );
+            let agent_addr = llm_agent::spawn(loopback, llm_settings).await?;
+            let (path, name) = match protocol {
+                LlmDemo::Casebridge => ("invoke", "casebridge's protocol"),
+                LlmDemo::A2a => ("a2a", "A2A"),
+            };
+            if protocol == LlmDemo::A2a {
+                for agent in &mut config.agents {
+                    agent.protocol = casebridge::config::AgentProtocol::A2a;
+                }
+            }
+            let url = format!("http://{agent_addr}/{path}");
+            let line = format!(
+                "refund-agent: the LLM example agent at {url} ({name}), reading the case over MCP at http://{api_addr}/mcp,\n          \
+                 its model the scripted fake at {}",
+                fake.base_url
+            );
+            (url, line)
+        }
     };
-    let agent_addr = refund_agent::spawn(loopback, settings).await?;
     for agent in &mut config.agents {
-        agent.url = format!("http://{agent_addr}/invoke");
+        agent.url = agent_url.clone();
     }
+    let (first_mail, reply_text) = scenario(llm);
     let pipeline = LocalPipeline::new(
         config,
         AnyStore::Sqlite(SqliteStore::open(db)?),
@@ -87,9 +154,9 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
     println!("casebridge demo: the refund scenario on the embedded store");
     println!("  store   {}", db.display());
     println!("  outbox  {}/", outbox.display());
-    println!("  agent   refund-agent at http://{agent_addr}/invoke (case context from http://{api_addr})\n");
+    println!("  agent   {agent_line}\n");
 
-    let first = pipeline.process(FIRST_MAIL, "demo-1").await?;
+    let first = pipeline.process(&first_mail, "demo-1").await?;
     let case_id = match &first.ingest {
         IngestOutcome::Stored { case_id, .. } => case_id.clone(),
         other => return Err(format!("the first demo mail was not stored: {other:?}").into()),
@@ -105,7 +172,7 @@ pub async fn run(outbox: &Path, db: &Path) -> Result<(), CliError> {
     let question_file = report_turns(&pipeline, &case_id, &first, "2").await?;
     let question = question_file.ok_or("the agent's question was not sent")?;
 
-    let reply = customer_reply(&pipeline.store, &case_id).await?;
+    let reply = customer_reply(&pipeline.store, &case_id, reply_text).await?;
     let second = pipeline.process(reply.as_bytes(), "demo-2").await?;
     match &second.ingest {
         IngestOutcome::Stored {
@@ -188,7 +255,7 @@ async fn report_turns(
 
 /// The customer answers the question, the way a mail client would: a reply
 /// to the question's Message-ID with the question quoted below.
-async fn customer_reply<S: Store>(store: &S, case_id: &casebridge::ids::CaseId) -> Result<String, CliError> {
+async fn customer_reply<S: Store>(store: &S, case_id: &casebridge::ids::CaseId, text: &str) -> Result<String, CliError> {
     let question = store
         .list_records(case_id, RecordKind::Outbound)
         .await?
@@ -200,7 +267,7 @@ async fn customer_reply<S: Store>(store: &S, case_id: &casebridge::ids::CaseId) 
     references.push(question.message_id.clone());
     let quoted: String = question.body.lines().map(|l| format!("> {l}\r\n")).collect();
     Ok(format!(
-        "From: Ann Customer <ann@customer.example>\r\nTo: Example Shop Support <support@shop.example>\r\nSubject: {}\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\nMessage-ID: <CAF4x7Yq2-refund-1234-reply@mail.customer.example>\r\nIn-Reply-To: <{}>\r\nReferences: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi, it was $42.50.\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n{quoted}",
+        "From: Ann Customer <ann@customer.example>\r\nTo: Example Shop Support <support@shop.example>\r\nSubject: {}\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\nMessage-ID: <CAF4x7Yq2-refund-1234-reply@mail.customer.example>\r\nIn-Reply-To: <{}>\r\nReferences: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\r\nOn Tue, 24 Nov 2026 at 09:13, Example Shop Support <support@shop.example> wrote:\r\n{quoted}",
         question.subject,
         question.message_id,
         references.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(" "),

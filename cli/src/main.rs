@@ -44,6 +44,10 @@ enum Command {
         /// Embedded store file (recreated).
         #[arg(long, default_value = ".casebridge/demo.db")]
         db: PathBuf,
+        /// Play it with the example LLM agent (examples/llm-agent) and its
+        /// scripted fake model, over casebridge's protocol (the default) or A2A.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "casebridge", value_name = "PROTOCOL")]
+        llm_agent: Option<demo::LlmDemo>,
     },
     /// Run one .eml file through the pipeline (inbound → agent → outcome).
     Ingest { file: PathBuf },
@@ -224,8 +228,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), local::CliError> {
-    if let Command::Demo { db } = &cli.command {
-        return demo::run(&cli.outbox, db).await;
+    if let Command::Demo { db, llm_agent } = &cli.command {
+        return demo::run(&cli.outbox, db, *llm_agent).await;
     }
     if let Command::Intent { command } = &cli.command {
         return match command {
