@@ -319,8 +319,21 @@ fn open_scratch(path: &Path, input: &Path) -> Result<SqliteStore, CliError> {
             [Utc::now().to_rfc3339(), input.display().to_string()],
         )?;
     }
-    // Its work can be redone (a resumed replay does), so no sync per commit.
+    // Its work can be redone (a resumed replay does), so it never syncs.
     Ok(SqliteStore::open_scratch(path)?)
+}
+
+/// Opens (`true`) or ends a batch on the scratch store (see
+/// `SqliteStore::begin_batch`); replay only ever runs on SQLite.
+fn batch(store: &AnyStore, begin: bool) -> Result<(), CliError> {
+    if let AnyStore::Sqlite(store) = store {
+        if begin {
+            store.begin_batch()?;
+        } else {
+            store.end_batch()?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- clock
@@ -956,6 +969,10 @@ pub async fn run(options: Options) -> Result<(), CliError> {
         }
         replayer.clock.set(mail.date);
         last_date = Some(mail.date);
+        // The mail's steps in one scratch-store transaction: a run killed
+        // mid-mail leaves the store as the previous mail ended, and the
+        // resumed run does this mail again (its agent call included).
+        batch(&pipeline.store, true)?;
         replayer.run_schedules(&mail.source).await;
         match replayer.ingest(mail).await {
             Ok(outcome) => {
@@ -983,6 +1000,7 @@ pub async fn run(options: Options) -> Result<(), CliError> {
                 reason: format!("inbound failed: {e}"),
             }),
         }
+        batch(&pipeline.store, false)?;
         bar.set_message(format!("{} agent call(s)", replayer.agent_calls));
     }
     if !recovered && !summary.stopped_early {
