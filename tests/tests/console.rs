@@ -214,7 +214,11 @@ async fn the_representatives_case_read_is_documented_and_a_discard_reason_names_
         "a refused request changes nothing"
     );
     let (status, body) = c
-        .rep(reqwest::Method::POST, &discard, Some(json!({"reason": "wrong order number"})))
+        .rep(
+            reqwest::Method::POST,
+            &discard,
+            Some(json!({"reason": "  wrong order\n\n   number "})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = c.rep(reqwest::Method::POST, &discard, Some(json!({"reason": "again"}))).await;
@@ -664,13 +668,20 @@ async fn a_representative_works_cases_in_the_browser() {
     browser.quit().await;
 }
 
+/// Opens a case page and waits until it shows that case (a hash change
+/// keeps the previous page on screen until the new one is loaded).
+async fn open_case(browser: &Browser, base: &str, case: &CaseId) {
+    browser.goto(&format!("{base}/#/case/{case}")).await;
+    browser.wait(&format!("section.case[data-case='{case}']")).await;
+}
+
 async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases: [&CaseId; 5]) {
     let [send_case, discard_case, stale_case, hold_case, held] = cases;
     let base = c.base.clone();
 
     // Sign in: a wrong token is refused, then the right one, by keyboard.
     browser.goto(&format!("{base}/")).await;
-    let name = browser.wait("#sign-in-name").await;
+    let name = browser.wait("#sign-in:not([hidden]) #sign-in-name").await;
     browser.screenshot("sign-in").await;
     assert_accessible(browser, axe, "sign-in").await;
     browser.type_into(&name, NAME).await;
@@ -770,6 +781,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(timeline.contains("question draft sent by a representative (edited)"), "{timeline}");
     assert!(timeline.contains(&format!("{NAME} sent the question draft")), "{timeline}");
     browser.goto(&format!("{base}/#/drafts")).await;
+    browser.wait(&format!("#draft-queue tr[data-case='{discard_case}']")).await;
     browser
         .wait_until(
             "the queue without the sent draft",
@@ -779,7 +791,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(browser.find(&format!("#draft-queue tr[data-case='{send_case}']")).await.is_none());
 
     // Discard with a reason: on the timeline by name.
-    browser.goto(&format!("{base}/#/case/{discard_case}")).await;
+    open_case(browser, &base, discard_case).await;
     let reason = browser.wait("section.case input[name='reason']").await;
     browser.type_into(&reason, "Customer already refunded by phone").await;
     browser.click(&browser.wait("section.case button.discard-draft").await).await;
@@ -793,7 +805,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(c.h.sent_to(&c.h.case(discard_case).await.customer).await.is_empty());
 
     // A page that went stale: another representative discarded meanwhile; sending is refused with the API's message.
-    browser.goto(&format!("{base}/#/case/{stale_case}")).await;
+    open_case(browser, &base, stale_case).await;
     let send = browser
         .wait(&format!("section.case[data-case='{stale_case}'] button.send-draft"))
         .await;
@@ -814,7 +826,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(c.h.sent_to(&c.h.case(stale_case).await.customer).await.is_empty(), "nothing sent");
 
     // Take over: new mail does not call the agent; hand back: it does.
-    browser.goto(&format!("{base}/#/case/{hold_case}")).await;
+    open_case(browser, &base, hold_case).await;
     browser.click(&browser.wait("#take-over").await).await;
     browser.wait("#hand-back").await;
     assert_eq!(c.h.case(hold_case).await.status, CaseStatus::Escalated);
@@ -832,7 +844,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert!(queue.contains(&format!("taken over by {NAME}")), "{queue}");
     browser.screenshot("escalated-queue").await;
     assert_accessible(browser, axe, "escalated queue").await;
-    browser.goto(&format!("{base}/#/case/{hold_case}")).await;
+    open_case(browser, &base, hold_case).await;
     browser.click(&browser.wait("#hand-back").await).await;
     browser.wait("#take-over").await;
     c.h.agent_step().await;
@@ -872,7 +884,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     browser.wait(&format!("#case-queue tr[data-case='{held}']")).await;
     browser.screenshot("held-queue").await;
     assert_accessible(browser, axe, "held queue").await;
-    browser.goto(&format!("{base}/#/case/{held}")).await;
+    open_case(browser, &base, held).await;
     browser.wait(&format!("section.case[data-case='{held}']")).await;
     assert!(
         browser.find("#hand-back").await.is_none(),
@@ -881,7 +893,7 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
 
     // Sign out forgets the token.
     browser.click(&browser.wait("#sign-out").await).await;
-    browser.wait("#sign-in-name").await;
+    browser.wait("#sign-in:not([hidden]) #sign-in-name").await;
     let stored = browser
         .run("return sessionStorage.getItem('casebridge.console.token');", json!([]))
         .await;

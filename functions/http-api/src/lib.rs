@@ -9,7 +9,8 @@
 //! [`Representative`] (in AWS, API Gateway's JWT authorizer has checked the
 //! token and the name comes from its claims; locally, a static bearer token).
 //! An agent reads only cases routed to it, over REST or over MCP (`POST /mcp`,
-//! [`mcp`]; docs/mcp.md).
+//! [`mcp`]; docs/mcp.md). The representatives' browser console ([`console`];
+//! docs/console.md) is served at `/` and calls the representative routes.
 //!
 //! Errors are JSON `{"code": "...", "message": "..."}` with a stable code; a
 //! refused request changes nothing.
@@ -369,6 +370,7 @@ async fn list_drafts<S: Store + 'static, M: MailSender + 'static>(
             .map_err(ApiError::from)?
             .and_then(Record::into_draft)
         {
+            // The case's intent for the console's queue: one more read per draft.
             let intent = state
                 .store
                 .get_case(&item.case_id)
@@ -463,7 +465,10 @@ fn discard_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     match value.get("reason") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-        Some(Value::String(text)) if text.chars().count() <= MAX_REASON_CHARS => Ok(Some(text.trim().to_string())),
+        // One line on the timeline: runs of whitespace (newlines too) become one space.
+        Some(Value::String(text)) if text.chars().count() <= MAX_REASON_CHARS => {
+            Ok(Some(text.split_whitespace().collect::<Vec<_>>().join(" ")))
+        }
         Some(Value::String(_)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
