@@ -38,6 +38,7 @@ pub enum Script {
 struct FakeState {
     script: Script,
     received: Mutex<Vec<ChatRequest>>,
+    authorizations: Mutex<Vec<Option<String>>>,
 }
 
 /// The fake on its port.
@@ -53,6 +54,12 @@ impl FakeLlm {
     pub fn received(&self) -> Vec<ChatRequest> {
         self.state.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
+
+    /// The `Authorization` header of each request, in order (for tests: the
+    /// fake checks no key).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.authorizations.lock().map(|r| r.clone()).unwrap_or_default()
+    }
 }
 
 /// Starts the fake on `addr` (port 0 picks one).
@@ -62,6 +69,7 @@ pub async fn spawn(addr: SocketAddr, script: Script) -> std::io::Result<FakeLlm>
     let state = Arc::new(FakeState {
         script,
         received: Mutex::new(Vec::new()),
+        authorizations: Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route("/v1/chat/completions", post(complete))
@@ -77,7 +85,15 @@ pub async fn spawn(addr: SocketAddr, script: Script) -> std::io::Result<FakeLlm>
     })
 }
 
-async fn complete(State(state): State<Arc<FakeState>>, body: axum::body::Bytes) -> Result<Json<ChatResponse>, (StatusCode, Json<Value>)> {
+async fn complete(
+    State(state): State<Arc<FakeState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<ChatResponse>, (StatusCode, Json<Value>)> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Ok(mut seen) = state.authorizations.lock() {
+        seen.push(authorization);
+    }
     let request: ChatRequest = serde_json::from_slice(&body).map_err(|_| {
         (
             StatusCode::BAD_REQUEST,

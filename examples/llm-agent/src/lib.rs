@@ -365,3 +365,137 @@ pub async fn spawn(addr: SocketAddr, settings: Settings) -> Result<SocketAddr, S
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve(listener, settings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+
+    const MAIL_TEXT: &str = "Private words 7Q2 from the customer: refund order 1234 please.";
+    const TOKEN: &str = "agent-token-7Q2-0123456789";
+    const API_KEY: &str = "sk-7Q2-secret-api-key";
+
+    /// A stand-in for casebridge's MCP server: initialize, and the three
+    /// tools over one case whose only mail is `MAIL_TEXT`.
+    async fn fake_mcp(seen: Arc<Mutex<Vec<Option<String>>>>) -> SocketAddr {
+        let app = Router::new().route(
+            "/mcp",
+            post(move |headers: HeaderMap, Json(message): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    seen.lock().unwrap().push(auth);
+                    let Some(id) = message.get("id").cloned() else {
+                        return StatusCode::ACCEPTED.into_response();
+                    };
+                    let result = match message["method"].as_str() {
+                        Some("initialize") => json!({
+                            "protocolVersion": message["params"]["protocolVersion"],
+                            "capabilities": {"tools": {}},
+                            "serverInfo": {"name": "fake", "version": "0"}
+                        }),
+                        Some("tools/call") => {
+                            let content = match message["params"]["name"].as_str() {
+                                Some("get_case") => json!({"caseId": "CB-1", "conversationId": "c", "status": "agent_working",
+                                    "customer": {"email": "ann@customer.example", "name": "Ann"}, "subject": "Refund", "intent": "refund"}),
+                                Some("get_thread") => json!({"caseId": "CB-1", "total": 1, "nextCursor": null, "mails": [
+                                    {"index": 0, "direction": "inbound", "from": "ann@customer.example", "to": [], "subject": "Refund",
+                                     "at": "2026-11-24T09:12:00+00:00", "newText": MAIL_TEXT, "attachments": []}]}),
+                                _ => json!({"caseId": "CB-1", "turns": []}),
+                            };
+                            json!({"content": [{"type": "text", "text": content.to_string()}], "structuredContent": content, "isError": false})
+                        }
+                        _ => json!({}),
+                    };
+                    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A whole turn, logged at debug level: the log has the case and the
+    /// outcome, and none of the mail text, the model's answer, the token or the key.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_turn_logs_no_mail_text_answers_or_secrets() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mcp = fake_mcp(seen.clone()).await;
+        let fake = fake_llm::spawn("127.0.0.1:0".parse().unwrap(), fake_llm::Script::Refund)
+            .await
+            .unwrap();
+        let settings = Settings::new(
+            "refund-agent",
+            AgentSecret::Bearer(TOKEN.into()),
+            &format!("http://{mcp}/mcp"),
+            &fake.base_url,
+            "fake",
+            Some(API_KEY.into()),
+        );
+        let agent = spawn("127.0.0.1:0".parse().unwrap(), settings).await.unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("http://{agent}/invoke"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"caseId": "CB-1", "conversationId": "c", "turnId": "CB-1.0000000001"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["responseType"], "Resolved", "{answer}");
+        let resolution = answer["message"].as_str().unwrap().to_string();
+
+        // The key went to the model endpoint, the token to the MCP server.
+        assert!(fake
+            .authorizations()
+            .iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {API_KEY}"))));
+        assert!(user_saw(&fake, MAIL_TEXT));
+        assert!(seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("turn answered") && log.contains("CB-1"), "{log}");
+        for secret in [MAIL_TEXT, "7Q2", &resolution, TOKEN, API_KEY] {
+            assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+        }
+    }
+
+    fn user_saw(fake: &fake_llm::FakeLlm, text: &str) -> bool {
+        fake.received()
+            .iter()
+            .flat_map(|r| r.messages.iter())
+            .filter_map(|m| m.content.as_deref())
+            .any(|c| c.contains(text))
+    }
+}
