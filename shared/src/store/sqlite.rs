@@ -155,7 +155,11 @@ impl SqliteStore {
         // batch's transaction: its guards are checked the same way and a
         // refused commit rolls back only itself.
         let tx = if connection.is_autocommit() {
-            Tx::Top(connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?)
+            Tx::Top(
+                connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(backend)?,
+            )
         } else {
             Tx::Nested(connection.savepoint().map_err(backend)?)
         };
