@@ -162,7 +162,7 @@ async fn check_secrets(report: &mut Report, config: &Config) {
 async fn check_agents_reachable(report: &mut Report, config: &Config) {
     let mut probes = Vec::new();
     for agent in &config.agents {
-        let target = Target::parse(&agent.url);
+        let target = Target::parse(agent.address());
         let probe = tokio::spawn(async move {
             let target = target?;
             let address = (target.host.clone(), target.port);

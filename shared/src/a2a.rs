@@ -178,8 +178,147 @@ pub struct Reply {
     pub continue_task: Option<String>,
 }
 
+/// The parts of an agent card (`/.well-known/agent-card.json`) casebridge
+/// reads: where the JSON-RPC binding is served and what authentication the
+/// agent demands. Everything else on the card is ignored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCard {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub supported_interfaces: Vec<AgentInterface>,
+    /// Scheme name → scheme; a scheme is an object with one key naming its
+    /// kind (`httpAuthSecurityScheme`, `oauth2SecurityScheme`, …).
+    #[serde(default)]
+    pub security_schemes: Map<String, Value>,
+    /// Alternatives: any one requirement met is enough; all the schemes a
+    /// requirement names are needed together.
+    #[serde(default)]
+    pub security_requirements: Vec<SecurityRequirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInterface {
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub protocol_binding: String,
+    #[serde(default)]
+    pub protocol_version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SecurityRequirement {
+    #[serde(default)]
+    pub schemes: Map<String, Value>,
+}
+
+/// The authentication casebridge can give an A2A agent, as a card names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferedAuth {
+    /// None configured.
+    None,
+    /// `Authorization: Bearer` (A2A's HTTP auth scheme `Bearer`).
+    Bearer,
+    /// casebridge's signed scheme: no A2A scheme names it, so a card that
+    /// demands any scheme is not met by it alone.
+    Signed,
+}
+
+/// The JSON-RPC endpoint an agent card names, checked against what the card
+/// demands of the caller. The first interface with the `JSONRPC` binding
+/// and a 1.x (or unstated) protocol version is taken; its URL must be
+/// absolute http(s).
+pub fn card_endpoint(card: &AgentCard, offered: OfferedAuth) -> Result<String, A2aError> {
+    let interface = card
+        .supported_interfaces
+        .iter()
+        .find(|i| {
+            i.protocol_binding.eq_ignore_ascii_case("JSONRPC")
+                && (i.protocol_version.is_empty() || i.protocol_version == "1" || i.protocol_version.starts_with("1."))
+        })
+        .ok_or_else(|| {
+            let offered: Vec<String> = card
+                .supported_interfaces
+                .iter()
+                .map(|i| format!("{} {}", i.protocol_binding, i.protocol_version).trim().to_string())
+                .collect();
+            A2aError::Card(short(&format!(
+                "it names no JSONRPC interface of protocol 1.x (it names: {})",
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(", ")
+                }
+            )))
+        })?;
+    let url = interface.url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url_host(url).is_none() {
+        return Err(A2aError::Card(short(&format!(
+            "its JSONRPC url {url:?} is not an absolute http(s) URL"
+        ))));
+    }
+    if card.security_requirements.is_empty() {
+        return Ok(url.to_string());
+    }
+    let mut needed = Vec::new();
+    for requirement in &card.security_requirements {
+        let unmet: Vec<String> = requirement
+            .schemes
+            .keys()
+            .filter(|name| !scheme_met(card.security_schemes.get(name.as_str()), offered))
+            .map(|name| scheme_kind(card.security_schemes.get(name.as_str()), name))
+            .collect();
+        if unmet.is_empty() {
+            return Ok(url.to_string());
+        }
+        needed.push(unmet.join(" and "));
+    }
+    Err(A2aError::CardAuth(short(&needed.join(", or "))))
+}
+
+/// Whether casebridge's configured authentication meets one named scheme.
+fn scheme_met(scheme: Option<&Value>, offered: OfferedAuth) -> bool {
+    let bearer = scheme
+        .and_then(|s| s.get("httpAuthSecurityScheme"))
+        .and_then(|h| h.get("scheme"))
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+    bearer && offered == OfferedAuth::Bearer
+}
+
+/// A scheme as a reason names it: its kind, or its name if the card does
+/// not declare it.
+fn scheme_kind(scheme: Option<&Value>, name: &str) -> String {
+    let Some(kind) = scheme.and_then(Value::as_object).and_then(|o| o.keys().next()) else {
+        return format!("{name:?} (not declared on the card)");
+    };
+    let kind = match kind.as_str() {
+        "httpAuthSecurityScheme" => "HTTP bearer authentication",
+        "oauth2SecurityScheme" => "OAuth 2.0, which casebridge does not speak yet",
+        "openIdConnectSecurityScheme" => "OpenID Connect, which casebridge does not speak yet",
+        "mtlsSecurityScheme" => "mutual TLS, which casebridge does not speak yet",
+        "apiKeySecurityScheme" => "an API key, which casebridge does not send",
+        _ => "an unknown scheme",
+    };
+    format!("{name:?} ({kind})")
+}
+
+/// An http(s) URL's host, if it has one (no URL crate in this pure module).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then_some(host)
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum A2aError {
+    #[error("the A2A agent card is unusable: {0}")]
+    Card(String),
+    #[error("the A2A agent card demands authentication casebridge is not configured for: {0}")]
+    CardAuth(String),
     #[error("the A2A reply is not JSON-RPC: {0}")]
     NotJsonRpc(String),
     #[error("the A2A reply answers request {got}, not {sent}")]
@@ -373,6 +512,76 @@ mod tests {
     use super::*;
     use crate::protocol::ResponseType;
     use serde_json::json;
+
+    fn card(value: Value) -> AgentCard {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_card_names_its_json_rpc_endpoint_if_its_demands_are_met() {
+        let interfaces = json!([
+            {"url": "https://agent.example/grpc", "protocolBinding": "GRPC", "protocolVersion": "1.0"},
+            {"url": "https://agent.example/v0", "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+            {"url": "https://agent.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        ]);
+        let open = card(json!({"supportedInterfaces": interfaces}));
+        for offered in [OfferedAuth::None, OfferedAuth::Bearer, OfferedAuth::Signed] {
+            assert_eq!(card_endpoint(&open, offered).unwrap(), "https://agent.example/a2a");
+        }
+        let bearer = card(json!({
+            "supportedInterfaces": interfaces,
+            "securitySchemes": {"b": {"httpAuthSecurityScheme": {"scheme": "bearer"}}, "o": {"oauth2SecurityScheme": {}}},
+            // Either OAuth alone, or bearer: bearer meets the second.
+            "securityRequirements": [{"schemes": {"o": {}}}, {"schemes": {"b": {}}}]
+        }));
+        assert_eq!(card_endpoint(&bearer, OfferedAuth::Bearer).unwrap(), "https://agent.example/a2a");
+        let Err(A2aError::CardAuth(reason)) = card_endpoint(&bearer, OfferedAuth::Signed) else {
+            panic!("the signed scheme is no A2A scheme")
+        };
+        assert_eq!(
+            reason,
+            "\"o\" (OAuth 2.0, which casebridge does not speak yet), or \"b\" (HTTP bearer authentication)"
+        );
+        // All the schemes of one requirement are needed together.
+        let both = card(json!({
+            "supportedInterfaces": interfaces,
+            "securitySchemes": {"b": {"httpAuthSecurityScheme": {"scheme": "Bearer"}}},
+            "securityRequirements": [{"schemes": {"b": {}, "m": {}}}]
+        }));
+        assert!(matches!(card_endpoint(&both, OfferedAuth::Bearer), Err(A2aError::CardAuth(r)) if r == "\"m\" (not declared on the card)"));
+    }
+
+    #[test]
+    fn a_card_without_a_usable_json_rpc_interface_is_refused() {
+        for (interfaces, says) in [
+            (json!([]), "it names: none"),
+            (
+                json!([{"url": "https://a.example", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}]),
+                "HTTP+JSON 1.0",
+            ),
+            (
+                json!([{"url": "https://a.example", "protocolBinding": "JSONRPC", "protocolVersion": "2.0"}]),
+                "JSONRPC 2.0",
+            ),
+            (
+                json!([{"url": "ftp://a.example/a2a", "protocolBinding": "JSONRPC"}]),
+                "not an absolute http(s) URL",
+            ),
+            (
+                json!([{"url": "https:///a2a", "protocolBinding": "JSONRPC"}]),
+                "not an absolute http(s) URL",
+            ),
+            (
+                json!([{"url": "/a2a", "protocolBinding": "JSONRPC"}]),
+                "not an absolute http(s) URL",
+            ),
+        ] {
+            let Err(A2aError::Card(reason)) = card_endpoint(&card(json!({"supportedInterfaces": interfaces})), OfferedAuth::Bearer) else {
+                panic!("{interfaces}")
+            };
+            assert!(reason.contains(says), "{reason}");
+        }
+    }
 
     fn request(remote_task: Option<&str>) -> AgentRequest {
         AgentRequest {

@@ -7,9 +7,10 @@
 //! retries and redirect refusal; only the body (an A2A `SendMessage`) and
 //! the reading of the reply differ (`crate::a2a`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -114,7 +115,13 @@ pub struct HttpAgentClient {
     http: reqwest::Client,
     secrets: Arc<dyn SecretResolver>,
     base_backoff: Duration,
+    /// A2A agent cards read: card URL → (when, the JSON-RPC endpoint it named).
+    cards: std::sync::Mutex<HashMap<String, (Instant, String)>>,
 }
+
+/// How long an agent card's endpoint is used before the card is read again.
+/// A failed call drops it at once, so a moved agent is found on the retry.
+const CARD_TTL: Duration = Duration::from_secs(300);
 
 /// Longest wait honoured from a Retry-After header.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -134,6 +141,7 @@ impl HttpAgentClient {
             http,
             secrets,
             base_backoff: Duration::from_millis(200),
+            cards: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -143,9 +151,67 @@ impl HttpAgentClient {
         self
     }
 
+    /// Where this call goes: the agent's url, or the JSON-RPC endpoint its
+    /// agent card names (read without credentials, as cards are public;
+    /// redirects refused like the call's; checked against what the card
+    /// demands of the caller).
+    async fn endpoint(&self, agent: &AgentConfig, credentials: &AgentCredentials) -> Result<String, AgentCallError> {
+        let Some(card_url) = &agent.card_url else {
+            return Ok(agent.url.clone());
+        };
+        if let Ok(cards) = self.cards.lock() {
+            if let Some((read_at, endpoint)) = cards.get(card_url) {
+                if read_at.elapsed() < CARD_TTL {
+                    return Ok(endpoint.clone());
+                }
+            }
+        }
+        let response = self
+            .http
+            .get(card_url)
+            .timeout(Duration::from_millis(agent.timeout_ms))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(crate::a2a::VERSION_HEADER, crate::a2a::PROTOCOL_VERSION)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    AgentCallError::Timeout(agent.timeout_ms)
+                } else {
+                    AgentCallError::Transport(format!("agent card: {}", without_url(&e)))
+                }
+            })?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(AgentCallError::Redirect(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(AgentCallError::Status(status.as_u16()));
+        }
+        let body = read_bounded(response, agent.timeout_ms).await?;
+        let card: crate::a2a::AgentCard = serde_json::from_slice(&body).map_err(|e| A2aError::Card(format!("not an agent card: {e}")))?;
+        let offered = match credentials {
+            AgentCredentials::None => crate::a2a::OfferedAuth::None,
+            AgentCredentials::Bearer(_) => crate::a2a::OfferedAuth::Bearer,
+            AgentCredentials::Hmac { .. } => crate::a2a::OfferedAuth::Signed,
+        };
+        let endpoint = crate::a2a::card_endpoint(&card, offered)?;
+        if let Ok(mut cards) = self.cards.lock() {
+            cards.insert(card_url.clone(), (Instant::now(), endpoint.clone()));
+        }
+        Ok(endpoint)
+    }
+
+    fn forget_card(&self, agent: &AgentConfig) {
+        if let (Some(card_url), Ok(mut cards)) = (&agent.card_url, self.cards.lock()) {
+            cards.remove(card_url);
+        }
+    }
+
     async fn attempt(
         &self,
         agent: &AgentConfig,
+        url: &str,
         body: &[u8],
         turn_id: Option<&str>,
         rpc_id: &str,
@@ -153,7 +219,7 @@ impl HttpAgentClient {
     ) -> (Attempted, Option<Duration>) {
         let mut call = self
             .http
-            .post(&agent.url)
+            .post(url)
             .timeout(Duration::from_millis(agent.timeout_ms))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
@@ -177,7 +243,7 @@ impl HttpAgentClient {
                 let signature = match scheme {
                     HmacScheme::V1 => sign_v1(&key.secret, timestamp, body),
                     HmacScheme::V2 => {
-                        let Some(path_and_query) = request_target(&agent.url) else {
+                        let Some(path_and_query) = request_target(url) else {
                             return (Err(AgentCallError::Config("the agent's url has no path".into())), None);
                         };
                         let facts = RequestFacts {
@@ -303,7 +369,16 @@ impl AgentClient for HttpAgentClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (result, retry_after) = self.attempt(agent, &body, request.turn_id.as_deref(), &rpc_id, &credentials).await;
+            let (result, retry_after) = match self.endpoint(agent, &credentials).await {
+                Ok(url) => {
+                    self.attempt(agent, &url, &body, request.turn_id.as_deref(), &rpc_id, &credentials)
+                        .await
+                }
+                Err(e) => (Err(e), None),
+            };
+            if result.is_err() {
+                self.forget_card(agent);
+            }
             match result {
                 Err(e) if e.is_retryable() && attempts < agent.max_attempts => {
                     let wait = retry_after

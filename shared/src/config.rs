@@ -488,7 +488,16 @@ fn default_threshold() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub name: String,
+    /// Where the agent is called: casebridge's protocol POSTs here; for A2A
+    /// it is the JSON-RPC endpoint. An A2A agent may name its agent card
+    /// (`card_url`) instead.
+    #[serde(default)]
     pub url: String,
+    /// A2A only: the agent card (`…/.well-known/agent-card.json`) that names
+    /// the JSON-RPC endpoint and the authentication the agent demands; read
+    /// on the first call and again every few minutes.
+    #[serde(default)]
+    pub card_url: Option<String>,
     #[serde(default = "default_agent_timeout_ms")]
     pub timeout_ms: u64,
     /// Total attempts per turn for timeouts, 429 and 5xx.
@@ -508,6 +517,14 @@ pub struct AgentConfig {
     /// over JSON-RPC, `url` then being the agent's JSON-RPC endpoint.
     #[serde(default)]
     pub protocol: AgentProtocol,
+}
+
+impl AgentConfig {
+    /// The address casebridge first contacts: the agent card if it has one,
+    /// else its url.
+    pub fn address(&self) -> &str {
+        self.card_url.as_deref().unwrap_or(&self.url)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -696,8 +713,25 @@ impl Config {
             if !seen.insert(agent.name.as_str()) {
                 return invalid(format!("agent {:?} is declared twice", agent.name));
             }
-            if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
-                return invalid(format!("agent {:?} has url {:?}, which is not http(s)", agent.name, agent.url));
+            match (&agent.card_url, agent.protocol) {
+                (Some(_), AgentProtocol::Casebridge) => {
+                    return invalid(format!(
+                        "agent {:?}: card_url is for protocol = \"a2a\"; casebridge's own protocol needs url",
+                        agent.name
+                    ));
+                }
+                (Some(_), AgentProtocol::A2a) if !agent.url.is_empty() => {
+                    return invalid(format!(
+                        "agent {:?}: give url (the JSON-RPC endpoint) or card_url (the agent card), not both",
+                        agent.name
+                    ));
+                }
+                _ => {}
+            }
+            let address = agent.address();
+            if !(address.starts_with("http://") || address.starts_with("https://")) {
+                let key = if agent.card_url.is_some() { "card_url" } else { "url" };
+                return invalid(format!("agent {:?} has {key} {address:?}, which is not http(s)", agent.name));
             }
             for secret in agent.auth.secrets() {
                 if secret.env.is_some() == secret.secret_arn.is_some() {
@@ -797,6 +831,30 @@ agent = "refunds"
             let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(config.source_dir.as_deref(), path.parent(), "{file}");
             assert!(!config.intents.is_empty(), "{file}");
+        }
+    }
+
+    #[test]
+    fn an_a2a_agent_names_its_endpoint_or_its_card_and_only_a2a_has_cards() {
+        let agent_at = |lines: &str| BASE.replace("url = \"http://127.0.0.1:9/invoke\"", lines);
+        assert!(BASE.contains("url = \"http://127.0.0.1:9/invoke\""));
+        let card = agent_at("protocol = \"a2a\"\ncard_url = \"https://agent.example/.well-known/agent-card.json\"");
+        let config = Config::from_toml(&card).unwrap();
+        assert_eq!(config.agents[0].address(), "https://agent.example/.well-known/agent-card.json");
+        assert!(config.agents[0].url.is_empty());
+        for (lines, says) in [
+            (
+                "protocol = \"a2a\"\nurl = \"http://127.0.0.1:9/a2a\"\ncard_url = \"https://a.example/card\"",
+                "not both",
+            ),
+            ("card_url = \"https://a.example/card\"", "card_url is for protocol"),
+            ("protocol = \"a2a\"\ncard_url = \"file:///etc/card\"", "has card_url"),
+            ("protocol = \"a2a\"", "has url \"\""),
+        ] {
+            assert!(
+                matches!(Config::from_toml(&agent_at(lines)), Err(ConfigError::Invalid(m)) if m.contains(says)),
+                "{lines}"
+            );
         }
     }
 

@@ -3,8 +3,9 @@ JSON-RPC binding), for casebridge's interop test (tests/tests/a2a.rs).
 
     python a2a_agent.py PORT LOG_FILE TOKEN
 
-It serves its agent card at /.well-known/agent-card.json and JSON-RPC at
-/a2a, refuses requests without `Authorization: Bearer TOKEN`, and writes one
+It serves its agent card at /.well-known/agent-card.json (naming the
+JSON-RPC interface and HTTP bearer authentication as required) and JSON-RPC
+at /a2a, refuses requests without `Authorization: Bearer TOKEN`, and writes one
 JSON line per message it receives to LOG_FILE (the task and context ids it
 saw, the text and data parts, the extensions asked for), so the test can
 check what casebridge sent. What it answers, by the customer's text:
@@ -42,7 +43,11 @@ from a2a.types import (
     AgentCard,
     AgentInterface,
     AgentSkill,
+    HTTPAuthSecurityScheme,
     Role,
+    SecurityRequirement,
+    SecurityScheme,
+    StringList,
     TaskState,
 )
 
@@ -130,6 +135,8 @@ def main() -> None:
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="refund", name="Refund", description="Refunds an order.", tags=["refund"])],
+        security_schemes={"bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(scheme="Bearer"))},
+        security_requirements=[SecurityRequirement(schemes={"bearer": StringList()})],
     )
     handler = DefaultRequestHandler(agent_executor=RefundAgent(log_path), task_store=InMemoryTaskStore(), agent_card=card)
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(handler, rpc_url="/a2a")

@@ -97,8 +97,17 @@ async fn reference_agent() -> Option<ReferenceAgent> {
 
 /// A harness whose refund agent is the reference agent, speaking A2A with a bearer token.
 async fn harness(agent: &ReferenceAgent, token: &str, mode: &str) -> Harness {
-    let mut config = config(&agent.url, mode);
+    harness_at(&agent.url, None, token, mode).await
+}
+
+/// The same, the agent named by `url` or found through its agent card.
+async fn harness_at(url: &str, card_url: Option<String>, token: &str, mode: &str) -> Harness {
+    let mut config = config(url, mode);
     let refund = &mut config.agents[0];
+    if card_url.is_some() {
+        refund.url.clear();
+        refund.card_url = card_url;
+    }
     refund.protocol = AgentProtocol::A2a;
     refund.max_attempts = 1;
     refund.auth = AgentAuth::Bearer {
@@ -235,4 +244,105 @@ async fn a_wrong_token_is_refused_by_the_agent_and_the_case_escalates() {
     };
     assert!(reason.contains("HTTP 401"), "{reason}");
     assert!(agent.received().is_empty(), "the agent executed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_found_through_its_card_works_the_refund_case() {
+    let Some(agent) = reference_agent().await else { return };
+    let card = agent.url.replace("/a2a", "/.well-known/agent-card.json");
+    // The configured url is empty: the endpoint can only come from the card.
+    let mut h = harness_at("http://127.0.0.1:9/unused", Some(card), TOKEN, "fully_autonomous").await;
+    let case = case_saying(&h, "My order arrived broken and I want a refund for order 1234.").await;
+    let (turn, after) = h.one_turn(&case).await;
+    assert_eq!(after.status, CaseStatus::WaitingOnCustomer, "{turn:?}");
+    assert!(turn.remote_task.is_some());
+    h.customer_writes(&case, "It was order 1234, I paid $42.50.").await;
+    let (_, after) = h.one_turn(&case).await;
+    assert_eq!(after.status, CaseStatus::Resolved);
+    let kinds: Vec<MailKind> = h.outbound(&case).await.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![MailKind::Question, MailKind::Resolution]);
+    assert_eq!(agent.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_demanding_bearer_is_not_met_without_a_token_and_nothing_is_sent() {
+    let Some(agent) = reference_agent().await else { return };
+    let card = agent.url.replace("/a2a", "/.well-known/agent-card.json");
+    let mut config = config("http://127.0.0.1:9/unused", "fully_autonomous");
+    let refund = &mut config.agents[0];
+    refund.protocol = AgentProtocol::A2a;
+    refund.max_attempts = 1;
+    refund.url.clear();
+    refund.card_url = Some(card);
+    let secrets = Arc::new(FixedSecrets(HashMap::new()));
+    let mut h = Harness::new(Backend::embedded(), config, HttpAgentClient::new(secrets).unwrap()).await;
+    let case = case_saying(&h, "I want a refund for order 1234.").await;
+    let (turn, after) = h.one_turn(&case).await;
+    assert_eq!(after.status, CaseStatus::Escalated);
+    let Some(casebridge::model::TurnResult::Failed { reason }) = &turn.result else {
+        panic!("{turn:?}")
+    };
+    assert!(
+        reason.contains("demands authentication") && reason.contains("HTTP bearer"),
+        "{reason}"
+    );
+    assert!(agent.received().is_empty(), "no message reached the agent");
+}
+
+/// A card served on loopback: OAuth 2.0 client credentials required, and an
+/// interface list without JSON-RPC for `/grpc-only`.
+async fn card_server() -> std::net::SocketAddr {
+    use axum::routing::get;
+    let oauth = json!({
+        "name": "oauth-agent",
+        "supportedInterfaces": [{"url": "http://127.0.0.1:9/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+        "securitySchemes": {"corp": {"oauth2SecurityScheme": {"flows": {"clientCredentials": {"tokenUrl": "http://127.0.0.1:9/token"}}}}},
+        "securityRequirements": [{"schemes": {"corp": {"list": ["agents"]}}}]
+    });
+    let grpc = json!({
+        "name": "grpc-agent",
+        "supportedInterfaces": [{"url": "http://127.0.0.1:9", "protocolBinding": "GRPC", "protocolVersion": "1.0"}]
+    });
+    let app = axum::Router::new()
+        .route("/oauth", get(move || async move { axum::Json(oauth) }))
+        .route("/grpc-only", get(move || async move { axum::Json(grpc) }))
+        .route("/moved", get(|| async { axum::response::Redirect::temporary("/oauth") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cards_casebridge_cannot_follow_fail_the_turn_with_the_reason() {
+    let server = card_server().await;
+    for (path, expected) in [
+        ("oauth", "OAuth 2.0, which casebridge does not speak yet"),
+        ("grpc-only", "names no JSONRPC interface of protocol 1.x (it names: GRPC 1.0)"),
+        ("moved", "redirect"),
+    ] {
+        let mut config = config("http://127.0.0.1:9/unused", "fully_autonomous");
+        let refund = &mut config.agents[0];
+        refund.protocol = AgentProtocol::A2a;
+        refund.max_attempts = 1;
+        refund.url.clear();
+        refund.card_url = Some(format!("http://{server}/{path}"));
+        refund.auth = AgentAuth::Bearer {
+            token: SecretRef {
+                env: Some(TOKEN_ENV.into()),
+                secret_arn: None,
+            },
+        };
+        let secrets = Arc::new(FixedSecrets(HashMap::from([(TOKEN_ENV.to_string(), TOKEN.to_string())])));
+        let mut h = Harness::new(Backend::embedded(), config, HttpAgentClient::new(secrets).unwrap()).await;
+        let case = case_saying(&h, "I want a refund for order 1234.").await;
+        let (turn, after) = h.one_turn(&case).await;
+        assert_eq!(after.status, CaseStatus::Escalated, "{path}");
+        let Some(casebridge::model::TurnResult::Failed { reason }) = &turn.result else {
+            panic!("{path}: {turn:?}")
+        };
+        assert!(reason.contains(expected), "{path}: {reason}");
+    }
 }
