@@ -879,6 +879,27 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
     assert_eq!(mails.len(), 1);
     assert!(mails[0].text.contains("<b>Which</b> order was it?"), "{}", mails[0].text);
 
+    // Handed back by someone else meanwhile: the page's hand back is refused with the API's reason.
+    let (status, body) = c.rep(reqwest::Method::POST, &format!("/cases/{hold_case}/take-over"), None).await;
+    assert_eq!(status, 200, "{body}");
+    browser.click(&browser.wait("#reload").await).await;
+    let hand_back = browser.wait(&format!("section.case[data-case='{hold_case}'] #hand-back")).await;
+    let (status, body) = c.rep(reqwest::Method::POST, &format!("/cases/{hold_case}/hand-back"), None).await;
+    assert_eq!(status, 200, "{body}");
+    browser.click(&hand_back).await;
+    browser
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('alert').textContent.includes('not held by a representative');",
+        )
+        .await;
+    let alert = browser.text("#alert").await;
+    assert!(
+        alert.starts_with("Handing the case back was refused:") && alert.contains("(not_applicable)"),
+        "{alert}"
+    );
+    browser.wait(&format!("section.case[data-case='{hold_case}'] #take-over")).await;
+
     // Held cases (no agent): their own queue, no hand back offered.
     browser.goto(&format!("{base}/#/held")).await;
     browser.wait(&format!("#case-queue tr[data-case='{held}']")).await;

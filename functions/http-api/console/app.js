@@ -158,6 +158,7 @@ async function showCase(caseId, focus = true) {
       act(button, "Discarding the draft", () => api.discardDraft(caseId, draft.draftId, reason.trim()), caseId),
     takeOver: (button) => act(button, "Taking the case over", () => api.takeOver(caseId), caseId),
     handBack: (button) => act(button, "Handing the case back", () => api.handBack(caseId), caseId),
+    reload: (button) => act(button, "Reloading the case", async () => {}, caseId),
   };
   const page = casePage(view, timeline.events, handlers);
   if (focus) show(page, `Case ${view.caseId}`);

@@ -272,7 +272,13 @@ export function casePage(view, events, handlers) {
   return el(
     "section",
     { "aria-labelledby": "page-title", class: "case", "data-case": view.caseId, "data-status": view.status },
-    el("p", { class: "back" }, el("a", { href: "#/drafts" }, "Back to the queues")),
+    el(
+      "p",
+      { class: "back" },
+      el("a", { href: "#/drafts" }, "Back to the queues"),
+      " ",
+      el("button", { type: "button", id: "reload", on: { click: (e) => handlers.reload(e.currentTarget) } }, "Reload the case"),
+    ),
     el("h1", { id: "page-title", tabindex: "-1" }, view.subject || "(no subject)"),
     el("div", { class: "columns" }, el("div", {}, facts(view), scores(view)), caseActions(view, handlers)),
     drafts(view, handlers),
