@@ -25,6 +25,17 @@ pub struct CaseContext {
     pub second_intent: Option<crate::intent::IntentScore>,
     pub thread: Vec<ContextMail>,
     pub turns: Vec<ContextTurn>,
+    /// Drafts a representative sent back to the agent, oldest first: who,
+    /// which draft and what to change, as on the timeline. The latest is
+    /// what the current turn is asked to address.
+    pub representative_notes: Vec<ContextNote>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextNote {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +139,16 @@ pub async fn case_context<S: Store>(store: &S, id: &CaseId) -> Result<(Case, Cas
         .filter_map(Record::into_turn)
         .map(from_turn)
         .collect();
+    let mut representative_notes: Vec<ContextNote> = store
+        .list_records(id, RecordKind::Event)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Event(e) if e.kind == crate::pipeline::representative::SENT_BACK => Some(ContextNote { at: e.at, text: e.detail }),
+            _ => None,
+        })
+        .collect();
+    representative_notes.sort_by_key(|n| n.at);
     let context = CaseContext {
         case_id: case.id.to_string(),
         conversation_id: case.conversation_id.clone(),
@@ -143,6 +164,7 @@ pub async fn case_context<S: Store>(store: &S, id: &CaseId) -> Result<(Case, Cas
         second_intent: case.intent_scores.iter().find(|s| s.second_request).cloned(),
         thread,
         turns,
+        representative_notes,
     };
     Ok((case, context))
 }

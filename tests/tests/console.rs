@@ -163,6 +163,84 @@ async fn console_pages_carry_a_strict_policy_and_only_embedded_assets() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_draft_sent_back_with_a_note_opens_a_turn_whose_context_has_the_note() {
+    let mut c = Console::start().await;
+    let doc = openapi();
+    let case = c.case_with_draft("Refund please", "Please refund order 1234.").await;
+    let draft = c.pending_draft(&case).await;
+    let send_back = format!("/cases/{case}/drafts/{draft}/send-back");
+    for (body, code) in [
+        (None, 400),
+        (Some(json!({})), 400),
+        (Some(json!({"note": 7})), 400),
+        (Some(json!({"note": "ok", "extra": true})), 400),
+        (Some(json!({"note": "x".repeat(2001)})), 400),
+        (Some(json!({"note": "  \n "})), 409),
+    ] {
+        let (status, answer) = c.rep(reqwest::Method::POST, &send_back, body.clone()).await;
+        assert_eq!(status, code, "{body:?}: {answer}");
+        assert_documented(&doc, "POST", "/cases/{caseId}/drafts/{draftId}/send-back", code, &answer);
+    }
+    assert_eq!(
+        c.h.drafts(&case).await[0].status,
+        DraftStatus::PendingReview,
+        "a refused request changes nothing"
+    );
+    let calls = c.agent.calls().len();
+
+    let (status, answer) = c
+        .rep(
+            reqwest::Method::POST,
+            &send_back,
+            Some(json!({"note": "Ask for\n a photo  of the damage"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_documented(&doc, "POST", "/cases/{caseId}/drafts/{draftId}/send-back", 200, &answer);
+    // Sent back once: the same draft again is refused.
+    let (status, answer) = c.rep(reqwest::Method::POST, &send_back, Some(json!({"note": "again"}))).await;
+    assert_eq!((status, answer["code"].as_str()), (409, Some("not_applicable")), "{answer}");
+
+    let (_, context) = casebridge::context::case_context(&c.h.store, &case).await.unwrap();
+    let notes: Vec<&str> = context.representative_notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(
+        notes,
+        vec!["Robin Other sent the question draft back to the agent: Ask for a photo of the damage"]
+    );
+    let (_, view) = c.rep(reqwest::Method::GET, &format!("/cases/{case}"), None).await;
+    assert_documented(&doc, "GET", "/cases/{caseId}", 200, &view);
+    assert_eq!(view["representativeNotes"][0]["text"], json!(notes[0]));
+
+    // The agent is called again and drafts anew.
+    c.h.one_turn(&case).await;
+    assert_eq!(c.agent.calls().len(), calls + 1);
+    let drafts = c.h.drafts(&case).await;
+    let statuses: Vec<DraftStatus> = drafts.iter().map(|d| d.status).collect();
+    assert_eq!(statuses, vec![DraftStatus::Discarded, DraftStatus::PendingReview]);
+
+    // Taken over, the case has no agent to send back to: refused, nothing changes.
+    let (status, _) = c.rep(reqwest::Method::POST, &format!("/cases/{case}/take-over"), None).await;
+    assert_eq!(status, 200);
+    let redraft = c.pending_draft(&case).await;
+    let (status, answer) = c
+        .rep(
+            reqwest::Method::POST,
+            &format!("/cases/{case}/drafts/{redraft}/send-back"),
+            Some(json!({"note": "shorter please"})),
+        )
+        .await;
+    assert_eq!((status, answer["code"].as_str()), (409, Some("not_applicable")), "{answer}");
+    assert_eq!(
+        c.h.drafts(&case)
+            .await
+            .iter()
+            .filter(|d| d.status == DraftStatus::PendingReview)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_representatives_case_read_is_documented_and_a_discard_reason_names_who() {
     let mut c = Console::start().await;
     let doc = openapi();
@@ -899,6 +977,73 @@ async fn work_cases(browser: &Browser, c: &mut Console, axe: Option<&str>, cases
         "{alert}"
     );
     browser.wait(&format!("section.case[data-case='{hold_case}'] #take-over")).await;
+
+    // Send back to the agent with a note: the draft goes, the note is in the
+    // agent's case context, the agent is called again and its redraft shows.
+    let back_case = c
+        .case_with_draft("Refund for 55", "Please refund order 55, it arrived broken.")
+        .await;
+    open_case(browser, &base, &back_case).await;
+    let calls = c.agent.calls().len();
+    let note = browser
+        .wait(&format!("section.case[data-case='{back_case}'] textarea[name='note']"))
+        .await;
+    browser.type_into(&note, "Ask for a photo of the damage too").await;
+    browser
+        .click(
+            &browser
+                .wait(&format!("section.case[data-case='{back_case}'] button.send-back-draft"))
+                .await,
+        )
+        .await;
+    browser
+        .wait_until(
+            "the draft sent back",
+            "return document.getElementById('timeline').textContent.includes('draft back to the agent');",
+        )
+        .await;
+    let (_, context) = casebridge::context::case_context(&c.h.store, &back_case).await.unwrap();
+    let notes: Vec<&str> = context.representative_notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(
+        notes,
+        vec![format!("{NAME} sent the question draft back to the agent: Ask for a photo of the damage too").as_str()]
+    );
+    c.h.one_turn(&back_case).await;
+    assert_eq!(c.agent.calls().len(), calls + 1, "the agent is called again");
+    let drafts = c.h.drafts(&back_case).await;
+    let count = |status: DraftStatus| drafts.iter().filter(|d| d.status == status).count();
+    assert_eq!(
+        (count(DraftStatus::Discarded), count(DraftStatus::PendingReview)),
+        (1, 1),
+        "{drafts:?}"
+    );
+    browser.click(&browser.wait("#reload").await).await;
+    browser
+        .wait(&format!("section.case[data-case='{back_case}'] button.send-back-draft"))
+        .await;
+    // Without a note it is refused, and the redraft stays.
+    browser
+        .click(
+            &browser
+                .wait(&format!("section.case[data-case='{back_case}'] button.send-back-draft"))
+                .await,
+        )
+        .await;
+    browser
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('alert').textContent.includes('a note for the agent is needed');",
+        )
+        .await;
+    assert_eq!(c.agent.calls().len(), calls + 1);
+    assert_eq!(
+        c.h.drafts(&back_case)
+            .await
+            .iter()
+            .filter(|d| d.status == DraftStatus::PendingReview)
+            .count(),
+        1
+    );
 
     // Held cases (no agent): their own queue, no hand back offered.
     browser.goto(&format!("{base}/#/held")).await;

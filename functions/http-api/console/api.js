@@ -71,6 +71,8 @@ export const api = {
     call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/send`, body === undefined ? {} : { body }),
   discardDraft: (caseId, draftId, reason) =>
     call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/discard`, reason ? { reason } : {}),
+  sendBack: (caseId, draftId, note) =>
+    call("POST", `${path(caseId)}/drafts/${encodeURIComponent(draftId)}/send-back`, { note }),
   takeOver: (caseId) => call("POST", `${path(caseId)}/take-over`),
   handBack: (caseId) => call("POST", `${path(caseId)}/hand-back`),
 };

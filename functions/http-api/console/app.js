@@ -156,6 +156,8 @@ async function showCase(caseId, focus = true) {
     },
     discardDraft: (draft, reason, button) =>
       act(button, "Discarding the draft", () => api.discardDraft(caseId, draft.draftId, reason.trim()), caseId),
+    sendBack: (draft, note, button) =>
+      act(button, "Sending the draft back to the agent", () => api.sendBack(caseId, draft.draftId, note.trim()), caseId),
     takeOver: (button) => act(button, "Taking the case over", () => api.takeOver(caseId), caseId),
     handBack: (button) => act(button, "Handing the case back", () => api.handBack(caseId), caseId),
     reload: (button) => act(button, "Reloading the case", async () => {}, caseId),

@@ -148,6 +148,8 @@ function pendingDraft(view, draft, handlers) {
   const reasonId = `discard-reason-${id}`;
   const textarea = el("textarea", { id: bodyId, name: "body", rows: 12, value: draft.body, spellcheck: "true" });
   const reason = el("input", { id: reasonId, name: "reason", type: "text", maxlength: 500 });
+  const noteId = `send-back-note-${id}`;
+  const note = el("textarea", { id: noteId, name: "note", rows: 2, maxlength: 2000 });
   return el(
     "article",
     { class: "draft", "data-draft": draft.draftId },
@@ -171,6 +173,19 @@ function pendingDraft(view, draft, handlers) {
       reason,
       " ",
       el("button", { type: "button", class: "discard-draft", on: { click: (e) => handlers.discardDraft(draft, reason.value, e.currentTarget) } }, "Discard"),
+    ),
+    el(
+      "p",
+      { class: "send-back" },
+      el("label", { for: noteId }, "Note for the agent (what to change)"),
+      el("br", {}),
+      note,
+      el("br", {}),
+      el(
+        "button",
+        { type: "button", class: "send-back-draft", on: { click: (e) => handlers.sendBack(draft, note.value, e.currentTarget) } },
+        "Send back to the agent",
+      ),
     ),
   );
 }

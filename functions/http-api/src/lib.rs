@@ -38,7 +38,9 @@ use casebridge::mail::MailSender;
 use casebridge::model::{parse_public_turn_id, Record, RecordKind};
 use casebridge::pipeline::agent::{accept_callback, CallbackOutcome};
 use casebridge::pipeline::outcome::DraftSendOutcome;
-use casebridge::pipeline::representative::{discard_draft_because, hand_back, send_draft_by, take_over, ActionOutcome};
+use casebridge::pipeline::representative::{
+    discard_draft_because, hand_back, send_back_draft, send_draft_by, take_over, ActionOutcome, MAX_NOTE_CHARS,
+};
 use casebridge::pipeline::{Clock, PipelineError, StepEnv};
 use casebridge::secrets::SecretResolver;
 use casebridge::store::{Queue, Store};
@@ -53,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/drafts"),
     ("POST", "/cases/{caseId}/drafts/{draftId}/send"),
     ("POST", "/cases/{caseId}/drafts/{draftId}/discard"),
+    ("POST", "/cases/{caseId}/drafts/{draftId}/send-back"),
     ("GET", "/escalations"),
     ("POST", "/cases/{caseId}/take-over"),
     ("POST", "/cases/{caseId}/hand-back"),
@@ -452,6 +455,43 @@ async fn discard_draft_route<S: Store + 'static, M: MailSender + 'static>(
     )
 }
 
+/// `{"note": "..."}`: the draft goes back to the agent, which redrafts with the note.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBackBody {
+    note: String,
+}
+
+async fn send_back_draft_route<S: Store + 'static, M: MailSender + 'static>(
+    State(state): Shared<S, M>,
+    Path((case_id, draft_id)): Path<(String, String)>,
+    Representative(who): Representative,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let case_id = parse_case(&case_id)?;
+    let key = draft_key(&draft_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_draft_id", "not a draft id"))?;
+    let body: SendBackBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("the body must be {{\"note\": \"...\"}}: {e}"),
+        )
+    })?;
+    if body.note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("note must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    let env = StepEnv::new(&state.config, state.clock.as_ref());
+    action_response(
+        send_back_draft(env, &state.store, &case_id, &key, &who, &body.note)
+            .await
+            .map_err(ApiError::store)?,
+    )
+}
+
 /// Longest discard reason kept on the timeline, in characters.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -667,6 +707,7 @@ pub fn router<S: Store + 'static, M: MailSender + 'static>(state: Arc<ApiState<S
         .route("/drafts", get(list_drafts::<S, M>))
         .route("/cases/{case_id}/drafts/{draft_id}/send", post(send_draft_route::<S, M>))
         .route("/cases/{case_id}/drafts/{draft_id}/discard", post(discard_draft_route::<S, M>))
+        .route("/cases/{case_id}/drafts/{draft_id}/send-back", post(send_back_draft_route::<S, M>))
         .route("/escalations", get(escalations::<S, M>))
         .route("/cases/{case_id}/take-over", post(take_over_route::<S, M>))
         .route("/cases/{case_id}/hand-back", post(hand_back_route::<S, M>))

@@ -149,6 +149,18 @@ pub struct CaseView {
     pub intent_scores: Vec<IntentScoreView>,
     /// A second request in the first mail, besides the routed intent.
     pub second_intent: Option<IntentScoreView>,
+    /// Drafts a representative sent back to the agent, oldest first: who,
+    /// which draft and what to change. The latest is what to address now.
+    pub representative_notes: Vec<NoteView>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(crate = "rmcp::schemars")]
+pub struct NoteView {
+    /// RFC 3339.
+    pub at: String,
+    pub text: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -280,6 +292,14 @@ fn case_view(c: &CaseContext) -> CaseView {
         intent_confidence: c.intent_confidence,
         intent_scores: c.intent_scores.iter().map(score).collect(),
         second_intent: c.second_intent.as_ref().map(score),
+        representative_notes: c
+            .representative_notes
+            .iter()
+            .map(|n| NoteView {
+                at: n.at.to_rfc3339(),
+                text: n.text.clone(),
+            })
+            .collect(),
     }
 }
 

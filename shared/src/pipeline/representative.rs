@@ -146,6 +146,69 @@ pub async fn discard_draft_because<S: Store>(
     .await
 }
 
+/// Longest note a representative sends back to the agent with a draft, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// Sends a pending draft back to the agent with a representative's note:
+/// the draft is discarded and a new turn opened for the case's latest
+/// customer mail, in one guarded commit. The note is on the timeline
+/// (`draft_sent_back`, naming the representative) and in the agent's case
+/// context (`representativeNotes`), so the agent can redraft. Refused when
+/// the draft is no longer pending, a turn is in flight, or no agent may
+/// work on the case (taken over, no agent): nothing changes then.
+pub async fn send_back_draft<S: Store>(
+    env: StepEnv<'_>,
+    store: &S,
+    case_id: &CaseId,
+    draft_key: &str,
+    who: &str,
+    note: &str,
+) -> Result<ActionOutcome, PipelineError> {
+    let Some(mut draft) = store.get_record(case_id, draft_key).await?.and_then(Record::into_draft) else {
+        return Err(PipelineError::RecordNotFound(format!("{case_id}/{draft_key}")));
+    };
+    if draft.status != DraftStatus::PendingReview {
+        return Ok(ActionOutcome::Refused {
+            reason: "the draft is not pending review".into(),
+        });
+    }
+    let note: String = note.split_whitespace().collect::<Vec<_>>().join(" ");
+    if note.is_empty() {
+        return Ok(ActionOutcome::Refused {
+            reason: "a note for the agent is needed: say what to change".into(),
+        });
+    }
+    let note: String = note.chars().take(MAX_NOTE_CHARS).collect();
+    let Some((latest, _, _)) = accepted_mail_ids(store, case_id).await?.pop() else {
+        return Ok(ActionOutcome::Refused {
+            reason: "the case has no customer mail".into(),
+        });
+    };
+    draft.status = DraftStatus::Discarded;
+    update_case(env, store, case_id, |case, timeline, commit| {
+        timeline.add(
+            SENT_BACK,
+            format!("{who} sent the {} draft back to the agent: {note}", draft.kind.as_str()),
+        );
+        act(env, case, timeline, commit, CaseEvent::DraftDiscarded)?;
+        let event = CaseEvent::ReprocessRequested {
+            mail: &latest,
+            release_hold: false,
+        };
+        let work = act(env, case, timeline, commit, event)?;
+        commit.records.push(RecordWrite::ReplaceIfStatus {
+            record: Record::Draft(draft.clone()),
+            expected_status: "pending_review",
+        });
+        Ok(format!("draft sent back; {} opened", work.unwrap_or_default()))
+    })
+    .await
+}
+
+/// The timeline kind of a draft sent back with a note; the agent's context
+/// lists these lines as `representativeNotes`.
+pub const SENT_BACK: &str = "draft_sent_back";
+
 /// Sends a reviewed draft through `outcome::send_draft` (exactly once; a
 /// second request finds it handled) and then names the representative on the
 /// timeline. The name is a second commit after the send's: if that one fails
